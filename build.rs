@@ -1,0 +1,26 @@
+// Compiles the sigsetjmp helper and regenerates include/gilgate.h with cbindgen.
+// The header is checked in; CI fails if it is stale (see .ci/run).
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/c/armed.c");
+    cc::Build::new()
+        .file("src/c/armed.c")
+        .flag_if_supported("-Wall")
+        .flag_if_supported("-Wextra")
+        .flag_if_supported("-Wclobbered")
+        .opt_level(2)
+        .compile("gilgate_armed");
+
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    for f in ["src", "cbindgen.toml"] {
+        println!("cargo:rerun-if-changed={}", dir.join(f).display());
+    }
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    match cbindgen::Builder::new().with_crate(&dir).with_config(config).generate() {
+        Ok(b) => {
+            b.write_to_file(dir.join("include/gilgate.h"));
+        }
+        Err(e) => panic!("cbindgen failed: {e}"),
+    }
+}

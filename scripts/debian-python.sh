@@ -1,0 +1,530 @@
+#!/usr/bin/env bash
+# debian-python.sh -- obtain a CPython 3.14 / 3.15 build from Debian unstable
+# binary packages and make it usable (headers, libpython, interpreter, stdlib,
+# and a matching glibc + runtime libraries) on an older Debian host, without
+# installing anything into the system.
+#
+# Usage:
+#   bash scripts/debian-python.sh <3.14|3.15> [cache_dir]
+#       Fetch (or reuse) the tree; last stdout line is
+#         OK <version-full> <tree>
+#       or, on failure (exit 3),
+#         ABSENT <3.X> <reason>
+#   bash scripts/debian-python.sh --env <3.14|3.15> [cache_dir]
+#       Fetch if needed, then print KEY=VALUE lines (no export) for consumers:
+#         PY_TREE PY_VERSION PY_INCLUDE PY_CFLAGS PY_LIBDIR PY_LDFLAGS
+#         PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE
+#       On failure prints the ABSENT line and exits 3: check the exit status
+#       before eval'ing the output.
+#
+# Run an embedding host built with the machine's cc like this:
+#   cc $PY_CFLAGS host.c $PY_LDFLAGS -o host
+#   PYTHONHOME=$PY_HOME $PY_LOADER --library-path $PY_LIBRARY_PATH ./host
+#
+# Default cache dir: ${GILGATE_CACHE:-$HOME/.cache/gilgate}/debian-python
+# Environment knobs:
+#   GILGATE_DEBIAN_MIRROR   override the mirror base URL (default: the one the
+#                           system's apt sources use for Debian main)
+#   GILGATE_APT_KEYRING     keyring for Signed-By (default: the one the system's
+#                           Debian source uses, else debian-archive-keyring)
+#   GILGATE_APT_ALLOW_UNSIGNED=1  fall back to [trusted=yes] if the Release
+#                           signature cannot be verified with the local
+#                           keyrings (default: fail instead)
+#   GILGATE_APT_LISTS_MAX_AGE     seconds before the private package lists are
+#                           refreshed (default 21600)
+#
+# Nothing outside the cache dir is modified: apt runs with a private
+# configuration (own sources, lists, cache, status), and packages are only
+# downloaded (`apt-get download`) and unpacked with `dpkg -x`.
+
+set -euo pipefail
+
+PROG=debian-python.sh
+TREE_FORMAT=2   # bump to invalidate existing caches when the layout changes
+
+log()  { printf '%s: %s\n' "$PROG" "$*" >&2; }
+usage() {
+    sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+exec 8>&1   # the real stdout: result lines go here even while fetch output is diverted
+
+MODE=fetch
+if [[ ${1:-} == --env ]]; then MODE=env; shift; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; fi
+[[ $# -ge 1 && $# -le 2 ]] || usage
+VER=$1
+if ! [[ $VER =~ ^3\.[0-9]+$ ]]; then
+    echo "ABSENT $VER bad-version-argument(expected 3.X)"
+    exit 3
+fi
+CACHE=${2:-${GILGATE_CACHE:-${HOME:-/root}/.cache/gilgate}/debian-python}
+
+absent() {
+    log "FAILED: $*"
+    # reason must be one token-ish line; squeeze whitespace
+    echo "ABSENT $VER $(printf '%s' "$*" | tr -s '[:space:]' ' ')" >&8
+    exit 3
+}
+
+need_tool() { command -v "$1" >/dev/null 2>&1 || absent "missing-tool:$1"; }
+
+mkdir -p "$CACHE" 2>/dev/null || absent "cannot-create-cache-dir:$CACHE"
+CACHE=$(cd "$CACHE" && pwd -P)
+VDIR=$CACHE/$VER
+TREE=$VDIR/tree
+STAMP=$VDIR/complete.stamp
+APTDIR=$CACHE/apt
+
+# ---------------------------------------------------------------------------
+# Architecture facts
+# ---------------------------------------------------------------------------
+ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+case $ARCH in
+    amd64)   TRIPLET=x86_64-linux-gnu;    LDSO=ld-linux-x86-64.so.2 ;;
+    arm64)   TRIPLET=aarch64-linux-gnu;   LDSO=ld-linux-aarch64.so.1 ;;
+    ppc64el) TRIPLET=powerpc64le-linux-gnu; LDSO=ld64.so.2 ;;
+    s390x)   TRIPLET=s390x-linux-gnu;     LDSO=ld64.so.1 ;;
+    riscv64) TRIPLET=riscv64-linux-gnu;   LDSO=ld-linux-riscv64-lp64d.so.1 ;;
+    i386)    TRIPLET=i386-linux-gnu;      LDSO=ld-linux.so.2 ;;
+    *) echo "ABSENT $VER unsupported-architecture:$ARCH"; exit 3 ;;
+esac
+
+# ---------------------------------------------------------------------------
+# Layout of an unpacked tree -> variables (used by both modes)
+# ---------------------------------------------------------------------------
+compute_layout() {
+    local t=$1
+    PY_TREE=$t
+    PY_HOME=$t/usr
+    PY_INCLUDE=$t/usr/include/python$VER
+    # Debian's <python>/pyconfig.h is a dispatcher doing
+    #   #include <TRIPLET/python3.X/pyconfig.h>
+    # so $t/usr/include must be on the include path as well.
+    PY_CFLAGS="-I$PY_INCLUDE -I$t/usr/include/$TRIPLET/python$VER -I$t/usr/include"
+    PY_LIBDIR=$t/usr/lib/$TRIPLET
+    # The host's libc.so.6 (older glibc) is what the linker sees; libpython
+    # references newer GLIBC_2.xx symbol versions that only the tree's libc
+    # provides at run time, hence --allow-shlib-undefined.
+    PY_LDFLAGS="-L$PY_LIBDIR -lpython$VER -Wl,--allow-shlib-undefined"
+    PY_LOADER=
+    local c
+    for c in "$t/usr/lib/$TRIPLET/$LDSO" "$t/lib/$TRIPLET/$LDSO" \
+             "$t/usr/lib64/$LDSO" "$t/lib64/$LDSO" "$t/usr/lib/$LDSO" "$t/lib/$LDSO"; do
+        # absolute symlinks inside the tree point into the HOST: skip them
+        if [[ -f $c && ! -L $c ]] || { [[ -L $c ]] && [[ $(readlink "$c") != /* ]] && [[ -f $c ]]; }; then
+            PY_LOADER=$c; break
+        fi
+    done
+    local dirs=() d
+    for d in "$t/usr/lib/$TRIPLET" "$t/lib/$TRIPLET" "$t/usr/lib64" "$t/lib64"; do
+        [[ -d $d ]] && dirs+=("$d")
+    done
+    PY_LIBRARY_PATH=$(IFS=:; echo "${dirs[*]}")
+    PY_EXE=$t/usr/bin/python$VER
+    PY_PYTHON=$t/usr/bin/python$VER-run
+    if [[ -d $t/usr/lib/python$VER/test/libregrtest ]]; then PY_TESTSUITE=1; else PY_TESTSUITE=0; fi
+}
+
+# Run the tree's interpreter through the tree's loader.
+tree_python() {
+    PYTHONHOME=$PY_HOME "$PY_LOADER" --library-path "$PY_LIBRARY_PATH" "$PY_EXE" "$@"
+}
+
+print_env() {
+    local k
+    for k in PY_TREE PY_VERSION PY_INCLUDE PY_CFLAGS PY_LIBDIR PY_LDFLAGS \
+             PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE; do
+        # single-quote values so the output is safe to eval
+        printf "%s='%s'\n" "$k" "${!k//\'/\'\\\'\'}"
+    done
+}
+
+cached_ok() {
+    [[ -f $STAMP ]] || return 1
+    local fmt ver
+    fmt=$(sed -n 's/^format=//p' "$STAMP")
+    ver=$(sed -n 's/^version=//p' "$STAMP")
+    [[ $fmt == "$TREE_FORMAT" && -n $ver && -d $TREE ]] || return 1
+    compute_layout "$TREE"
+    [[ -n $PY_LOADER && -x $PY_EXE ]] || return 1
+    PY_VERSION=$ver
+}
+
+# ---------------------------------------------------------------------------
+# Private apt configuration
+# ---------------------------------------------------------------------------
+detect_mirror() {
+    if [[ -n ${GILGATE_DEBIAN_MIRROR:-} ]]; then
+        MIRROR=${GILGATE_DEBIAN_MIRROR%/}; KEYRING=; return
+    fi
+    MIRROR=; KEYRING=
+    local f
+    # deb822 .sources files
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        local out
+        out=$(awk '
+            function flush() {
+                if (uris != "" && suites != "" && suites !~ /security/ && uris ~ /\/debian\/?( |$)/ && types ~ /(^| )deb( |$)/ && comps ~ /main/) {
+                    split(uris, u, " "); print u[1] "\t" sb; found = 1; exit
+                }
+                uris = suites = types = comps = sb = ""
+            }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            { line = $0; key = tolower($1); sub(/^[^:]*:[ \t]*/, "", line) }
+            key == "uris:"      { uris = line }
+            key == "suites:"    { suites = line }
+            key == "types:"     { types = line }
+            key == "components:" { comps = line }
+            key == "signed-by:" { sb = line }
+            END { if (!found) flush() }
+        ' "$f")
+        if [[ -n $out ]]; then
+            MIRROR=${out%%$'\t'*}; KEYRING=${out#*$'\t'}; break
+        fi
+    done
+    # one-line sources.list format
+    if [[ -z $MIRROR ]]; then
+        local l
+        l=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+            | sed 's/#.*//' \
+            | awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                                 if ($i ~ /\/debian\/?$/ && $(i+1) !~ /security/) { print $i; exit } }')
+        MIRROR=$l
+    fi
+    [[ -n $MIRROR ]] || MIRROR=http://deb.debian.org/debian
+    MIRROR=${MIRROR%/}
+    # Signed-By may be an inline key block (starts on next line) -> ignore
+    [[ -n $KEYRING && -f $KEYRING ]] || KEYRING=
+}
+
+setup_apt() {
+    detect_mirror
+    local kr=${GILGATE_APT_KEYRING:-${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}}
+    [[ -f $kr ]] || kr=
+    mkdir -p "$APTDIR"/{etc/sources.list.d,etc/preferences.d,etc/apt.conf.d,etc/trusted.gpg.d,state/lists/partial,cache/archives/partial,log}
+    : > "$APTDIR/state/status"
+    local signed
+    if [[ ${APT_UNSIGNED:-0} == 1 || -z $kr ]]; then
+        signed="Trusted: yes"
+    else
+        signed="Signed-By: $kr"
+    fi
+    # experimental is NotAutomatic (priority 1): it only provides candidates for
+    # packages unstable does not carry at all.
+    cat > "$APTDIR/etc/sources.list.d/gilgate-sid.sources" <<EOF
+Types: deb
+URIs: $MIRROR
+Suites: unstable experimental
+Components: main
+Architectures: $ARCH
+$signed
+EOF
+    cat > "$APTDIR/apt.conf" <<EOF
+Dir::Etc "$APTDIR/etc";
+Dir::Etc::sourcelist "$APTDIR/etc/sources.list.d/gilgate-sid.sources";
+Dir::Etc::sourceparts "$APTDIR/etc/sources.list.d";
+Dir::Etc::preferences "$APTDIR/etc/preferences";
+Dir::Etc::preferencesparts "$APTDIR/etc/preferences.d";
+Dir::Etc::parts "$APTDIR/etc/apt.conf.d";
+Dir::Etc::main "$APTDIR/etc/apt.conf";
+Dir::Etc::trusted "$APTDIR/etc/trusted.gpg";
+Dir::Etc::trustedparts "$APTDIR/etc/trusted.gpg.d";
+Dir::State "$APTDIR/state";
+Dir::State::lists "$APTDIR/state/lists";
+Dir::State::status "$APTDIR/state/status";
+Dir::Cache "$APTDIR/cache";
+Dir::Cache::archives "$APTDIR/cache/archives";
+Dir::Cache::pkgcache "$APTDIR/cache/pkgcache.bin";
+Dir::Cache::srcpkgcache "$APTDIR/cache/srcpkgcache.bin";
+Dir::Log "$APTDIR/log";
+APT::Architecture "$ARCH";
+APT::Architectures { "$ARCH"; };
+APT::Get::List-Cleanup "true";
+APT::Sandbox::User "$(id -un)";
+Acquire::Languages "none";
+Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled "false";
+Acquire::Retries "3";
+// The mirror may serve a frozen snapshot whose Valid-Until lies in the past;
+// signatures are still verified.
+Acquire::Check-Valid-Until "false";
+Acquire::Check-Date "false";
+EOF
+    export APT_CONFIG=$APTDIR/apt.conf
+}
+
+apt_update() {
+    local max=${GILGATE_APT_LISTS_MAX_AGE:-21600} stampf=$APTDIR/state/updated.stamp
+    if [[ -f $stampf ]] && [[ $(sed -n 1p "$stampf") == "$MIRROR ${APT_UNSIGNED:-0} ${GILGATE_APT_KEYRING:-}" ]] \
+       && (( $(date +%s) - $(stat -c %Y "$stampf") < max )); then
+        log "private package lists are fresh (< ${max}s), skipping apt-get update"
+        return 0
+    fi
+    log "apt-get update (private config, $MIRROR unstable+experimental)"
+    local out rc=0
+    out=$(apt-get -q update 2>&1) || rc=$?
+    printf '%s\n' "$out" | sed 's/^/  apt: /' >&2
+    # apt-get update exits 0 even when a source is rejected; look for errors
+    local errpat='^(E:|W: GPG error|Err:)'
+    [[ ${APT_UNSIGNED:-0} == 1 ]] && errpat='^(E:|Err:)'
+    if (( rc != 0 )) || grep -qE "$errpat" <<<"$out"; then
+        if grep -qE 'NO_PUBKEY|GPG error|not signed|EXPKEYSIG|is not signed' <<<"$out" \
+           && [[ ${APT_UNSIGNED:-0} != 1 && ${GILGATE_APT_ALLOW_UNSIGNED:-0} == 1 ]]; then
+            log "WARNING: signature verification failed; retrying with [trusted=yes] (GILGATE_APT_ALLOW_UNSIGNED=1)"
+            APT_UNSIGNED=1 setup_apt_unsigned
+            return $?
+        fi
+        return 1
+    fi
+    printf '%s %s %s\n' "$MIRROR" "${APT_UNSIGNED:-0}" "${GILGATE_APT_KEYRING:-}" > "$stampf"
+}
+
+setup_apt_unsigned() {
+    APT_UNSIGNED=1
+    setup_apt
+    rm -f "$APTDIR/state/updated.stamp"
+    apt_update
+}
+
+candidate() {  # print candidate version of $1 (empty if none)
+    apt-cache policy "$1" 2>/dev/null | awk '/^  Candidate:/ { if ($2 != "(none)") print $2; exit }'
+}
+
+# Depends/Pre-Depends closure of the runtime set. Data/config packages that
+# are irrelevant for loading libpython (and that pull in debconf, perl...) are
+# cut off; the host's copies of those files are used instead.
+STOP_RE='^(tzdata|netbase|media-types|mime-support|debconf|cdebconf|debconf-2.0|perl-base|dpkg|install-info|python3\.[0-9]+|python3|net-tools|.*-dev|.*-doc|libc-dev-bin|linux-libc-dev|rpcsvc-proto|libcrypt-dev|libnsl-dev|libtirpc-dev)$'
+closure() {
+    declare -A seen=()
+    local queue=("$@") next p n
+    for p in "$@"; do seen[$p]=1; done
+    while (( ${#queue[@]} )); do
+        next=()
+        while read -r n; do
+            n=${n%%:*}
+            [[ -z $n || -n ${seen[$n]:-} ]] && continue
+            seen[$n]=1
+            [[ $n =~ $STOP_RE ]] && continue
+            next+=("$n")
+        done < <(apt-cache depends --no-recommends --no-suggests --no-conflicts \
+                    --no-breaks --no-replaces --no-enhances "${queue[@]}" 2>/dev/null \
+                 | sed -nE 's/^ +\|?(Pre)?Depends: ([^< ][^ ]*)$/\2/p' | sort -u)
+        queue=("${next[@]}")
+    done
+    declare -A seed=()
+    for p in "$@"; do seed[$p]=1; done
+    for p in "${!seen[@]}"; do
+        [[ -z ${seed[$p]:-} && $p =~ $STOP_RE ]] && continue
+        echo "$p"
+    done | sort
+}
+
+# ---------------------------------------------------------------------------
+# Smoke test of a freshly unpacked tree: interpreter, stdlib extension modules,
+# and a C embedding host compiled with the machine's cc.
+# ---------------------------------------------------------------------------
+verify_tree() {
+    local t=$1 out
+    compute_layout "$t"
+    [[ -n $PY_LOADER ]] || { log "no $LDSO in tree"; return 1; }
+    [[ -f $PY_INCLUDE/Python.h ]] || { log "no Python.h in $PY_INCLUDE"; return 1; }
+    [[ -f $t/usr/include/$TRIPLET/python$VER/pyconfig.h ]] || { log "no multiarch pyconfig.h"; return 1; }
+    [[ -e $PY_LIBDIR/libpython$VER.so ]] || { log "no libpython$VER.so symlink (from -dev)"; return 1; }
+    out=$(tree_python -c 'import platform; print(platform.python_version())' 2>&1) \
+        || { log "interpreter does not run: $out"; return 1; }
+    PY_VERSION=$(tail -n1 <<<"$out")
+    [[ $PY_VERSION == "$VER".* ]] || { log "unexpected version '$PY_VERSION'"; return 1; }
+    log "interpreter runs: $PY_VERSION"
+    # core modules must import; optional ones only warn
+    tree_python -c 'import sys, time, threading, hashlib, os, ssl, ctypes, zlib, _decimal, pyexpat, json, sqlite3, lzma, bz2' >&2 \
+        || { log "core stdlib modules fail to import"; return 1; }
+    tree_python - >&2 <<'PYEOF' || true
+import importlib, sys
+bad = []
+for m in ("readline", "curses", "uuid", "_uuid", "ssl", "_ctypes", "zoneinfo", "multiprocessing", "_hashlib", "_blake2", "dbm"):
+    try:
+        importlib.import_module(m)
+    except Exception as e:
+        bad.append(f"{m}: {e}")
+if bad:
+    print("debian-python.sh: note: optional modules failing:", *bad, sep="\n  ", file=sys.stderr)
+PYEOF
+    # Unresolvable DT_NEEDED entries of libpython and lib-dynload modules
+    if command -v readelf >/dev/null 2>&1; then
+        local missing=() f lib
+        declare -A have=()
+        for f in ${PY_LIBRARY_PATH//:/ }; do
+            for lib in "$f"/*.so*; do have[${lib##*/}]=1; done
+        done
+        for f in "$PY_LIBDIR"/libpython$VER.so.1* "$t"/usr/lib/python$VER/lib-dynload/*.so; do
+            [[ -f $f ]] || continue
+            while read -r lib; do
+                [[ -z ${have[$lib]:-} ]] && missing+=("${f##*/}->$lib")
+            done < <(readelf -d "$f" 2>/dev/null | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p')
+        done
+        if (( ${#missing[@]} )); then
+            log "note: NEEDED libraries not in tree (resolved from host, if at all): ${missing[*]}"
+        fi
+    fi
+    # Embedding host
+    local cc=${CC:-cc}
+    if command -v "$cc" >/dev/null 2>&1; then
+        local w
+        w=$(mktemp -d)
+        cat > "$w/host.c" <<'CEOF'
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+int main(void) {
+    Py_Initialize();
+    if (PyRun_SimpleString("import sys, time, threading, hashlib, os; print(sys.version)") != 0) return 2;
+    return Py_FinalizeEx() < 0 ? 3 : 0;
+}
+CEOF
+        # shellcheck disable=SC2086
+        if ! out=$("$cc" $PY_CFLAGS "$w/host.c" $PY_LDFLAGS -o "$w/host" 2>&1); then
+            log "embedding host does not compile/link: $out"; rm -rf "$w"; return 1
+        fi
+        if ! out=$(PYTHONHOME=$PY_HOME "$PY_LOADER" --library-path "$PY_LIBRARY_PATH" "$w/host" 2>&1); then
+            log "embedding host fails to run: $out"; rm -rf "$w"; return 1
+        fi
+        rm -rf "$w"
+        log "embedding host OK: $(head -n1 <<<"$out")"
+    else
+        log "note: no C compiler ($cc); embedding smoke test skipped"
+    fi
+}
+
+# Absolute symlinks in the packages (e.g. usr/lib/python3.X/sitecustomize.py ->
+# /etc/python3.X/sitecustomize.py) would point into the HOST; re-point them
+# inside the tree when the target was unpacked too.
+relativize_symlinks() {
+    local t=$1 l target dir
+    while IFS= read -r -d '' l; do
+        target=$(readlink "$l")
+        [[ -e $t$target || -L $t$target ]] || continue
+        dir=$(dirname "$l")
+        ln -sfn "$(realpath -m -s --relative-to="$dir" "$t$target")" "$l"
+    done < <(find "$t" -type l -lname '/*' -print0)
+}
+
+# Wrapper so that the interpreter can be exec'd directly (subprocesses,
+# sys.executable, the regression test suite). It lives in <tree>/usr/bin so
+# CPython finds its prefix from argv[0] even under -I / -E.
+write_wrapper() {
+    local t=$1 lrel=${PY_LOADER#"$1"/} lp_rel=() d
+    for d in ${PY_LIBRARY_PATH//:/ }; do lp_rel+=("\$tree/${d#"$t"/}"); done
+    cat > "$t/usr/bin/python$VER-run" <<EOF
+#!/bin/sh
+# Generated by gilgate scripts/debian-python.sh: run the tree's python$VER
+# through the tree's dynamic loader and glibc.
+here=\$(cd "\$(dirname "\$0")" && pwd -P)
+tree=\${here%/usr/bin}
+exec "\$tree/$lrel" --library-path "$(IFS=:; echo "${lp_rel[*]}")" --argv0 "\$here/python$VER-run" "\$here/python$VER" "\$@"
+EOF
+    chmod +x "$t/usr/bin/python$VER-run"
+}
+
+# ---------------------------------------------------------------------------
+# Fetch
+# ---------------------------------------------------------------------------
+do_fetch() {
+    need_tool apt-get; need_tool apt-cache; need_tool dpkg-deb; need_tool dpkg; need_tool flock
+    local t0=$SECONDS
+    setup_apt
+    apt_update || absent "apt-get-update-failed(private config, mirror $MIRROR)"
+
+    local pyver src
+    pyver=$(candidate "libpython$VER") 
+    [[ -n $pyver ]] || absent "no-libpython$VER-in-debian-unstable-or-experimental"
+    src=$(apt-cache policy "libpython$VER" | awk -v v="$pyver" '$1=="***" && $2==v {getline; print $3; exit} $1==v {getline; print $3; exit}')
+    log "libpython$VER candidate: $pyver (${src:-?})"
+
+    local pypkgs=(libpython$VER libpython$VER-minimal libpython$VER-stdlib libpython$VER-dev python$VER-minimal)
+    local p
+    for p in "${pypkgs[@]}"; do
+        [[ -n $(candidate "$p") ]] || absent "package-$p-not-available"
+    done
+    local deps
+    deps=$(closure libc6 "${pypkgs[@]}") || absent "dependency-resolution-failed"
+    local pinned=() d
+    for d in $deps; do
+        case " ${pypkgs[*]} " in
+            *" $d "*) pinned+=("$d=$pyver") ;;
+            *) pinned+=("$d") ;;
+        esac
+    done
+    log "packages: ${pinned[*]}"
+
+    mkdir -p "$VDIR"
+    local dl=$VDIR/debs
+    rm -rf "$dl"; mkdir -p "$dl"
+    (cd "$dl" && apt-get -q download "${pinned[@]}" >&2) \
+        || absent "apt-get-download-failed"
+    # optional: regression test suite (+ python3.X which it depends on)
+    local extra
+    for extra in "libpython$VER-testsuite" "python$VER"; do
+        if [[ $(candidate "$extra") == "$pyver" ]]; then
+            (cd "$dl" && apt-get -q download "$extra=$pyver" >&2) \
+                || log "note: optional $extra could not be downloaded"
+        else
+            log "note: optional $extra=$pyver not available"
+        fi
+    done
+
+    local tmp=$VDIR/tree.tmp.$$
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    local deb
+    for deb in "$dl"/*.deb; do
+        dpkg -x "$deb" "$tmp" || { rm -rf "$tmp"; absent "dpkg-x-failed:${deb##*/}"; }
+    done
+    # Manifest of what went in
+    (cd "$dl" && for deb in *.deb; do dpkg-deb -f "$deb" Package Version | paste -sd' '; done) > "$tmp/.gilgate-packages"
+
+    relativize_symlinks "$tmp"
+    compute_layout "$tmp"
+    [[ -n $PY_LOADER ]] && write_wrapper "$tmp"
+    if ! verify_tree "$tmp"; then
+        rm -rf "$tmp"
+        absent "verification-failed(see stderr)"
+    fi
+    rm -rf "$TREE" "$STAMP"
+    mv "$tmp" "$TREE"
+    rm -rf "$dl"
+    compute_layout "$TREE"
+    {
+        echo "format=$TREE_FORMAT"
+        echo "version=$PY_VERSION"
+        echo "debian_version=$pyver"
+        echo "suite=${src:-unknown}"
+        echo "mirror=$MIRROR"
+        echo "testsuite=$PY_TESTSUITE"
+        echo "fetched=$(date -u +%FT%TZ)"
+    } > "$STAMP"
+    log "tree ready in $((SECONDS - t0))s: $TREE (debian $pyver, testsuite=$PY_TESTSUITE)"
+}
+
+main() {
+    mkdir -p "$VDIR" || absent "cannot-create:$VDIR"
+    # serialise concurrent runs for the same cache (they share the apt dir)
+    exec 9>"$CACHE/.lock"
+    flock 9 || absent "cannot-lock:$CACHE/.lock"
+    if cached_ok; then
+        log "using cached tree $TREE"
+    else
+        if [[ $MODE == env ]]; then
+            do_fetch >&2
+        else
+            do_fetch
+        fi
+    fi
+    if [[ $MODE == env ]]; then
+        print_env
+    else
+        echo "OK $PY_VERSION $TREE"
+    fi
+}
+
+main

@@ -1,0 +1,281 @@
+//! The fallible C API. Every entry point is wrapped in `ffi_boundary!`: no panic crosses it.
+
+use crate::cpython::{self, Api, PyThreadStateOpaque, TState};
+use crate::gate::{self, Ticket};
+use crate::interpose::KILL_PAUSE;
+use crate::status::*;
+use std::os::raw::{c_char, c_int, c_void};
+
+extern "C" {
+    // src/c/armed.c: call `f` with this thread's kill-jump armed; 0, or the kill kind.
+    fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
+    fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
+}
+
+/// The interpreter killed (3.8-3.13) or tried to park (3.14+) the thread inside the entry.
+#[cold]
+fn entry_killed(t: &Ticket, kind: c_int, retire: bool, func: &str) -> gilgate_status {
+    gate::killed(t, retire, kind == KILL_PAUSE);
+    if crate::config::get().verbose {
+        crate::log::Line::new().s(func).s(": CPython ")
+            .s(if kind == KILL_PAUSE { "tried to park" } else { "tried to kill" })
+            .s(" thread ").u(crate::log::tid()).s(" (finalizing); returned GILGATE_ERR_FINALIZING").emit();
+    }
+    GILGATE_ERR_FINALIZING
+}
+
+#[inline]
+fn with_api() -> Result<&'static Api, gilgate_status> {
+    cpython::api().ok_or_else(|| {
+        crate::stats::refused(GILGATE_ERR_NO_PYTHON);
+        GILGATE_ERR_NO_PYTHON
+    })
+}
+
+#[inline]
+fn restore_like(
+    tstate: TState,
+    f: fn(&Api) -> unsafe extern "C" fn(TState),
+    name: &str,
+) -> gilgate_status {
+    if tstate.is_null() {
+        return GILGATE_ERR_NULL_ARGUMENT;
+    }
+    let api = match with_api() {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let t = match gate::enter(api) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    // SAFETY: the CPython function takes a PyThreadState* and returns nothing; passing it through
+    // a `void (*)(void *)` is ABI-identical. The armed call returns normally or via the kill jump.
+    let rc = unsafe {
+        let func: unsafe extern "C" fn(*mut c_void) = std::mem::transmute(f(api));
+        gg_armed_call_p(func, tstate as *mut c_void)
+    };
+    if rc != 0 {
+        return entry_killed(&t, rc, false, name);
+    }
+    gate::entered(api, &t);
+    GILGATE_OK
+}
+
+/// Fallible `PyEval_RestoreThread`: re-attach `tstate` and take the GIL.
+///
+/// Returns `GILGATE_OK` with the GIL held and the runtime not finalizing, or an error with the
+/// thread intact, no GIL held and nothing to release. After `GILGATE_ERR_FINALIZING` do not use
+/// `tstate` again (CPython 3.14+ may already have freed it); the runtime reclaims it.
+#[no_mangle]
+#[must_use]
+pub extern "C" fn gilgate_restore_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_RestoreThread, "gilgate_restore_thread"))
+}
+
+/// Fallible `PyEval_AcquireThread`: same contract as `gilgate_restore_thread`.
+#[no_mangle]
+#[must_use]
+pub extern "C" fn gilgate_acquire_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_AcquireThread, "gilgate_acquire_thread"))
+}
+
+/// Whether release-side calls may still reach CPython (not after Py_FinalizeEx returned).
+#[inline]
+fn runtime_gone(api: &Api) -> bool {
+    gate::state_of(gate::state()) == gate::FINALIZED
+        // SAFETY: Py_IsInitialized reads one runtime field; callable without the GIL.
+        && unsafe { (api.Py_IsInitialized)() } == 0
+}
+
+/// `PyEval_SaveThread`: release the GIL and detach the current thread state, which is returned
+/// for a later `gilgate_restore_thread`. Ends the gated region opened by the matching entry.
+/// Returns NULL (and does nothing) when there is no live CPython runtime.
+#[no_mangle]
+pub extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
+    ffi_boundary!(std::ptr::null_mut(), {
+        let Some(api) = cpython::api() else { return std::ptr::null_mut() };
+        let slot = gate::my_slot_if_any();
+        let in_region = slot.map_or(false, |s| s.depth.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        if runtime_gone(api)
+            // SAFETY: as above.
+            || (!in_region && unsafe { (api.Py_IsInitialized)() } == 0)
+        {
+            if let Some(s) = slot {
+                gate::leave(s);
+            }
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller holds the GIL (CPython's contract for PyEval_SaveThread).
+        let ts = unsafe { (api.PyEval_SaveThread)() };
+        if let Some(s) = slot {
+            gate::leave(s);
+        }
+        ts
+    })
+}
+
+/// `PyEval_ReleaseThread`: detach `tstate` and release the GIL; ends the gated region.
+/// NULL or no live runtime: does nothing.
+#[no_mangle]
+pub extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque) {
+    ffi_boundary!((), {
+        if tstate.is_null() {
+            return;
+        }
+        let Some(api) = cpython::api() else { return };
+        let slot = gate::my_slot_if_any();
+        if !runtime_gone(api) {
+            // SAFETY: the caller holds the GIL with `tstate` attached (CPython's contract).
+            unsafe { (api.PyEval_ReleaseThread)(tstate) };
+        }
+        if let Some(s) = slot {
+            gate::leave(s);
+        }
+    })
+}
+
+/// Fallible `PyGILState_Ensure`. On `GILGATE_OK`, `*state_out` holds the `PyGILState_STATE` to
+/// pass to `gilgate_gilstate_release`. On error nothing is held and nothing must be released;
+/// after `GILGATE_ERR_FINALIZING` this thread's gilstate calls are refused until the runtime is
+/// re-initialized (CPython may have bound, and later freed, a thread state for it).
+#[no_mangle]
+#[must_use]
+pub extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilgate_status {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+        if state_out.is_null() {
+            return GILGATE_ERR_NULL_ARGUMENT;
+        }
+        let api = match with_api() {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        let t = match gate::enter(api) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let mut st: c_int = 0;
+        // SAFETY: PyGILState_Ensure takes nothing and returns an int-sized enum.
+        let rc = unsafe { gg_armed_call_ri(api.PyGILState_Ensure, &mut st) };
+        if rc != 0 {
+            return entry_killed(&t, rc, true, "gilgate_gilstate_ensure");
+        }
+        gate::entered(api, &t);
+        // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
+        unsafe { *state_out = st };
+        GILGATE_OK
+    })
+}
+
+/// `PyGILState_Release` for a successful `gilgate_gilstate_ensure`; ends the gated region.
+/// Without a matching successful ensure on this thread, or with no live runtime, does nothing.
+#[no_mangle]
+pub extern "C" fn gilgate_gilstate_release(state: c_int) {
+    ffi_boundary!((), {
+        let Some(api) = cpython::api_if_resolved() else { return };
+        let Some(slot) = gate::my_slot_if_any() else { return };
+        if slot.depth.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            if crate::config::get().verbose {
+                crate::log::Line::new()
+                    .s("gilgate_gilstate_release without a matching successful ensure on thread ")
+                    .u(crate::log::tid()).s(": ignored").emit();
+            }
+            return;
+        }
+        if !runtime_gone(api) {
+            // SAFETY: pairs with the successful PyGILState_Ensure that opened this region.
+            unsafe { (api.PyGILState_Release)(state) };
+        }
+        gate::leave(slot);
+    })
+}
+
+/// `Py_FinalizeEx` with the drain: close the gate (new entries get GILGATE_ERR_FINALIZING), wait
+/// up to the drain timeout for threads inside gated regions to leave, then finalize.
+/// The caller must hold the GIL, as for `Py_FinalizeEx`. `py_result_out` (may be NULL) receives
+/// `Py_FinalizeEx`'s return value.
+#[no_mangle]
+#[must_use]
+pub extern "C" fn gilgate_finalize(py_result_out: *mut c_int) -> gilgate_status {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+        let api = match with_api() {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        if runtime_gone(api) {
+            return GILGATE_ERR_NOT_INITIALIZED;
+        }
+        if let Err(e) = api.runtime_alive() {
+            return e;
+        }
+        let r = crate::drain::finalize(api, "gilgate_finalize");
+        if !py_result_out.is_null() {
+            // SAFETY: non-NULL, caller-provided writable int.
+            unsafe { *py_result_out = r };
+        }
+        GILGATE_OK
+    })
+}
+
+/// Advisory runtime state: `GILGATE_OK` (running), `GILGATE_ERR_FINALIZING`,
+/// `GILGATE_ERR_NOT_INITIALIZED` or `GILGATE_ERR_NO_PYTHON`. It can change right after it
+/// returns; only the entry calls are race-free.
+#[no_mangle]
+pub extern "C" fn gilgate_runtime_status() -> gilgate_status {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+        let Some(api) = cpython::api() else { return GILGATE_ERR_NO_PYTHON };
+        let s = gate::state();
+        match gate::state_of(s) {
+            gate::CLOSING => GILGATE_ERR_FINALIZING,
+            // SAFETY: Py_IsInitialized reads one runtime field; callable without the GIL.
+            gate::FINALIZED if unsafe { (api.Py_IsInitialized)() } == 0 => GILGATE_ERR_NOT_INITIALIZED,
+            _ => match api.runtime_alive() {
+                Ok(()) => GILGATE_OK,
+                Err(e) => e,
+            },
+        }
+    })
+}
+
+/// A static, NUL-terminated description of `status`; never NULL (unknown codes included).
+#[no_mangle]
+pub extern "C" fn gilgate_status_str(status: gilgate_status_in) -> *const c_char {
+    status_cstr(status)
+}
+
+/// gilgate's version, e.g. "0.1.0".
+#[no_mangle]
+pub extern "C" fn gilgate_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// Set how long the drain waits for gated threads before finalization goes on (milliseconds,
+/// capped at one hour). Overrides `GILGATE_DRAIN_TIMEOUT_MS` (default 2000).
+#[no_mangle]
+pub extern "C" fn gilgate_set_drain_timeout_ms(ms: u64) {
+    crate::config::set_drain_timeout_ms(ms)
+}
+
+/// Set the policy applied where no error can be returned (a `gilgate_policy` value); overrides
+/// `GILGATE_ON_FINALIZE`. `GILGATE_ERR_INVALID_ARGUMENT` for any other value (nothing changes).
+#[no_mangle]
+pub extern "C" fn gilgate_set_policy(policy: c_int) -> gilgate_status {
+    if crate::policy::set(policy) {
+        GILGATE_OK
+    } else {
+        GILGATE_ERR_INVALID_ARGUMENT
+    }
+}
+
+/// Copy the counters into `*out`. `GILGATE_ERR_NULL_ARGUMENT` if `out` is NULL.
+#[no_mangle]
+pub extern "C" fn gilgate_stats(out: *mut crate::stats::gilgate_stats) -> gilgate_status {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+        if out.is_null() {
+            return GILGATE_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: non-NULL, caller-provided struct of this layout.
+        unsafe { *out = crate::stats::snapshot() };
+        GILGATE_OK
+    })
+}

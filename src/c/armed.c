@@ -1,0 +1,84 @@
+/* The only C in gilgate: sigsetjmp cannot be called soundly from Rust (it returns twice).
+ *
+ * A gated entry calls into CPython through gg_armed_call_*: the thread's jump buffer is armed for
+ * exactly the duration of that call. If CPython decides to kill the thread inside it
+ * (pthread_exit on 3.8-3.13, pause() forever on 3.14+), gilgate's interposed pthread_exit/pause
+ * call gg_kill_hook(), which jumps back here and the entry returns an error instead.
+ * Frames skipped by the jump are CPython's own (take_gil, PyEval_RestoreThread, ...) and the
+ * interposer's Rust frame, none of which own anything that needs unwinding at that point.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stddef.h>
+
+#define GG_TLS __thread __attribute__((tls_model("initial-exec")))
+
+static GG_TLS sigjmp_buf gg_buf;
+static GG_TLS volatile int gg_armed;
+static GG_TLS volatile int gg_kill_kind;
+
+/* Returns 0 when f returned normally, else the kill kind passed to gg_kill_hook (> 0). */
+int gg_armed_call_p(void (*f)(void *), void *arg) {
+    if (gg_armed) {
+        /* Nested arming would overwrite the outer buffer: call unarmed (never expected). */
+        f(arg);
+        return 0;
+    }
+    int saved_errno = errno;
+    /* savemask = 0: no sigprocmask syscall; CPython does not change the mask on the kill path. */
+    if (sigsetjmp(gg_buf, 0) != 0) {
+        gg_armed = 0;
+        errno = saved_errno;
+        return gg_kill_kind;
+    }
+    gg_armed = 1;
+    f(arg);
+    gg_armed = 0;
+    return 0;
+}
+
+/* Same for functions returning int and taking nothing (PyGILState_Ensure). */
+int gg_armed_call_ri(int (*f)(void), int *out) {
+    if (gg_armed) {
+        *out = f();
+        return 0;
+    }
+    int saved_errno = errno;
+    if (sigsetjmp(gg_buf, 0) != 0) {
+        gg_armed = 0;
+        errno = saved_errno;
+        return gg_kill_kind;
+    }
+    gg_armed = 1;
+    *out = f();
+    gg_armed = 0;
+    return 0;
+}
+
+/* Same for functions taking nothing and returning nothing (PyEval_AcquireLock). */
+int gg_armed_call_v(void (*f)(void)) {
+    if (gg_armed) {
+        f();
+        return 0;
+    }
+    int saved_errno = errno;
+    if (sigsetjmp(gg_buf, 0) != 0) {
+        gg_armed = 0;
+        errno = saved_errno;
+        return gg_kill_kind;
+    }
+    gg_armed = 1;
+    f();
+    gg_armed = 0;
+    return 0;
+}
+
+/* Called by the pthread_exit/pause interposers. Jumps back to the armed entry, or returns 0. */
+int gg_kill_hook(int kind) {
+    if (!gg_armed)
+        return 0;
+    gg_kill_kind = kind > 0 ? kind : 1;
+    siglongjmp(gg_buf, 1);
+}
+
+int gg_is_armed(void) { return gg_armed; }

@@ -1,0 +1,279 @@
+//! Finding the CPython that is already in the process, at run time. gilgate never links
+//! libpython: the host (or the `python` executable) brought one, and we bind to it.
+//!
+//! gilgate exports some of CPython's own names (drop-in mode), so every lookup must skip our own
+//! object: compare the defining object (`dladdr`), never the address, because through our own
+//! GOT an address can already be libpython's.
+
+use once_cell::sync::OnceCell;
+use std::os::raw::{c_char, c_int, c_void};
+use std::ptr;
+
+/// CPython's `PyThreadState`: opaque, `struct _ts` in every CPython version.
+/// cbindgen writes it as `struct _ts` so hosts that include Python.h need no cast.
+#[repr(C)]
+pub struct PyThreadStateOpaque {
+    _private: [u8; 0],
+}
+pub type TState = *mut PyThreadStateOpaque;
+pub type PyObj = *mut c_void;
+
+#[repr(C)]
+pub(crate) struct PyMethodDef {
+    pub name: *const c_char,
+    pub meth: Option<unsafe extern "C" fn(PyObj, PyObj) -> PyObj>,
+    pub flags: c_int,
+    pub doc: *const c_char,
+}
+// SAFETY: PyMethodDef is immutable static data shared with CPython.
+unsafe impl Sync for PyMethodDef {}
+pub(crate) const METH_NOARGS: c_int = 0x0004;
+
+/// The CPython functions gilgate calls. Resolved once; all mandatory ones exist in 3.8+.
+#[allow(non_snake_case)]
+pub(crate) struct Api {
+    pub version: (u32, u32),
+    pub Py_IsInitialized: unsafe extern "C" fn() -> c_int,
+    /// `_Py_IsFinalizing` (3.7-3.12) or `Py_IsFinalizing` (3.13+). Readable without the GIL.
+    pub is_finalizing: Option<unsafe extern "C" fn() -> c_int>,
+    pub PyEval_RestoreThread: unsafe extern "C" fn(TState),
+    pub PyEval_AcquireThread: unsafe extern "C" fn(TState),
+    pub PyEval_SaveThread: unsafe extern "C" fn() -> TState,
+    pub PyEval_ReleaseThread: unsafe extern "C" fn(TState),
+    /// Removed in CPython 3.13.
+    pub PyEval_AcquireLock: Option<unsafe extern "C" fn()>,
+    pub PyEval_ReleaseLock: Option<unsafe extern "C" fn()>,
+    pub PyGILState_Ensure: unsafe extern "C" fn() -> c_int,
+    pub PyGILState_Release: unsafe extern "C" fn(c_int),
+    pub PyGILState_Check: unsafe extern "C" fn() -> c_int,
+    pub PyThreadState_New: unsafe extern "C" fn(*mut c_void) -> TState,
+    pub Py_FinalizeEx: unsafe extern "C" fn() -> c_int,
+    pub Py_Finalize: unsafe extern "C" fn(),
+    pub Py_AtExit: unsafe extern "C" fn(unsafe extern "C" fn()) -> c_int,
+    pub PyInterpreterState_Main: unsafe extern "C" fn() -> *mut c_void,
+    pub PyInterpreterState_Get: unsafe extern "C" fn() -> *mut c_void,
+    pub PyImport_ImportModule: unsafe extern "C" fn(*const c_char) -> PyObj,
+    pub PyObject_GetAttrString: unsafe extern "C" fn(PyObj, *const c_char) -> PyObj,
+    pub PyObject_CallObject: unsafe extern "C" fn(PyObj, PyObj) -> PyObj,
+    pub PyTuple_New: unsafe extern "C" fn(isize) -> PyObj,
+    pub PyTuple_SetItem: unsafe extern "C" fn(PyObj, isize, PyObj) -> c_int,
+    pub PyCFunction_NewEx: unsafe extern "C" fn(*const PyMethodDef, PyObj, PyObj) -> PyObj,
+    pub Py_IncRef: unsafe extern "C" fn(PyObj),
+    pub Py_DecRef: unsafe extern "C" fn(PyObj),
+    pub PyErr_Fetch: unsafe extern "C" fn(*mut PyObj, *mut PyObj, *mut PyObj),
+    pub PyErr_Restore: unsafe extern "C" fn(PyObj, PyObj, PyObj),
+    pub none: PyObj,
+}
+
+// SAFETY: `none` is the address of CPython's immortal-for-our-purposes None object; Api is
+// otherwise function pointers, immutable after resolution.
+unsafe impl Send for Api {}
+// SAFETY: as above.
+unsafe impl Sync for Api {}
+
+static API: OnceCell<Api> = OnceCell::new();
+
+/// The CPython in this process, or None when there is none (yet: a host may dlopen it later,
+/// so a miss is not cached).
+#[inline]
+pub(crate) fn api() -> Option<&'static Api> {
+    if let Some(a) = API.get() {
+        return Some(a);
+    }
+    API.get_or_try_init(|| resolve().ok_or(())).ok()
+}
+
+/// Only what was already resolved: never resolves (for paths that must not allocate).
+#[inline]
+pub(crate) fn api_if_resolved() -> Option<&'static Api> {
+    API.get()
+}
+
+fn own_base() -> *mut c_void {
+    static BASE: OnceCell<usize> = OnceCell::new();
+    *BASE.get_or_init(|| object_base(own_base as *const c_void) as usize) as *mut c_void
+}
+
+fn object_base(addr: *const c_void) -> *mut c_void {
+    // SAFETY: dladdr only reads loader data; info is a valid out-pointer.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(addr, &mut info) == 0 {
+            return ptr::null_mut();
+        }
+        info.dli_fbase
+    }
+}
+
+/// Resolve `name` to a definition that is not gilgate's own export.
+pub(crate) fn lookup(name: &[u8], py_handle: *mut c_void) -> *mut c_void {
+    debug_assert!(name.ends_with(b"\0"));
+    let me = own_base();
+    let n = name.as_ptr() as *const c_char;
+    // SAFETY: dlsym with the special handles or a handle from dlopen(RTLD_NOLOAD), and a
+    // NUL-terminated name.
+    unsafe {
+        if !py_handle.is_null() {
+            let p = libc::dlsym(py_handle, n);
+            if !p.is_null() && object_base(p) != me {
+                return p;
+            }
+        }
+        for h in [libc::RTLD_DEFAULT, libc::RTLD_NEXT] {
+            let p = libc::dlsym(h, n);
+            if !p.is_null() && object_base(p) != me {
+                return p;
+            }
+        }
+    }
+    ptr::null_mut()
+}
+
+/// A handle on the object that defines `Py_IsInitialized`, found in the global scope or, for a
+/// libpython loaded with RTLD_LOCAL, by walking the loaded objects.
+fn python_handle() -> *mut c_void {
+    // SAFETY: dlsym/dladdr/dlopen(RTLD_NOLOAD) only query the loader; dl_iterate_phdr's callback
+    // reads the entries it is handed.
+    unsafe {
+        let p = libc::dlsym(libc::RTLD_DEFAULT, b"Py_IsInitialized\0".as_ptr() as *const c_char);
+        if !p.is_null() {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            if libc::dladdr(p, &mut info) != 0 && !info.dli_fname.is_null() {
+                let h = libc::dlopen(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+                if !h.is_null() {
+                    return h;
+                }
+            }
+            // The main executable (a statically linked python): RTLD_DEFAULT finds it first.
+            return ptr::null_mut();
+        }
+        let mut found: *mut c_void = ptr::null_mut();
+        unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
+            let name = (*info).dlpi_name;
+            if name.is_null() {
+                return 0;
+            }
+            let s = std::ffi::CStr::from_ptr(name).to_bytes();
+            let base = s.rsplit(|&b| b == b'/').next().unwrap_or(s);
+            if base.starts_with(b"libpython3") {
+                let h = libc::dlopen(name, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+                if !h.is_null()
+                    && !libc::dlsym(h, b"Py_IsInitialized\0".as_ptr() as *const c_char).is_null()
+                {
+                    *(data as *mut *mut c_void) = h;
+                    return 1;
+                }
+            }
+            0
+        }
+        libc::dl_iterate_phdr(Some(cb), &mut found as *mut *mut c_void as *mut c_void);
+        found
+    }
+}
+
+fn parse_version(v: &[u8]) -> (u32, u32) {
+    let mut it = v.split(|&b| b == b'.' || b == b' ');
+    let num = |s: Option<&[u8]>| -> u32 {
+        s.map(|s| s.iter().take_while(|b| b.is_ascii_digit()).fold(0u32, |a, b| a * 10 + (b - b'0') as u32))
+            .unwrap_or(0)
+    };
+    (num(it.next()), num(it.next()))
+}
+
+fn resolve() -> Option<Api> {
+    let h = python_handle();
+    // SAFETY: each symbol is looked up by CPython's exported name and transmuted to the
+    // signature that CPython declares for it in every supported version (3.8+).
+    unsafe {
+        macro_rules! opt {
+            ($name:literal) => {{
+                let p = lookup(concat!($name, "\0").as_bytes(), h);
+                if p.is_null() { None } else { Some(std::mem::transmute(p)) }
+            }};
+        }
+        macro_rules! req {
+            ($name:literal) => {{
+                let p = lookup(concat!($name, "\0").as_bytes(), h);
+                if p.is_null() {
+                    return None;
+                }
+                std::mem::transmute(p)
+            }};
+        }
+        let get_version: unsafe extern "C" fn() -> *const c_char = req!("Py_GetVersion");
+        let v = std::ffi::CStr::from_ptr(get_version()).to_bytes();
+        let version = parse_version(v);
+        if version < (3, 8) {
+            return None;
+        }
+        let is_finalizing = if version >= (3, 13) { opt!("Py_IsFinalizing") } else { opt!("_Py_IsFinalizing") };
+        let none = lookup(b"_Py_NoneStruct\0", h);
+        if none.is_null() {
+            return None;
+        }
+        Some(Api {
+            version,
+            Py_IsInitialized: req!("Py_IsInitialized"),
+            is_finalizing,
+            PyEval_RestoreThread: req!("PyEval_RestoreThread"),
+            PyEval_AcquireThread: req!("PyEval_AcquireThread"),
+            PyEval_SaveThread: req!("PyEval_SaveThread"),
+            PyEval_ReleaseThread: req!("PyEval_ReleaseThread"),
+            PyEval_AcquireLock: opt!("PyEval_AcquireLock"),
+            PyEval_ReleaseLock: opt!("PyEval_ReleaseLock"),
+            PyGILState_Ensure: req!("PyGILState_Ensure"),
+            PyGILState_Release: req!("PyGILState_Release"),
+            PyGILState_Check: req!("PyGILState_Check"),
+            PyThreadState_New: req!("PyThreadState_New"),
+            Py_FinalizeEx: req!("Py_FinalizeEx"),
+            Py_Finalize: req!("Py_Finalize"),
+            Py_AtExit: req!("Py_AtExit"),
+            PyInterpreterState_Main: req!("PyInterpreterState_Main"),
+            PyInterpreterState_Get: req!("PyInterpreterState_Get"),
+            PyImport_ImportModule: req!("PyImport_ImportModule"),
+            PyObject_GetAttrString: req!("PyObject_GetAttrString"),
+            PyObject_CallObject: req!("PyObject_CallObject"),
+            PyTuple_New: req!("PyTuple_New"),
+            PyTuple_SetItem: req!("PyTuple_SetItem"),
+            PyCFunction_NewEx: req!("PyCFunction_NewEx"),
+            Py_IncRef: req!("Py_IncRef"),
+            Py_DecRef: req!("Py_DecRef"),
+            PyErr_Fetch: req!("PyErr_Fetch"),
+            PyErr_Restore: req!("PyErr_Restore"),
+            none,
+        })
+    }
+}
+
+impl Api {
+    /// Advisory only (racy without the GIL), used on slow paths.
+    pub(crate) fn runtime_alive(&self) -> Result<(), crate::status::gilgate_status> {
+        use crate::status::*;
+        // SAFETY: both functions read runtime fields and are documented callable without the GIL.
+        unsafe {
+            // During finalization Py_IsInitialized() is already 0 while the finalizing pointer
+            // is set (and it stays set after Py_FinalizeEx until the next Py_Initialize): the
+            // gate's own state tells "finalized" apart, this hint cannot.
+            if let Some(f) = self.is_finalizing {
+                if f() != 0 {
+                    return Err(GILGATE_ERR_FINALIZING);
+                }
+            }
+            if (self.Py_IsInitialized)() == 0 {
+                return Err(GILGATE_ERR_NOT_INITIALIZED);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_versions() {
+        assert_eq!(super::parse_version(b"3.12.1 (main, May 9 2026)"), (3, 12));
+        assert_eq!(super::parse_version(b"3.8.18"), (3, 8));
+        assert_eq!(super::parse_version(b"3.15.0a1+ (x)"), (3, 15));
+        assert_eq!(super::parse_version(b""), (0, 0));
+    }
+}

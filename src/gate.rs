@@ -1,0 +1,444 @@
+//! The gate in front of CPython: a per-runtime state machine plus one slot per host thread that
+//! says "inside a gated region" (from a successful entry until the matching save/release).
+//!
+//! Memory ordering (an asymmetric Dekker pair):
+//!   entry:  slot.depth = d+1 ; [barrier A] ; read STATE      (refuse unless RUNNING)
+//!   drain:  STATE = CLOSING  ; [barrier B] ; read every slot.depth (wait while any > 0)
+//! Either the entry reads CLOSING, or the drain reads the raised depth (or both): never neither.
+//! With `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available, barrier B forces a full fence on
+//! every running thread of the process, so barrier A only has to stop the compiler from reordering
+//! (the hot path pays no fence). Without it, barrier A is a real SeqCst fence. `tests/loom_gate.rs`
+//! model-checks the fenced protocol.
+
+use crate::cpython::Api;
+use crate::status::*;
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+pub(crate) const UNKNOWN: u64 = 0; // runtime not adopted yet: consult CPython on the slow path
+pub(crate) const RUNNING: u64 = 1; // adopted: drain hooks registered for this generation
+pub(crate) const CLOSING: u64 = 2; // draining or finalizing: every new entry is refused
+pub(crate) const FINALIZED: u64 = 3; // Py_FinalizeEx returned; a new Py_Initialize starts gen+1
+
+#[inline]
+pub(crate) const fn pack(state: u64, gen: u64) -> u64 {
+    (gen << 2) | state
+}
+#[inline]
+pub(crate) const fn state_of(s: u64) -> u64 {
+    s & 3
+}
+#[inline]
+pub(crate) const fn gen_of(s: u64) -> u64 {
+    s >> 2
+}
+
+static STATE: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(pack(UNKNOWN, 1)));
+/// Set once by the library constructor, before any entry can run.
+static FAST_BARRIER: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn state() -> u64 {
+    STATE.load(Acquire)
+}
+
+/// One host thread's view. Only its owner writes `depth`/`entries`; the drain and stats read.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub depth: AtomicU32,
+    in_use: AtomicBool,
+    /// Generation in which this thread lost a PyGILState thread state to a kill: retired until
+    /// the runtime is re-initialized.
+    pub retired_gen: AtomicU64,
+    pub entries: AtomicU64,
+}
+
+const CHUNK: usize = 32;
+struct Chunk {
+    slots: [CachePadded<Slot>; CHUNK],
+    next: AtomicPtr<Chunk>,
+}
+
+impl Chunk {
+    const fn new() -> Self {
+        const S: CachePadded<Slot> = CachePadded::new(Slot {
+            depth: AtomicU32::new(0),
+            in_use: AtomicBool::new(false),
+            retired_gen: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+        });
+        Chunk { slots: [S; CHUNK], next: AtomicPtr::new(std::ptr::null_mut()) }
+    }
+}
+
+static HEAD: Chunk = Chunk::new();
+static THREADS_REGISTERED: AtomicU64 = AtomicU64::new(0);
+
+/// Walk every slot ever allocated (chunks are never freed: slots are reused).
+fn for_each_slot(mut f: impl FnMut(&'static Slot)) {
+    let mut c: &'static Chunk = &HEAD;
+    loop {
+        for s in c.slots.iter() {
+            f(s);
+        }
+        let n = c.next.load(Acquire);
+        if n.is_null() {
+            return;
+        }
+        // SAFETY: chunks are leaked boxes published with Release and never freed.
+        c = unsafe { &*n };
+    }
+}
+
+fn claim_slot() -> &'static Slot {
+    let mut c: &'static Chunk = &HEAD;
+    loop {
+        for s in c.slots.iter() {
+            if !s.in_use.load(Relaxed) && s.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
+                s.depth.store(0, Relaxed);
+                s.retired_gen.store(0, Relaxed);
+                THREADS_REGISTERED.fetch_add(1, Relaxed);
+                return s;
+            }
+        }
+        let mut n = c.next.load(Acquire);
+        if n.is_null() {
+            let fresh = Box::into_raw(Box::new(Chunk::new()));
+            match c.next.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+                Ok(_) => n = fresh,
+                Err(other) => {
+                    // SAFETY: `fresh` was never published.
+                    drop(unsafe { Box::from_raw(fresh) });
+                    n = other;
+                }
+            }
+        }
+        // SAFETY: as in for_each_slot.
+        c = unsafe { &*n };
+    }
+}
+
+struct Local {
+    slot: Cell<*const Slot>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let p = self.slot.get();
+        if !p.is_null() {
+            // SAFETY: p came from claim_slot (static storage).
+            let s = unsafe { &*p };
+            // A thread that ends inside a region (killed by a policy `exit`, or a host bug)
+            // must not hold the drain up forever.
+            s.depth.store(0, Release);
+            s.in_use.store(false, Release);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = const { Local { slot: Cell::new(std::ptr::null()) } };
+}
+
+/// This thread's slot, claimed on first use. None only during thread-local destruction.
+#[inline]
+pub(crate) fn my_slot() -> Option<&'static Slot> {
+    LOCAL
+        .try_with(|l| {
+            let p = l.slot.get();
+            if !p.is_null() {
+                // SAFETY: static storage, claimed by this thread.
+                return unsafe { &*p };
+            }
+            let s = claim_slot();
+            l.slot.set(s);
+            s
+        })
+        .ok()
+}
+
+/// This thread's slot if it has one; never allocates (for interposed paths).
+#[inline]
+pub(crate) fn my_slot_if_any() -> Option<&'static Slot> {
+    LOCAL
+        .try_with(|l| {
+            let p = l.slot.get();
+            // SAFETY: static storage, claimed by this thread.
+            (!p.is_null()).then(|| unsafe { &*p })
+        })
+        .ok()
+        .flatten()
+}
+
+pub(crate) fn init_barrier() {
+    // SAFETY: membarrier with QUERY/REGISTER commands has no memory-safety preconditions.
+    unsafe {
+        const QUERY: libc::c_long = 0;
+        const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+        const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+        let mask = libc::syscall(libc::SYS_membarrier, QUERY, 0, 0);
+        if mask >= 0
+            && mask & PRIVATE_EXPEDITED != 0
+            && mask & REGISTER_PRIVATE_EXPEDITED != 0
+            && libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0
+        {
+            FAST_BARRIER.store(true, Relaxed);
+        }
+    }
+}
+
+pub(crate) fn fast_barrier() -> bool {
+    FAST_BARRIER.load(Relaxed)
+}
+
+#[inline(always)]
+fn barrier_entry() {
+    if FAST_BARRIER.load(Relaxed) {
+        std::sync::atomic::compiler_fence(SeqCst);
+    } else {
+        fence(SeqCst);
+    }
+}
+
+fn barrier_drain() {
+    fence(SeqCst);
+    if FAST_BARRIER.load(Relaxed) {
+        const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+        // SAFETY: registered in init_barrier; the command has no memory-safety preconditions.
+        let rc = unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) };
+        if rc != 0 {
+            // Cannot happen once registered; if it does, entries are unprotected: say so loudly.
+            crate::log::Line::new().s("error: membarrier failed during drain").emit();
+        }
+    }
+}
+
+/// What `enter` observed, needed by `entered` once the GIL is held.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket {
+    pub slot: &'static Slot,
+    pub depth_before: u32,
+    pub snapshot: u64,
+}
+
+/// Open a gated region on this thread, or refuse without touching the GIL.
+#[inline]
+pub(crate) fn enter(api: &Api) -> Result<Ticket, gilgate_status> {
+    let slot = my_slot().ok_or(GILGATE_ERR_INTERNAL)?;
+    let d = slot.depth.load(Relaxed);
+    slot.depth.store(d + 1, Relaxed);
+    barrier_entry();
+    let s = STATE.load(Acquire);
+    if state_of(s) == RUNNING && slot.retired_gen.load(Relaxed) != gen_of(s) {
+        slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
+        return Ok(Ticket { slot, depth_before: d, snapshot: s });
+    }
+    match enter_slow(api, slot, s) {
+        Ok(s) => {
+            slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
+            Ok(Ticket { slot, depth_before: d, snapshot: s })
+        }
+        Err(e) => {
+            slot.depth.store(d, Release);
+            crate::stats::refused(e);
+            Err(e)
+        }
+    }
+}
+
+#[cold]
+fn enter_slow(api: &Api, slot: &Slot, mut s: u64) -> Result<u64, gilgate_status> {
+    match state_of(s) {
+        CLOSING => return Err(GILGATE_ERR_FINALIZING),
+        FINALIZED => {
+            // SAFETY: Py_IsInitialized reads one runtime field; callable without the GIL.
+            if unsafe { (api.Py_IsInitialized)() } == 0 {
+                return Err(GILGATE_ERR_NOT_INITIALIZED);
+            }
+            api.runtime_alive()?;
+            // Re-initialized since: a new generation, not adopted yet.
+            let next = pack(UNKNOWN, gen_of(s) + 1);
+            s = match STATE.compare_exchange(s, next, AcqRel, Acquire) {
+                Ok(_) => next,
+                Err(cur) => cur,
+            };
+            if state_of(s) == CLOSING || state_of(s) == FINALIZED {
+                return Err(GILGATE_ERR_FINALIZING);
+            }
+        }
+        UNKNOWN => api.runtime_alive()?,
+        _ => {}
+    }
+    if slot.retired_gen.load(Relaxed) == gen_of(s) {
+        return Err(GILGATE_ERR_FINALIZING);
+    }
+    Ok(s)
+}
+
+/// The CPython call behind a ticket succeeded: the GIL is held.
+#[inline]
+pub(crate) fn entered(api: &Api, t: &Ticket) {
+    if state_of(t.snapshot) != RUNNING {
+        crate::drain::adopt(api);
+    }
+}
+
+/// The CPython call behind a ticket was killed and intercepted: undo the entry.
+#[cold]
+pub(crate) fn killed(t: &Ticket, retire: bool, hang: bool) {
+    let gen = gen_of(STATE.load(Acquire)).max(gen_of(t.snapshot));
+    if retire {
+        t.slot.retired_gen.store(gen, Relaxed);
+    }
+    t.slot.depth.store(t.depth_before, Release);
+    crate::stats::killed();
+    if hang {
+        crate::stats::hang_intercepted();
+    }
+}
+
+/// Close a region after the real release call returned. Returns false if there was none open.
+#[inline]
+pub(crate) fn leave(slot: &Slot) -> bool {
+    let d = slot.depth.load(Relaxed);
+    if d == 0 {
+        return false;
+    }
+    slot.depth.store(d - 1, Release);
+    true
+}
+
+/// Move STATE from `from` (exactly) to `to`; false if someone else changed it first.
+pub(crate) fn transition(from: u64, to: u64) -> bool {
+    STATE.compare_exchange(from, to, AcqRel, Acquire).is_ok()
+}
+
+/// Close the gate for the current generation. Returns false if it was closed already.
+pub(crate) fn close() -> bool {
+    let mut s = STATE.load(Acquire);
+    loop {
+        if state_of(s) == CLOSING || state_of(s) == FINALIZED {
+            return false;
+        }
+        match STATE.compare_exchange(s, pack(CLOSING, gen_of(s)), SeqCst, Acquire) {
+            Ok(_) => {
+                barrier_drain();
+                return true;
+            }
+            Err(cur) => s = cur,
+        }
+    }
+}
+
+pub(crate) fn mark_finalized() {
+    let s = STATE.load(Acquire);
+    STATE.store(pack(FINALIZED, gen_of(s)), Release);
+}
+
+/// Number of threads other than `me` inside a gated region.
+pub(crate) fn others_inside(me: Option<&'static Slot>) -> u32 {
+    let mut n = 0;
+    for_each_slot(|s| {
+        if me.map_or(true, |m| !std::ptr::eq(m, s)) && s.depth.load(Acquire) > 0 {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Wait until no other thread is inside a gated region, or the deadline passes.
+/// Returns the number still inside at the end (0 = drained).
+pub(crate) fn wait_drained(me: Option<&'static Slot>, timeout: Duration) -> u32 {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let n = others_inside(me);
+        if n == 0 || start.elapsed() >= timeout {
+            return n;
+        }
+        spins += 1;
+        if spins < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(if spins < 256 { 20 } else { 200 }));
+        }
+    }
+}
+
+pub(crate) fn sum_entries() -> (u64, u64) {
+    let mut e = 0;
+    for_each_slot(|s| e += s.entries.load(Relaxed));
+    (e, THREADS_REGISTERED.load(Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    // The slot registry is process-global: tests that count open regions run one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn state_packing_round_trips() {
+        for st in [UNKNOWN, RUNNING, CLOSING, FINALIZED] {
+            for g in [1, 2, 77, 1 << 40] {
+                let s = pack(st, g);
+                assert_eq!(state_of(s), st);
+                assert_eq!(gen_of(s), g);
+            }
+        }
+    }
+
+    #[test]
+    fn slots_are_per_thread_reused_after_exit_and_grow_past_a_chunk() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = my_slot().unwrap() as *const Slot as usize;
+        assert_eq!(mine, my_slot().unwrap() as *const Slot as usize);
+        // 3 chunks' worth of concurrently live threads: every one gets a distinct slot.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(CHUNK * 3));
+        let handles: Vec<_> = (0..CHUNK * 3)
+            .map(|_| {
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    let s = my_slot().unwrap();
+                    s.depth.store(1, Release);
+                    let p = s as *const Slot as usize;
+                    b.wait();
+                    p
+                })
+            })
+            .collect();
+        let mut ptrs: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        ptrs.push(mine);
+        ptrs.sort();
+        ptrs.dedup();
+        assert_eq!(ptrs.len(), CHUNK * 3 + 1);
+        // Threads that exited inside a region released their slot and its depth.
+        assert_eq!(others_inside(my_slot()), 0);
+        // A later thread reuses a freed slot rather than growing the registry.
+        let chunks_before = { let mut n = 0; for_each_slot(|_| n += 1); n };
+        std::thread::spawn(|| { my_slot().unwrap(); }).join().unwrap();
+        let chunks_after = { let mut n = 0; for_each_slot(|_| n += 1); n };
+        assert_eq!(chunks_before, chunks_after);
+    }
+
+    #[test]
+    fn drain_wait_sees_open_regions_and_times_out() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let s = my_slot().unwrap();
+            s.depth.store(1, Release);
+            tx.send(()).unwrap();
+            rx2.recv().unwrap();
+            leave(s);
+        });
+        rx.recv().unwrap();
+        assert!(others_inside(my_slot()) >= 1);
+        assert!(wait_drained(my_slot(), Duration::from_millis(20)) >= 1);
+        tx2.send(()).unwrap();
+        assert_eq!(wait_drained(my_slot(), Duration::from_secs(10)), 0);
+        h.join().unwrap();
+    }
+}

@@ -1,0 +1,99 @@
+//! Interposed libc functions through which CPython kills or parks a thread during finalization:
+//! `pthread_exit` (3.8-3.13, via PyThread_exit_thread) and `pause` (3.14+, `_PyThreadState_HangThread`).
+//! CPython reaches both through the PLT in every build measured, so an earlier definition in the
+//! lookup scope (gilgate linked ahead of libc, or LD_PRELOAD) wins.
+//!
+//! These run inside CPython and libc paths on threads that may never have touched gilgate:
+//! the unarmed path does no allocation and takes no lock before forwarding.
+
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::*};
+
+extern "C" {
+    // src/c/armed.c
+    fn gg_kill_hook(kind: c_int) -> c_int;
+}
+
+pub(crate) const KILL_PTHREAD_EXIT: c_int = 1;
+pub(crate) const KILL_PAUSE: c_int = 2;
+
+static REAL_PTHREAD_EXIT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+static REAL_PAUSE: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+/// Whether our `pthread_exit` is the one the process's global scope resolves to.
+static INTERPOSING: AtomicBool = AtomicBool::new(false);
+
+/// Library constructor: resolve the real functions before any thread can need them.
+pub(crate) fn init() {
+    let pe = crate::cpython::lookup(b"pthread_exit\0", std::ptr::null_mut());
+    let pa = crate::cpython::lookup(b"pause\0", std::ptr::null_mut());
+    REAL_PTHREAD_EXIT.store(pe, Release);
+    REAL_PAUSE.store(pa, Release);
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
+    let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, b"pthread_exit\0".as_ptr() as *const _) };
+    INTERPOSING.store(!seen.is_null() && seen == pthread_exit as *mut c_void, Release);
+}
+
+pub(crate) fn interposing() -> bool {
+    INTERPOSING.load(Acquire)
+}
+
+fn real_pthread_exit() -> unsafe extern "C" fn(*mut c_void) -> ! {
+    let p = REAL_PTHREAD_EXIT.load(Acquire);
+    if p.is_null() {
+        crate::log::Line::new().s("fatal: real pthread_exit not found").emit();
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    }
+    // SAFETY: p is libc's pthread_exit, declared noreturn by glibc.
+    unsafe { std::mem::transmute(p) }
+}
+
+/// Park the calling thread forever without spinning (used by the `hang` policy).
+pub(crate) fn park_forever() -> ! {
+    loop {
+        // SAFETY: plain sleep; not our interposed pause, so never caught by an armed entry.
+        unsafe {
+            let ts = libc::timespec { tv_sec: 3600, tv_nsec: 0 };
+            libc::nanosleep(&ts, std::ptr::null_mut());
+        }
+    }
+}
+
+/// gilgate's `pthread_exit`. Inside an armed gated entry, jumps back to it (the entry returns
+/// GILGATE_ERR_FINALIZING); inside a host's gated region but outside an entry, applies the policy;
+/// everywhere else, exactly libc's pthread_exit.
+///
+/// # Safety
+/// Same contract as libc's pthread_exit.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_exit(retval: *mut c_void) -> ! {
+    // SAFETY: returns only when this thread is not armed; otherwise jumps to the armed entry
+    // (this frame owns nothing that needs dropping).
+    gg_kill_hook(KILL_PTHREAD_EXIT);
+    if let Some(slot) = crate::gate::my_slot_if_any() {
+        if slot.depth.load(Relaxed) > 0 {
+            crate::policy::apply(
+                "pthread_exit",
+                "CPython is killing a thread inside a gated region (finalization after the drain timed out?)",
+            );
+        }
+    }
+    real_pthread_exit()(retval)
+}
+
+/// gilgate's `pause`: inside an armed gated entry (CPython 3.14+ parking a thread that tried to
+/// attach during finalization), jumps back and the entry fails; otherwise libc's pause.
+///
+/// # Safety
+/// Same contract as libc's pause.
+#[no_mangle]
+pub unsafe extern "C" fn pause() -> c_int {
+    gg_kill_hook(KILL_PAUSE);
+    let p = REAL_PAUSE.load(Acquire);
+    if p.is_null() {
+        park_forever();
+    }
+    // SAFETY: p is libc's pause.
+    let f: unsafe extern "C" fn() -> c_int = std::mem::transmute(p);
+    f()
+}

@@ -1,0 +1,70 @@
+//! gilgate: a fallible, finalization-safe front for CPython's thread-state API.
+//!
+//! CPython's `PyEval_RestoreThread`, `PyEval_AcquireThread`, `PyEval_AcquireLock` and
+//! `PyGILState_Ensure` return nothing, yet kill the calling thread (`pthread_exit`, 3.8-3.13) or
+//! hang it forever (3.14+) when the interpreter is finalizing. gilgate's entry points return a
+//! status instead. See README.md for the design; modules:
+//! - `api`: the C API (`gilgate_*`);
+//! - `gate`: the per-thread region slots and the runtime state machine;
+//! - `drain`: closing the gate and waiting for gated threads before finalization;
+//! - `interpose`: gilgate's `pthread_exit`/`pause`, which turn a kill into an error;
+//! - `cpython`: finding the CPython already loaded in the process;
+//! - `policy`, `config`, `stats`, `log`: what happens where no error can be returned, the
+//!   `GILGATE_*` variables, counters, and allocation-free diagnostics.
+
+#![allow(clippy::missing_safety_doc)]
+
+/// Run `$body`; a panic becomes `$on_panic` (plus one line on fd 2) instead of unwinding into C.
+macro_rules! ffi_boundary {
+    ($on_panic:expr, $body:expr) => {{
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(v) => v,
+            Err(_) => {
+                crate::log::Line::new().s("internal error: panic caught at the C boundary").emit();
+                $on_panic
+            }
+        }
+    }};
+}
+
+pub mod api;
+pub mod cpython;
+mod config;
+mod drain;
+mod gate;
+pub mod interpose;
+mod log;
+pub mod policy;
+pub mod stats;
+pub mod status;
+
+pub use api::*;
+pub use policy::gilgate_policy;
+pub use stats::gilgate_stats;
+pub use status::{gilgate_status, gilgate_status_in};
+
+extern "C" fn gilgate_init() {
+    // No panic may escape a constructor either.
+    let _ = std::panic::catch_unwind(|| {
+        interpose::init();
+        gate::init_barrier();
+        // SAFETY: registering a plain extern "C" fn with libc's atexit.
+        unsafe { libc::atexit(stats::print_at_exit) };
+        if config::get().verbose {
+            log::Line::new()
+                .s("loaded ").s(env!("CARGO_PKG_VERSION"))
+                .s(if interpose::interposing() {
+                    ": interposing pthread_exit/pause (kills in gated entries become errors)"
+                } else {
+                    ": NOT interposing pthread_exit/pause (loaded too late: dlopen?); only the gate and drain protect"
+                })
+                .s(if gate::fast_barrier() { "; membarrier on" } else { "; membarrier off (fenced entries)" })
+                .s("; drain timeout ").u(config::drain_timeout_ms()).s(" ms")
+                .emit();
+        }
+    });
+}
+
+#[used]
+#[link_section = ".init_array"]
+static GILGATE_INIT: extern "C" fn() = gilgate_init;

@@ -1,0 +1,127 @@
+//! Counters for `gilgate_stats` and `GILGATE_SHOW_STATS=1`. Slow paths only use shared atomics;
+//! gated entries are counted in each thread's own slot (no shared write on the hot path).
+
+use crate::status::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Counters since the library was loaded (all generations).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct gilgate_stats {
+    /// Successful gated entries (restore/acquire/ensure through gilgate).
+    pub gated_entries: u64,
+    /// Entries refused because the interpreter was finalizing (or gilgate was draining).
+    pub refused_finalizing: u64,
+    /// Entries refused because the runtime was not initialized.
+    pub refused_not_initialized: u64,
+    /// Entries refused because no CPython was found in the process.
+    pub refused_no_python: u64,
+    /// Thread kills (pthread_exit) intercepted inside a gated entry and turned into an error.
+    pub kills_intercepted: u64,
+    /// Thread hangs (pause) intercepted inside a gated entry and turned into an error.
+    pub hangs_intercepted: u64,
+    /// Drains run (one per finalized generation at most).
+    pub drains: u64,
+    /// Drains that gave up after the timeout with threads still inside.
+    pub drain_timeouts: u64,
+    /// Duration of the last drain, nanoseconds.
+    pub drain_last_ns: u64,
+    /// Longest drain, nanoseconds.
+    pub drain_max_ns: u64,
+    /// Times the policy (abort/hang/exit) was applied because no error could be returned.
+    pub policy_actions: u64,
+    /// Host threads that have used gilgate (slots claimed, including reused ones).
+    pub threads_registered: u64,
+}
+
+static REFUSED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static KILLS: AtomicU64 = AtomicU64::new(0);
+static HANGS: AtomicU64 = AtomicU64::new(0);
+static DRAINS: AtomicU64 = AtomicU64::new(0);
+static DRAIN_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+static DRAIN_LAST: AtomicU64 = AtomicU64::new(0);
+static DRAIN_MAX: AtomicU64 = AtomicU64::new(0);
+pub(crate) static POLICY_ACTIONS: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn refused(e: gilgate_status) {
+    let i = match e {
+        GILGATE_ERR_FINALIZING => 0,
+        GILGATE_ERR_NOT_INITIALIZED => 1,
+        GILGATE_ERR_NO_PYTHON => 2,
+        _ => return,
+    };
+    REFUSED[i].fetch_add(1, Relaxed);
+    if crate::config::get().verbose {
+        crate::log::Line::new().s("refused entry on thread ").u(crate::log::tid())
+            .s(": ").s(status_name(e)).emit();
+    }
+}
+
+pub(crate) fn killed() {
+    KILLS.fetch_add(1, Relaxed);
+}
+pub(crate) fn hang_intercepted() {
+    HANGS.fetch_add(1, Relaxed);
+}
+
+pub(crate) fn drained(ns: u64, timed_out: bool) {
+    DRAINS.fetch_add(1, Relaxed);
+    if timed_out {
+        DRAIN_TIMEOUTS.fetch_add(1, Relaxed);
+    }
+    DRAIN_LAST.store(ns, Relaxed);
+    DRAIN_MAX.fetch_max(ns, Relaxed);
+}
+
+pub(crate) fn snapshot() -> gilgate_stats {
+    let (entries, threads) = crate::gate::sum_entries();
+    let k = KILLS.load(Relaxed);
+    let h = HANGS.load(Relaxed);
+    gilgate_stats {
+        gated_entries: entries,
+        refused_finalizing: REFUSED[0].load(Relaxed),
+        refused_not_initialized: REFUSED[1].load(Relaxed),
+        refused_no_python: REFUSED[2].load(Relaxed),
+        kills_intercepted: k - h.min(k),
+        hangs_intercepted: h,
+        drains: DRAINS.load(Relaxed),
+        drain_timeouts: DRAIN_TIMEOUTS.load(Relaxed),
+        drain_last_ns: DRAIN_LAST.load(Relaxed),
+        drain_max_ns: DRAIN_MAX.load(Relaxed),
+        policy_actions: POLICY_ACTIONS.load(Relaxed),
+        threads_registered: threads,
+    }
+}
+
+pub(crate) fn print() {
+    let s = snapshot();
+    let mut l = crate::log::Line::new();
+    l.s("stats: gated_entries=").u(s.gated_entries)
+        .s(" refused_finalizing=").u(s.refused_finalizing)
+        .s(" refused_not_initialized=").u(s.refused_not_initialized)
+        .s(" refused_no_python=").u(s.refused_no_python)
+        .s(" kills_intercepted=").u(s.kills_intercepted)
+        .s(" hangs_intercepted=").u(s.hangs_intercepted)
+        .s(" drains=").u(s.drains)
+        .s(" drain_timeouts=").u(s.drain_timeouts)
+        .s(" drain_max_us=").u(s.drain_max_ns / 1000)
+        .s(" policy_actions=").u(s.policy_actions)
+        .s(" threads=").u(s.threads_registered);
+    l.emit();
+}
+
+static PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// GILGATE_SHOW_STATS=1: print once per finalization and once at process exit.
+pub(crate) fn maybe_print_at_finalize() {
+    if crate::config::get().show_stats {
+        print();
+        PRINTED.store(true, Relaxed);
+    }
+}
+
+pub(crate) extern "C" fn print_at_exit() {
+    if crate::config::get().show_stats && !PRINTED.load(Relaxed) {
+        print();
+    }
+}
