@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 fn main() {
+    // Hosts record the soname, so a later compatible release can replace the file.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgilgate.so.0");
     println!("cargo:rerun-if-changed=src/c/armed.c");
     cc::Build::new()
         .file("src/c/armed.c")

@@ -235,7 +235,8 @@ int main(int argc, char **argv) {
         PyEval_RestoreThread(main_ts);
         Py_FinalizeEx();
 #else
-        if (gilgate_restore_thread(main_ts) != GILGATE_OK) { fprintf(stderr, "main restore failed\n"); return 71; }
+        int rst = gilgate_restore_thread(main_ts);
+        if (rst != GILGATE_OK) { fprintf(stderr, "main restore: %s\n", gilgate_status_str(rst)); return 71; }
         int pyrc;
         int st = gilgate_finalize(&pyrc);
         if (st != GILGATE_OK) { fprintf(stderr, "finalize: %s\n", gilgate_status_str(st)); return 72; }

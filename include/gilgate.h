@@ -139,6 +139,12 @@ enum gilgate_status gilgate_set_policy(int policy);
 // Copy the counters into `*out`. `GILGATE_ERR_NULL_ARGUMENT` if `out` is NULL.
 enum gilgate_status gilgate_stats(struct gilgate_stats *out);
 
+// Apply the configured policy (`GILGATE_ON_FINALIZE` / `gilgate_set_policy`) for a refused
+// entry that the caller cannot report, e.g. a C++ destructor re-acquiring the GIL. `what`
+// (may be NULL) names the caller in the diagnostic. Returns only if the policy lets the thread
+// go on, which none does: abort, park forever, or pthread_exit.
+void gilgate_apply_policy(const char *what);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -51,7 +51,7 @@ usage() {
 exec 8>&1   # the real stdout: result lines go here even while fetch output is diverted
 
 MODE=fetch
-if [[ ${1:-} == --env ]]; then MODE=env; shift; fi
+if [[ ${1:-} == --env ]]; then MODE='env'; shift; fi
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; fi
 [[ $# -ge 1 && $# -le 2 ]] || usage
 VER=$1
@@ -94,6 +94,7 @@ esac
 # ---------------------------------------------------------------------------
 # Layout of an unpacked tree -> variables (used by both modes)
 # ---------------------------------------------------------------------------
+# shellcheck disable=SC2034  # variables are read indirectly by print_env
 compute_layout() {
     local t=$1
     PY_TREE=$t
@@ -359,7 +360,7 @@ PYEOF
         for f in ${PY_LIBRARY_PATH//:/ }; do
             for lib in "$f"/*.so*; do have[${lib##*/}]=1; done
         done
-        for f in "$PY_LIBDIR"/libpython$VER.so.1* "$t"/usr/lib/python$VER/lib-dynload/*.so; do
+        for f in "$PY_LIBDIR/libpython$VER.so.1"* "$t/usr/lib/python$VER/lib-dynload/"*.so; do
             [[ -f $f ]] || continue
             while read -r lib; do
                 [[ -z ${have[$lib]:-} ]] && missing+=("${f##*/}->$lib")
@@ -442,7 +443,7 @@ do_fetch() {
     src=$(apt-cache policy "libpython$VER" | awk -v v="$pyver" '$1=="***" && $2==v {getline; print $3; exit} $1==v {getline; print $3; exit}')
     log "libpython$VER candidate: $pyver (${src:-?})"
 
-    local pypkgs=(libpython$VER libpython$VER-minimal libpython$VER-stdlib libpython$VER-dev python$VER-minimal)
+    local pypkgs=("libpython$VER" "libpython$VER-minimal" "libpython$VER-stdlib" "libpython$VER-dev" "python$VER-minimal")
     local p
     for p in "${pypkgs[@]}"; do
         [[ -n $(candidate "$p") ]] || absent "package-$p-not-available"

@@ -279,3 +279,23 @@ pub extern "C" fn gilgate_stats(out: *mut crate::stats::gilgate_stats) -> gilgat
         GILGATE_OK
     })
 }
+
+/// Apply the configured policy (`GILGATE_ON_FINALIZE` / `gilgate_set_policy`) for a refused
+/// entry that the caller cannot report, e.g. a C++ destructor re-acquiring the GIL. `what`
+/// (may be NULL) names the caller in the diagnostic. Returns only if the policy lets the thread
+/// go on, which none does: abort, park forever, or pthread_exit.
+#[no_mangle]
+pub extern "C" fn gilgate_apply_policy(what: *const c_char) {
+    ffi_boundary!((), {
+        let name = if what.is_null() {
+            "gilgate_apply_policy"
+        } else {
+            // SAFETY: caller passes a NUL-terminated string (documented); invalid UTF-8 is replaced.
+            unsafe { std::ffi::CStr::from_ptr(what) }.to_str().unwrap_or("gilgate_apply_policy")
+        };
+        crate::policy::apply(name, "the GIL could not be re-acquired (interpreter finalizing)");
+        // `exit` policy: the legacy behaviour.
+        // SAFETY: terminating the calling thread is what the configured policy asks for.
+        unsafe { crate::interpose::pthread_exit(std::ptr::null_mut()) }
+    })
+}

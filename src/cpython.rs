@@ -229,7 +229,11 @@ fn resolve() -> Option<Api> {
             Py_Finalize: req!("Py_Finalize"),
             Py_AtExit: req!("Py_AtExit"),
             PyInterpreterState_Main: req!("PyInterpreterState_Main"),
-            PyInterpreterState_Get: req!("PyInterpreterState_Get"),
+            // 3.8 only has the underscored name.
+            PyInterpreterState_Get: match opt!("PyInterpreterState_Get") {
+                Some(f) => f,
+                None => req!("_PyInterpreterState_Get"),
+            },
             PyImport_ImportModule: req!("PyImport_ImportModule"),
             PyObject_GetAttrString: req!("PyObject_GetAttrString"),
             PyObject_CallObject: req!("PyObject_CallObject"),
