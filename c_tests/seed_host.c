@@ -235,10 +235,10 @@ int main(int argc, char **argv) {
         PyEval_RestoreThread(main_ts);
         Py_FinalizeEx();
 #else
-        int rst = gilgate_restore_thread(main_ts);
+        gilgate_status rst = gilgate_restore_thread(main_ts);
         if (rst != GILGATE_OK) { fprintf(stderr, "main restore: %s\n", gilgate_status_str(rst)); return 71; }
         int pyrc;
-        int st = gilgate_finalize(&pyrc);
+        gilgate_status st = gilgate_finalize(&pyrc);
         if (st != GILGATE_OK) { fprintf(stderr, "finalize: %s\n", gilgate_status_str(st)); return 72; }
 #endif
         store(&g_stop, c);

@@ -151,6 +151,10 @@ void gilgate_apply_policy(const char *what);
 
 #endif  /* GILGATE_H */
 
-/* Short names for the enums (the stats struct keeps its tag: gilgate_stats() is the function). */
+/* Short names for the enums (the stats struct keeps its tag: gilgate_stats() is the function).
+ * cbindgen puts this after the main include guard, hence a guard of its own. */
+#ifndef GILGATE_H_TYPEDEFS
+#define GILGATE_H_TYPEDEFS
 typedef enum gilgate_status gilgate_status;
 typedef enum gilgate_policy gilgate_policy;
+#endif

@@ -482,7 +482,7 @@ do_fetch() {
         dpkg -x "$deb" "$tmp" || { rm -rf "$tmp"; absent "dpkg-x-failed:${deb##*/}"; }
     done
     # Manifest of what went in
-    (cd "$dl" && for deb in *.deb; do dpkg-deb -f "$deb" Package Version | paste -sd' '; done) > "$tmp/.gilgate-packages"
+    (cd "$dl" && for deb in *.deb; do dpkg-deb -f "$deb" Package Version | sed 's/^[^:]*: //' | paste -sd' '; done) > "$tmp/.gilgate-packages"
 
     relativize_symlinks "$tmp"
     compute_layout "$tmp"

@@ -30,7 +30,7 @@ unsafe impl Sync for PyMethodDef {}
 pub(crate) const METH_NOARGS: c_int = 0x0004;
 
 /// The CPython functions gilgate calls. Resolved once; all mandatory ones exist in 3.8+.
-#[allow(non_snake_case)]
+#[allow(non_snake_case, dead_code)] // some fields are only used in drop-in mode
 pub(crate) struct Api {
     pub version: (u32, u32),
     pub Py_IsInitialized: unsafe extern "C" fn() -> c_int,

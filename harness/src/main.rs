@@ -1,1 +1,156 @@
-fn main(){}
+//! `gilgate-harness demo [RUNS]`: the seed's host on raw CPython vs through gilgate, every CPython
+//! on the machine, a table of outcomes.
+//! `gilgate-harness stress [RUNS]`: the seed scenario with random timing, 1-16 workers, every
+//! mode and build, RUNS per CPython version (default 1000), outcome table.
+//! `gilgate-harness pythons`: what CPythons were found and which are absent.
+
+use gilgate_harness::*;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let cmd = args.get(1).map(String::as_str).unwrap_or("demo");
+    let n: Option<u64> = args.get(2).and_then(|v| v.parse().ok());
+    match cmd {
+        "demo" => demo(n.unwrap_or(20)),
+        "stress" => stress(n.unwrap_or(1000)),
+        "pythons" => {
+            let d = discover();
+            for p in &d.found {
+                println!("{:28} {}", p.name, p.exe.display());
+            }
+            for a in &d.absent {
+                println!("{a}");
+            }
+        }
+        _ => {
+            eprintln!("usage: gilgate-harness demo [RUNS] | stress [RUNS] | pythons");
+            std::process::exit(64);
+        }
+    }
+}
+
+fn counts(rs: &[Outcome]) -> [usize; 5] {
+    let mut c = [0; 5];
+    for o in rs {
+        c[match o {
+            Outcome::Clean(_) => 0,
+            Outcome::Deadlock => 1,
+            Outcome::Vanished(_) => 2,
+            Outcome::Crash(_) => 3,
+            Outcome::Failed(_) => 4,
+        }] += 1;
+    }
+    c
+}
+
+fn fmt(c: [usize; 5]) -> String {
+    format!("{:>4} {:>8} {:>8} {:>5} {:>6}", c[0], c[1], c[2], c[3], c[4])
+}
+
+fn demo(runs: u64) {
+    let t0 = Instant::now();
+    let d = discover();
+    for a in &d.absent {
+        println!("{a}");
+    }
+    println!(
+        "\nThe seed's host (C++ -fno-exceptions): 4 workers hold a std::mutex-style lock around every\n\
+         PyGILState_Ensure/Release while the main thread finalizes after a random delay (<20 ms);\n\
+         then main locks every worker's mutex and joins. {runs} runs per column; watchdog 4 s (raw), 30 s (gilgate).\n"
+    );
+    println!("{:28} | {:^38} | {:^38}", "", "raw CPython", "through gilgate");
+    println!("{:28} | {} | {}", "CPython", fmt_header(), fmt_header());
+    for p in &d.found {
+        let raw = compile(p, "seed_host.c", Lang::CxxNoExc, false);
+        let gg = compile(p, "seed_host.c", Lang::CxxNoExc, true);
+        let (raw, gg) = match (raw, gg) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                println!("{:28} | build failed: {}", p.name, e.lines().next().unwrap_or(""));
+                continue;
+            }
+        };
+        let mut jobs = vec![];
+        for k in 0..runs {
+            let run = SeedRun { mode: "gilstate", workers: 4, delay_us: 20_000, cycles: 1, seed: k + 1 };
+            jobs.push((raw.clone(), run.clone(), Duration::from_secs(4), false));
+            jobs.push((gg.clone(), run, Duration::from_secs(30), true));
+        }
+        let pc = p.clone();
+        let res = parallel(jobs, concurrency(), move |(exe, sr, to, gg)| {
+            let mut c = pc.command(&exe);
+            c.args(sr.args());
+            (gg, run(c, to).outcome)
+        });
+        let raw_o: Vec<_> = res.iter().filter(|r| !r.0).map(|r| r.1.clone()).collect();
+        let gg_o: Vec<_> = res.iter().filter(|r| r.0).map(|r| r.1.clone()).collect();
+        println!("{:28} | {} | {}", p.name, fmt(counts(&raw_o)), fmt(counts(&gg_o)));
+    }
+    println!("\n(clean: every worker finished or got an error code; deadlock: the host hung on a lock a\n vanished worker still held, or a worker hung in CPython; vanished: a worker disappeared)");
+    println!("elapsed {:.0}s", t0.elapsed().as_secs_f64());
+}
+
+fn fmt_header() -> String {
+    format!("{:>4} {:>8} {:>8} {:>5} {:>6}", "ok", "deadlock", "vanished", "crash", "failed")
+}
+
+
+fn stress(runs: u64) {
+    let t0 = Instant::now();
+    let d = discover();
+    for a in &d.absent {
+        println!("{a}");
+    }
+    println!("stress: {runs} runs per CPython, random mode/build/workers(1-16)/delay(<50ms)/cycles(1-3)\n");
+    println!("{:28} | {}", "CPython", fmt_header());
+    let mut total_bad = 0;
+    for (i, p) in d.found.iter().enumerate() {
+        let mut exes = vec![];
+        for lang in Lang::ALL {
+            match compile(p, "seed_host.c", lang, true) {
+                Ok(e) => exes.push(e),
+                Err(e) => {
+                    println!("{:28} | build failed: {}", p.name, e.lines().next().unwrap_or(""));
+                }
+            }
+        }
+        if exes.len() != 3 {
+            total_bad += 1;
+            continue;
+        }
+        let mut rng = Rng::new(0xdead ^ i as u64);
+        let jobs: Vec<_> = (0..runs)
+            .map(|_| {
+                let exe = exes[rng.below(3) as usize].clone();
+                let run = SeedRun {
+                    mode: MODES[rng.below(4) as usize],
+                    workers: 1 + rng.below(16) as u32,
+                    delay_us: 1 + rng.below(50_000) as u32,
+                    cycles: 1 + rng.below(3) as u32,
+                    seed: rng.next() % 1_000_000,
+                };
+                (exe, run)
+            })
+            .collect();
+        let pc = p.clone();
+        let res = parallel(jobs, concurrency(), move |(exe, sr)| {
+            let mut c = pc.command(&exe);
+            c.args(sr.args());
+            let r = run(c, Duration::from_secs(30));
+            (exe, sr, r)
+        });
+        let outs: Vec<_> = res.iter().map(|r| r.2.outcome.clone()).collect();
+        let c = counts(&outs);
+        println!("{:28} | {}", p.name, fmt(c));
+        for (exe, run, r) in &res {
+            if !matches!(r.outcome, Outcome::Clean(_)) {
+                total_bad += 1;
+                println!("    {} {} {}: {}", exe.file_name().unwrap().to_string_lossy(), run.describe(), r.outcome,
+                    r.stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | "));
+            }
+        }
+    }
+    println!("elapsed {:.0}s", t0.elapsed().as_secs_f64());
+    std::process::exit(if total_bad == 0 { 0 } else { 1 });
+}

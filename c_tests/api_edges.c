@@ -1,0 +1,105 @@
+/* Calls before Py_Initialize, after Py_FinalizeEx, NULL arguments, misuse, and three
+ * init/finalize cycles in one process (generations). Exits 0 only if every check holds;
+ * prints each failed check. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "gilgate.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures, checks;
+#define CHECK(cond) do { checks++; if (!(cond)) { failures++; \
+    fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#define EXPECT(call, want) do { int got_ = (call); checks++; if (got_ != (want)) { failures++; \
+    fprintf(stderr, "FAILED %s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #call, \
+            gilgate_status_str(got_), gilgate_status_str(want)); } } while (0)
+
+static void *refused_worker(void *arg) {
+    int st, want = (int)(long)arg;
+    EXPECT(gilgate_gilstate_ensure(&st), want);
+    gilgate_gilstate_release(0); /* release without ensure: ignored, no crash */
+    return NULL;
+}
+
+static void *ok_worker(void *arg) {
+    (void)arg;
+    int st;
+    EXPECT(gilgate_gilstate_ensure(&st), GILGATE_OK);
+    if (st == 0 || st == 1) {
+        CHECK(PyGILState_Check());
+        PyObject *r = PyRun_String("sum(range(100))", Py_eval_input, PyEval_GetBuiltins(), NULL);
+        CHECK(r && PyLong_AsLong(r) == 4950);
+        Py_XDECREF(r);
+        gilgate_gilstate_release(st);
+    }
+    return NULL;
+}
+
+static void run_thread(void *(*f)(void *), long arg) {
+    pthread_t t;
+    pthread_create(&t, NULL, f, (void *)arg);
+    pthread_join(t, NULL);
+}
+
+int main(void) {
+    int st = -1, rc = -1;
+    CHECK(gilgate_version() && strlen(gilgate_version()) > 0);
+    CHECK(gilgate_status_str((gilgate_status)999) != NULL);
+    CHECK(strstr(gilgate_status_str(GILGATE_ERR_FINALIZING), "FINALIZING") != NULL);
+
+    /* Before Py_Initialize. */
+    EXPECT(gilgate_runtime_status(), GILGATE_ERR_NOT_INITIALIZED);
+    EXPECT(gilgate_gilstate_ensure(&st), GILGATE_ERR_NOT_INITIALIZED);
+    EXPECT(gilgate_gilstate_ensure(NULL), GILGATE_ERR_NULL_ARGUMENT);
+    EXPECT(gilgate_restore_thread(NULL), GILGATE_ERR_NULL_ARGUMENT);
+    EXPECT(gilgate_acquire_thread(NULL), GILGATE_ERR_NULL_ARGUMENT);
+    EXPECT(gilgate_finalize(&rc), GILGATE_ERR_NOT_INITIALIZED);
+    CHECK(gilgate_save_thread() == NULL);
+    gilgate_release_thread(NULL);
+    gilgate_gilstate_release(0);
+    EXPECT(gilgate_stats(NULL), GILGATE_ERR_NULL_ARGUMENT);
+    EXPECT(gilgate_set_policy(42), GILGATE_ERR_INVALID_ARGUMENT);
+    EXPECT(gilgate_set_policy(GILGATE_POLICY_ABORT), GILGATE_OK);
+    run_thread(refused_worker, GILGATE_ERR_NOT_INITIALIZED);
+
+    for (int cycle = 0; cycle < 3; cycle++) {
+        Py_InitializeEx(0);
+        EXPECT(gilgate_runtime_status(), GILGATE_OK);
+        /* Nested ensure on the main thread, which already holds the GIL. */
+        EXPECT(gilgate_gilstate_ensure(&st), GILGATE_OK);
+        CHECK(st == PyGILState_LOCKED);
+        gilgate_gilstate_release(st);
+        PyThreadState *ts = gilgate_save_thread();
+        CHECK(ts != NULL);
+        run_thread(ok_worker, 0);
+        EXPECT(gilgate_restore_thread(ts), GILGATE_OK);
+        CHECK(PyGILState_Check());
+        ts = gilgate_save_thread();
+        EXPECT(gilgate_acquire_thread(ts), GILGATE_OK);
+        gilgate_release_thread(ts);
+        EXPECT(gilgate_restore_thread(ts), GILGATE_OK);
+        rc = -1;
+        EXPECT(gilgate_finalize(&rc), GILGATE_OK);
+        CHECK(rc == 0);
+        /* After Py_FinalizeEx: nothing touches CPython. */
+        EXPECT(gilgate_runtime_status(), GILGATE_ERR_NOT_INITIALIZED);
+        EXPECT(gilgate_gilstate_ensure(&st), GILGATE_ERR_NOT_INITIALIZED);
+        EXPECT(gilgate_restore_thread(ts), GILGATE_ERR_NOT_INITIALIZED);
+        EXPECT(gilgate_finalize(NULL), GILGATE_ERR_NOT_INITIALIZED);
+        CHECK(gilgate_save_thread() == NULL);
+        gilgate_gilstate_release(0);
+        run_thread(refused_worker, GILGATE_ERR_NOT_INITIALIZED);
+    }
+
+    struct gilgate_stats s;
+    memset(&s, 0xff, sizeof s);
+    EXPECT(gilgate_stats(&s), GILGATE_OK);
+    CHECK(s.drains == 3);
+    CHECK(s.drain_timeouts == 0);
+    CHECK(s.gated_entries >= 3 * 5);
+    CHECK(s.refused_not_initialized >= 6);
+    CHECK(s.kills_intercepted == 0);
+    printf("RESULT checks=%d failures=%d vanished=0 \n", checks, failures);
+    return failures ? 1 : 0;
+}

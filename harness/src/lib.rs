@@ -1,0 +1,454 @@
+//! Test harness for gilgate's C and C++ hosts: finds every CPython on the machine, compiles the
+//! hosts in c_tests/ against each, runs them under a watchdog and classifies what happened.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Where libgilgate.so was built (`cargo build --release` by the test command).
+pub fn built_lib() -> PathBuf {
+    std::env::var_os("GILGATE_LIB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release"))
+        .join("libgilgate.so")
+}
+
+/// A directory with libgilgate.so and its soname link (hosts record libgilgate.so.0).
+pub fn lib_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(make_lib_dir).clone()
+}
+
+fn make_lib_dir() -> PathBuf {
+    let built = built_lib();
+    assert!(built.exists(), "{} not found: run `cargo build --release` first", built.display());
+    let dir = out_dir().join("lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["libgilgate.so", "libgilgate.so.0"] {
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&built, &link).unwrap();
+    }
+    dir
+}
+
+pub fn out_dir() -> PathBuf {
+    repo_root().join("target/c_tests")
+}
+
+/// One CPython we can compile and run hosts against.
+#[derive(Clone, Debug)]
+pub struct Python {
+    /// Short unique name, e.g. "pyenv-3.12.1" or "debian-3.11.2".
+    pub name: String,
+    /// "3.12.1"
+    pub version: String,
+    pub cflags: Vec<String>,
+    pub ldflags: Vec<String>,
+    /// Prefix for running a host (a private loader for Debian unstable trees), else empty.
+    pub run_prefix: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Directory holding libpython (for LD_PRELOAD-free runs this is on the rpath).
+    pub libdir: PathBuf,
+    /// The python executable, run the same way as hosts.
+    pub exe: PathBuf,
+    /// Install prefix (for the packaging test), e.g. /root/.pyenv/versions/3.12.1 or /usr.
+    pub prefix: PathBuf,
+}
+
+impl Python {
+    pub fn minor(&self) -> (u32, u32) {
+        let mut it = self.version.split('.').map(|s| s.parse::<u32>().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = if self.run_prefix.is_empty() {
+            Command::new(program)
+        } else {
+            let mut c = Command::new(&self.run_prefix[0]);
+            c.args(&self.run_prefix[1..]).arg(program);
+            c
+        };
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> Option<String> {
+    let o = Command::new(cmd).args(args).stderr(Stdio::null()).output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn split(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn from_config(name_prefix: &str, config: &Path, exe: &Path, prefix: &Path) -> Option<Python> {
+    let c = config.to_str()?;
+    let version = sh(exe.to_str()?, &["-c", "import platform; print(platform.python_version())"])?;
+    let cflags = split(&sh(c, &["--includes"])?);
+    let mut ldflags = split(&sh(c, &["--ldflags", "--embed"])?);
+    let libdir = PathBuf::from(sh(exe.to_str()?, &["-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"])?);
+    ldflags.push(format!("-Wl,-rpath,{}", libdir.display()));
+    Some(Python {
+        name: format!("{name_prefix}-{version}"),
+        version,
+        cflags,
+        ldflags,
+        run_prefix: vec![],
+        env: vec![],
+        libdir,
+        exe: exe.to_path_buf(),
+        prefix: prefix.to_path_buf(),
+    })
+}
+
+/// The minor versions gilgate supports and looks for; a missing one is reported as absent.
+pub const WANTED: &[&str] = &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"];
+
+pub struct Discovery {
+    pub found: Vec<Python>,
+    /// Human-readable lines for what was looked for and not found.
+    pub absent: Vec<String>,
+}
+
+/// pyenv builds, Debian's system python3.11, and Debian unstable's 3.14/3.15 trees
+/// (fetched by scripts/debian-python.sh unless GILGATE_DEBIAN_PYTHONS=0).
+pub fn discover() -> Discovery {
+    let mut found = vec![];
+    let mut absent = vec![];
+    let pyenv_root = std::env::var("PYENV_ROOT")
+        .ok()
+        .or_else(|| sh("pyenv", &["root"]))
+        .unwrap_or_else(|| format!("{}/.pyenv", std::env::var("HOME").unwrap_or_default()));
+    if let Ok(rd) = std::fs::read_dir(Path::new(&pyenv_root).join("versions")) {
+        let mut dirs: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for d in dirs {
+            let exe = d.join("bin/python3");
+            let cfg = d.join("bin/python3-config");
+            if !exe.exists() || !cfg.exists() {
+                continue;
+            }
+            if let Some(p) = from_config("pyenv", &cfg, &exe, &d) {
+                if p.minor() >= (3, 8) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    let deb_cfg = Path::new("/usr/bin/python3.11-config");
+    if deb_cfg.exists() && Path::new("/usr/include/python3.11/Python.h").exists() {
+        if let Some(p) = from_config("debian", deb_cfg, Path::new("/usr/bin/python3.11"), Path::new("/usr")) {
+            found.push(p);
+        }
+    } else {
+        absent.push("debian-3.11 (system python3.11 with headers): absent".into());
+    }
+    if std::env::var("GILGATE_DEBIAN_PYTHONS").as_deref() != Ok("0") {
+        for v in ["3.14", "3.15"] {
+            match debian_unstable(v) {
+                Ok(p) => found.push(p),
+                Err(why) => absent.push(format!("debian-unstable-{v}: absent ({why})")),
+            }
+        }
+    } else {
+        absent.push("debian-unstable-3.14/3.15: not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
+    }
+    found.sort_by_key(|p| {
+        let v: Vec<u32> = p.version.split('.').map(|x| x.parse().unwrap_or(0)).collect();
+        (v, p.name.starts_with("debian"))
+    });
+    for w in WANTED {
+        let have = found.iter().any(|p| {
+            let (a, b) = p.minor();
+            format!("{a}.{b}") == *w
+        });
+        if !have {
+            absent.push(format!("CPython {w}: absent (no build found on this machine)"));
+        }
+    }
+    Discovery { found, absent }
+}
+
+/// A CPython from Debian unstable's binary packages, run through that tree's own loader.
+fn debian_unstable(v: &str) -> Result<Python, String> {
+    let script = repo_root().join("scripts/debian-python.sh");
+    if !script.exists() {
+        return Err("scripts/debian-python.sh missing".into());
+    }
+    let fetch = Command::new("bash").arg(&script).arg(v).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+    let out = String::from_utf8_lossy(&fetch.stdout).to_string();
+    if !fetch.status.success() {
+        return Err(out.lines().last().unwrap_or("fetch failed").to_string());
+    }
+    let envo = Command::new("bash").arg(&script).args(["--env", v]).output().map_err(|e| e.to_string())?;
+    if !envo.status.success() {
+        return Err("--env failed".into());
+    }
+    let mut kv = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&envo.stdout).lines() {
+        if let Some((k, val)) = line.split_once('=') {
+            kv.insert(k.to_string(), val.trim_matches('"').trim_matches('\'').to_string());
+        }
+    }
+    let get = |k: &str| kv.get(k).cloned().ok_or_else(|| format!("{k} missing from --env"));
+    let tree = PathBuf::from(get("PY_TREE")?);
+    let libdir = PathBuf::from(get("PY_LIBDIR")?);
+    let mut ldflags = split(&get("PY_LDFLAGS")?);
+    ldflags.push(format!("-Wl,-rpath,{}", libdir.display()));
+    let version = get("PY_VERSION")?;
+    Ok(Python {
+        name: format!("debian-unstable-{version}"),
+        version: version.clone(),
+        cflags: split(&get("PY_CFLAGS")?),
+        ldflags,
+        run_prefix: vec![get("PY_LOADER")?, "--library-path".into(), get("PY_LIBRARY_PATH")?],
+        env: vec![("PYTHONHOME".into(), get("PY_HOME")?)],
+        libdir,
+        exe: tree.join(format!("usr/bin/python{v}")),
+        prefix: tree.join("usr"),
+    })
+}
+
+/// How a host was built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lang {
+    C,
+    /// C++17, -fno-exceptions -fno-rtti: pthread_exit runs no destructor.
+    CxxNoExc,
+    /// C++17 with exceptions: pthread_exit's forced unwind runs destructors.
+    CxxExc,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 3] = [Lang::C, Lang::CxxNoExc, Lang::CxxExc];
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::C => "c",
+            Lang::CxxNoExc => "cxx-noexc",
+            Lang::CxxExc => "cxx-exc",
+        }
+    }
+}
+
+/// Compile `c_tests/<src>` for `py`. `gilgate` false builds against raw CPython (-DGG_RAW).
+pub fn compile(py: &Python, src: &str, lang: Lang, gilgate: bool) -> Result<PathBuf, String> {
+    let root = repo_root();
+    let dir = out_dir().join(&py.name);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let stem = src.rsplit_once('.').map(|x| x.0).unwrap_or(src);
+    let exe = dir.join(format!("{stem}-{}-{}", lang.tag(), if gilgate { "gilgate" } else { "raw" }));
+    let (cc, std_flags): (&str, &[&str]) = match lang {
+        Lang::C => ("gcc", &["-std=gnu11"]),
+        Lang::CxxNoExc => ("g++", &["-x", "c++", "-std=c++17", "-fno-exceptions", "-fno-rtti"]),
+        Lang::CxxExc => ("g++", &["-x", "c++", "-std=c++17", "-fexceptions"]),
+    };
+    let mut cmd = Command::new(cc);
+    cmd.args(std_flags)
+        .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers", "-pthread"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .args(&py.cflags);
+    if !gilgate {
+        cmd.arg("-DGG_RAW");
+    }
+    cmd.arg(root.join("c_tests").join(src)).arg("-o").arg(&exe);
+    if lang != Lang::C {
+        cmd.arg("-x").arg("none");
+    }
+    if gilgate {
+        // gilgate first: its pthread_exit/pause must precede libc (and libpython) in lookup order.
+        let ld = lib_dir();
+        cmd.arg(format!("-L{}", ld.display())).arg("-lgilgate").arg(format!("-Wl,-rpath,{}", ld.display()));
+    }
+    cmd.args(&py.ldflags);
+    let o = cmd.output().map_err(|e| format!("{cc}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!("compile {src} ({}) for {} failed:\n{}", lang.tag(), py.name, String::from_utf8_lossy(&o.stderr)));
+    }
+    Ok(exe)
+}
+
+/// What one host run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exited 0; the host's RESULT line.
+    Clean(String),
+    /// Exited with a RESULT line saying a worker disappeared (pthread_exit without unwinding).
+    Vanished(String),
+    /// Still running at the watchdog: killed.
+    Deadlock,
+    /// Killed by a signal (SIGSEGV, SIGABRT, ...).
+    Crash(i32),
+    /// Exited non-zero for another reason.
+    Failed(i32),
+}
+
+impl Outcome {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Clean(_) => "clean",
+            Outcome::Vanished(_) => "vanished",
+            Outcome::Deadlock => "deadlock",
+            Outcome::Crash(_) => "crash",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Clean(r) | Outcome::Vanished(r) => write!(f, "{} ({r})", self.kind()),
+            Outcome::Crash(s) => write!(f, "crash (signal {s})"),
+            Outcome::Failed(c) => write!(f, "failed (exit {c})"),
+            Outcome::Deadlock => write!(f, "deadlock (watchdog)"),
+        }
+    }
+}
+
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Run with a watchdog; the child gets its own process group so the kill takes everything.
+pub fn run(mut cmd: Command, timeout: Duration) -> RunResult {
+    use std::io::Read;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let start = Instant::now();
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return RunResult { outcome: Outcome::Failed(-1), stdout: String::new(), stderr: e.to_string(), elapsed: start.elapsed() }
+        }
+    };
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let te = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if start.elapsed() >= timeout {
+            // SAFETY-free: kill the whole group (the host and anything it spawned).
+            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = to.join().unwrap_or_default();
+    let stderr = te.join().unwrap_or_default();
+    let result_line = stdout.lines().find(|l| l.starts_with("RESULT")).map(|l| l.trim_start_matches("RESULT ").to_string());
+    let outcome = match status {
+        None => Outcome::Deadlock,
+        Some(st) => match (st.code(), st.signal()) {
+            (_, Some(sig)) => Outcome::Crash(sig),
+            (Some(code), _) => match result_line {
+                Some(r) if r.contains("vanished=") && !r.contains("vanished=0 ") => Outcome::Vanished(r),
+                r if code == 0 => Outcome::Clean(r.unwrap_or_default()),
+                _ => Outcome::Failed(code),
+            },
+            _ => Outcome::Failed(-1),
+        },
+    };
+    RunResult { outcome, stdout, stderr, elapsed: start.elapsed() }
+}
+
+/// Parameters of one seed-scenario run.
+#[derive(Clone, Debug)]
+pub struct SeedRun {
+    pub mode: &'static str,
+    pub workers: u32,
+    pub delay_us: u32,
+    pub cycles: u32,
+    pub seed: u64,
+}
+
+impl SeedRun {
+    pub fn args(&self) -> Vec<String> {
+        vec![self.mode.into(), self.workers.to_string(), self.delay_us.to_string(), self.cycles.to_string(), self.seed.to_string()]
+    }
+    pub fn describe(&self) -> String {
+        format!("{} workers={} delay<{}us cycles={} seed={}", self.mode, self.workers, self.delay_us, self.cycles, self.seed)
+    }
+}
+
+/// A tiny deterministic PRNG (xorshift), so runs are reproducible from their seed.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub const MODES: [&str; 4] = ["gilstate", "tstate", "callback", "mixed"];
+
+/// Run jobs on `threads` workers, returning results in job order.
+pub fn parallel<J: Send + 'static, R: Send + 'static>(jobs: Vec<J>, threads: usize, f: impl Fn(J) -> R + Send + Sync + 'static) -> Vec<R> {
+    let n = jobs.len();
+    let queue = Arc::new(Mutex::new(jobs.into_iter().enumerate().collect::<VecDeque<_>>()));
+    let results = Arc::new(Mutex::new((0..n).map(|_| None).collect::<Vec<Option<R>>>()));
+    let f = Arc::new(f);
+    let hs: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let (q, r, f) = (queue.clone(), results.clone(), f.clone());
+            std::thread::spawn(move || loop {
+                let job = q.lock().unwrap().pop_front();
+                match job {
+                    Some((i, j)) => {
+                        let out = f(j);
+                        r.lock().unwrap()[i] = Some(out);
+                    }
+                    None => return,
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    Arc::try_unwrap(results).ok().unwrap().into_inner().unwrap().into_iter().map(|x| x.unwrap()).collect()
+}
+
+/// How many host runs go on at once: the hosts mostly sleep and wait, so a little over the
+/// core count keeps the machine busy without starving the watchdog.
+pub fn concurrency() -> usize {
+    std::env::var("GILGATE_TEST_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::thread::available_parallelism().map(|n| n.get() + 2).unwrap_or(4)
+    })
+}

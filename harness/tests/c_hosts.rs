@@ -1,0 +1,219 @@
+//! The C/C++ host tests, against every CPython on the machine (custom harness: the set of
+//! versions is only known at run time). Prints which versions ran and which are absent, one line
+//! per failure, a summary per version, and a closing `N passed, N failed` line.
+//!
+//! GILGATE_TEST_RUNS (default 48): seed-scenario runs through gilgate per CPython version.
+//! GILGATE_RAW_TRIES (default 6): raw-CPython runs per version allowed to show the harm.
+
+use gilgate_harness::*;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+impl Tally {
+    fn case(&mut self, name: &str, ok: bool, detail: &str) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            println!("FAIL {name}: {detail}");
+        }
+    }
+}
+
+fn env_u64(k: &str, d: u64) -> u64 {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+enum Job {
+    Seed { py: usize, exe: std::path::PathBuf, lang: Lang, run: SeedRun },
+    Raw { py: usize, exe: std::path::PathBuf, run: SeedRun },
+    Edges { py: usize, exe: std::path::PathBuf },
+}
+
+fn main() {
+    let t0 = Instant::now();
+    let runs = env_u64("GILGATE_TEST_RUNS", 48);
+    let raw_tries = env_u64("GILGATE_RAW_TRIES", 6);
+    let d = discover();
+    println!("gilgate C/C++ host tests");
+    println!("CPython versions that will run:");
+    for p in &d.found {
+        println!("  {:28} {}", p.name, p.exe.display());
+    }
+    println!("CPython versions absent (not run, not counted):");
+    for a in &d.absent {
+        println!("  {a}");
+    }
+    let mut tally = Tally::default();
+    let pys = d.found.clone();
+
+    // A process with no CPython at all.
+    let nopy = no_python_host();
+    match nopy {
+        Ok(exe) => {
+            let r = run(std::process::Command::new(&exe), Duration::from_secs(20));
+            tally.case("no-python", matches!(r.outcome, Outcome::Clean(_)), &format!("{} {}", r.outcome, r.stderr));
+        }
+        Err(e) => tally.case("no-python (build)", false, &e),
+    }
+
+    // Build everything first (compiles run in parallel, two per core).
+    let mut build_jobs = vec![];
+    for (i, _) in pys.iter().enumerate() {
+        for lang in Lang::ALL {
+            build_jobs.push((i, "seed_host.c", lang, true));
+            build_jobs.push((i, "seed_host.c", lang, false));
+        }
+        build_jobs.push((i, "api_edges.c", Lang::C, true));
+    }
+    let pys_b = pys.clone();
+    let built = parallel(build_jobs.clone(), concurrency(), move |(i, src, lang, gg)| compile(&pys_b[i], src, lang, gg));
+    let mut exe_of = std::collections::HashMap::new();
+    let mut broken = std::collections::HashSet::new();
+    for ((i, src, lang, gg), r) in build_jobs.into_iter().zip(built) {
+        match r {
+            Ok(exe) => {
+                exe_of.insert((i, src, lang, gg), exe);
+            }
+            Err(e) => {
+                tally.case(&format!("{} build {src} {} {}", pys[i].name, lang.tag(), if gg { "gilgate" } else { "raw" }), false, &e);
+                broken.insert(i);
+            }
+        }
+    }
+
+    let mut jobs = vec![];
+    for (i, p) in pys.iter().enumerate() {
+        if broken.contains(&i) {
+            continue;
+        }
+        let mut rng = Rng::new(0x5eed ^ (i as u64) << 32 ^ env_u64("GILGATE_TEST_SEED", 1));
+        for k in 0..runs {
+            let lang = Lang::ALL[(k % 3) as usize];
+            let mode = MODES[((k / 3) % 4) as usize];
+            let run = SeedRun {
+                mode,
+                workers: 1 + rng.below(8) as u32,
+                delay_us: 1 + rng.below(30_000) as u32,
+                cycles: if k % 5 == 4 { 3 } else { 1 },
+                seed: rng.next() % 1_000_000,
+            };
+            jobs.push(Job::Seed { py: i, exe: exe_of[&(i, "seed_host.c", lang, true)].clone(), lang, run });
+        }
+        for k in 0..raw_tries {
+            let lang = if k % 2 == 0 { Lang::C } else { Lang::CxxNoExc };
+            let run = SeedRun { mode: "gilstate", workers: 4, delay_us: 20_000, cycles: 1, seed: k };
+            jobs.push(Job::Raw { py: i, exe: exe_of[&(i, "seed_host.c", lang, false)].clone(), run });
+        }
+        jobs.push(Job::Edges { py: i, exe: exe_of[&(i, "api_edges.c", Lang::C, true)].clone() });
+        let _ = p;
+    }
+
+    let pys_r = pys.clone();
+    let results = parallel(jobs, concurrency(), move |job| {
+        let (py, exe, args, timeout) = match &job {
+            Job::Seed { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(30)),
+            Job::Raw { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(4)),
+            Job::Edges { py, exe } => (*py, exe.clone(), vec![], Duration::from_secs(30)),
+        };
+        let mut cmd = pys_r[py].command(&exe);
+        cmd.args(&args);
+        (job, run(cmd, timeout))
+    });
+
+    // Per version: gilgate outcomes, raw outcomes.
+    let mut per: Vec<([u32; 5], [u32; 5])> = vec![([0; 5], [0; 5]); pys.len()];
+    let idx = |o: &Outcome| match o {
+        Outcome::Clean(_) => 0,
+        Outcome::Deadlock => 1,
+        Outcome::Vanished(_) => 2,
+        Outcome::Crash(_) => 3,
+        Outcome::Failed(_) => 4,
+    };
+    for (job, r) in &results {
+        match job {
+            Job::Seed { py, lang, run, .. } => {
+                per[*py].0[idx(&r.outcome)] += 1;
+                let ok = matches!(r.outcome, Outcome::Clean(_));
+                let name = format!("{} seed {} {}", pys[*py].name, lang.tag(), run.describe());
+                let tail: String = r.stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+                tally.case(&name, ok, &format!("{} stderr: {tail}", r.outcome));
+            }
+            Job::Raw { py, .. } => per[*py].1[idx(&r.outcome)] += 1,
+            Job::Edges { py, .. } => {
+                let ok = matches!(r.outcome, Outcome::Clean(_));
+                tally.case(&format!("{} api-edges (before init, after finalize, NULLs, 3 cycles)", pys[*py].name), ok,
+                    &format!("{} {}", r.outcome, r.stderr));
+            }
+        }
+    }
+    println!();
+    println!("{:28} | {:^39} | {:^30}", "CPython", "through gilgate: clean/deadlock/vanished/crash/failed", "raw CPython (harm expected)");
+    for (i, p) in pys.iter().enumerate() {
+        if broken.contains(&i) {
+            println!("{:28} | build failed", p.name);
+            continue;
+        }
+        let (g, r) = per[i];
+        let harm = r[1] + r[2] + r[3];
+        println!("{:28} | {:>5}/{}/{}/{}/{} {:>31} | {} of {} runs harmed (deadlock {}, vanished {}, crash {})",
+            p.name, g[0], g[1], g[2], g[3], g[4], "", harm, r.iter().sum::<u32>(), r[1], r[2], r[3]);
+        // The test must be able to fail: on raw CPython the same scenario has to show the harm.
+        tally.case(&format!("{} raw CPython shows the harm", p.name), harm > 0,
+            "no raw run deadlocked, vanished or crashed: the scenario no longer detects the problem");
+    }
+
+    // Header and packaging checks (shell scripts in c_tests/), per CPython where meaningful.
+    for p in pys.iter().filter(|p| p.run_prefix.is_empty()) {
+        script_case(&mut tally, "header_compile.sh", p);
+    }
+
+    println!();
+    println!("elapsed {:.1}s", t0.elapsed().as_secs_f64());
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    std::process::exit(if tally.failed == 0 { 0 } else { 1 });
+}
+
+fn no_python_host() -> Result<std::path::PathBuf, String> {
+    let root = repo_root();
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let exe = dir.join("no_python");
+    let ld = lib_dir();
+    let o = std::process::Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(root.join("c_tests/no_python.c"))
+        .arg("-o").arg(&exe)
+        .arg(format!("-L{}", ld.display())).arg("-lgilgate").arg(format!("-Wl,-rpath,{}", ld.display()))
+        .output().map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into());
+    }
+    Ok(exe)
+}
+
+/// Run `c_tests/<script>` for one CPython; its own last line is `N passed, N failed`.
+fn script_case(tally: &mut Tally, script: &str, p: &Python) {
+    let path = repo_root().join("c_tests").join(script);
+    if !path.exists() {
+        tally.case(&format!("{} {script}", p.name), false, "script missing");
+        return;
+    }
+    let cfg = if p.prefix == std::path::Path::new("/usr") {
+        "/usr/bin/python3.11-config".to_string()
+    } else {
+        p.prefix.join("bin/python3-config").display().to_string()
+    };
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&path).arg(&cfg).env("GILGATE_LIB_DIR", lib_dir());
+    let r = run(cmd, Duration::from_secs(300));
+    let ok = matches!(r.outcome, Outcome::Clean(_));
+    let last = r.stdout.lines().last().unwrap_or("").to_string();
+    tally.case(&format!("{} {script} ({last})", p.name), ok, &format!("{}\n{}\n{}", r.outcome, r.stdout, r.stderr));
+}
