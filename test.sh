@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit tests, the header freshness check, and the C/C++ hosts against every
+# CPython on the machine (pyenv 3.8+, Debian's python3.11, Debian unstable's 3.14/3.15 fetched and
+# cached by scripts/debian-python.sh). Installs what it needs (cmake) on a fresh machine.
+#   GILGATE_TEST_RUNS   seed-scenario runs per CPython (default 48)
+#   GILGATE_DEBIAN_PYTHONS=0  do not fetch Debian unstable's 3.14/3.15 (reported as absent)
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/ensure-tools.sh
+
+echo "== build (release) and regenerate include/gilgate.h"
+cargo build --release -p gilgate
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  if ! git diff --quiet -- include/gilgate.h; then
+    echo "FAIL: include/gilgate.h is stale: the build regenerated it; commit the new header" >&2
+    git --no-pager diff --stat -- include/gilgate.h >&2
+    exit 1
+  fi
+  echo "include/gilgate.h is up to date"
+fi
+
+echo "== cargo test (unit tests, model check, C/C++ hosts)"
+cargo test --release --workspace
