@@ -339,6 +339,18 @@ run_consumer() {
     echo "$out" | grep "^$2: PASS"
 }
 
+# The destructor of an allow_threads scope left after finalization must apply the policy (abort).
+run_death() {
+    local out rc
+    out=$(cd "$WORK" && ulimit -c 0 && env -u LD_LIBRARY_PATH GILGATE_ON_FINALIZE=abort \
+        timeout 60 "$CM_BUILD/consumer_cmake" --allow-threads-death 2>&1)
+    rc=$?
+    echo "$out"
+    [ $rc -eq 134 ] || die "expected SIGABRT (exit 134), got $rc" || return 1
+    echo "$out" | grep -q "gilgate::allow_threads::~allow_threads" || die "no policy diagnostic naming the destructor" || return 1
+    say "SIGABRT, diagnostic: $(echo "$out" | grep -o 'gilgate::allow_threads::~allow_threads.*policy abort' | head -n 1)"
+}
+
 # --- pkg-config ------------------------------------------------------------------------------------
 PC_BIN=$WORK/consumer_pkgconfig
 do_pc_metadata() {
@@ -380,6 +392,7 @@ step "cmake consumer: configure" do_cmake_configure && {
     step "cmake consumer: build" do_cmake_build && {
         step "cmake consumer: link order, rpath" link_order "$CM_BUILD/consumer_cmake"
         step "cmake consumer: run" run_consumer "$CM_BUILD/consumer_cmake" consumer_cmake
+        step "cmake consumer: ~allow_threads policy" run_death
     }
 }
 step "pkg-config: metadata" do_pc_metadata

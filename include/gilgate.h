@@ -145,6 +145,10 @@ enum gilgate_status gilgate_stats(struct gilgate_stats *out);
 // go on, which none does: abort, park forever, or pthread_exit.
 void gilgate_apply_policy(const char *what);
 
+extern int _Unwind_Backtrace(int (*trace)(void*, void*), void *arg);
+
+extern size_t _Unwind_GetIP(void *ctx);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -285,7 +285,7 @@ pub extern "C" fn gilgate_stats(out: *mut crate::stats::gilgate_stats) -> gilgat
 /// (may be NULL) names the caller in the diagnostic. Returns only if the policy lets the thread
 /// go on, which none does: abort, park forever, or pthread_exit.
 #[no_mangle]
-pub extern "C" fn gilgate_apply_policy(what: *const c_char) {
+pub extern "C-unwind" fn gilgate_apply_policy(what: *const c_char) {
     ffi_boundary!((), {
         let name = if what.is_null() {
             "gilgate_apply_policy"
@@ -294,8 +294,9 @@ pub extern "C" fn gilgate_apply_policy(what: *const c_char) {
             unsafe { std::ffi::CStr::from_ptr(what) }.to_str().unwrap_or("gilgate_apply_policy")
         };
         crate::policy::apply(name, "the GIL could not be re-acquired (interpreter finalizing)");
-        // `exit` policy: the legacy behaviour.
-        // SAFETY: terminating the calling thread is what the configured policy asks for.
-        unsafe { crate::interpose::pthread_exit(std::ptr::null_mut()) }
-    })
+    });
+    // `exit` policy (the others do not return): the legacy behaviour, outside the panic boundary
+    // so that the forced unwind does not meet a catch.
+    // SAFETY: terminating the calling thread is what the configured policy asks for.
+    unsafe { crate::interpose::real_pthread_exit()(std::ptr::null_mut()) }
 }

@@ -201,6 +201,11 @@ fn resolve() -> Option<Api> {
             }};
         }
         let get_version: unsafe extern "C" fn() -> *const c_char = req!("Py_GetVersion");
+        let is_init = lookup(b"Py_IsInitialized\0", h);
+        if is_init.is_null() {
+            return None;
+        }
+        crate::origin::set_cpython_object(is_init as usize);
         let v = std::ffi::CStr::from_ptr(get_version()).to_bytes();
         let version = parse_version(v);
         if version < (3, 8) {

@@ -14,7 +14,7 @@ use crate::cpython::Api;
 use crate::status::*;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 
 pub(crate) const UNKNOWN: u64 = 0; // runtime not adopted yet: consult CPython on the slow path
@@ -52,6 +52,10 @@ pub(crate) struct Slot {
     /// the runtime is re-initialized.
     pub retired_gen: AtomicU64,
     pub entries: AtomicU64,
+    /// Caller stack pointer at the region's outermost entry (drop-in nesting heuristic).
+    pub open_sp: AtomicUsize,
+    /// Extension-module saves inside the region awaiting their restore.
+    pub suspended: AtomicU32,
 }
 
 const CHUNK: usize = 32;
@@ -67,6 +71,8 @@ impl Chunk {
             in_use: AtomicBool::new(false),
             retired_gen: AtomicU64::new(0),
             entries: AtomicU64::new(0),
+            open_sp: AtomicUsize::new(0),
+            suspended: AtomicU32::new(0),
         });
         Chunk { slots: [S; CHUNK], next: AtomicPtr::new(std::ptr::null_mut()) }
     }
@@ -97,6 +103,7 @@ fn claim_slot() -> &'static Slot {
         for s in c.slots.iter() {
             if !s.in_use.load(Relaxed) && s.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
                 s.depth.store(0, Relaxed);
+                s.suspended.store(0, Relaxed);
                 s.retired_gen.store(0, Relaxed);
                 THREADS_REGISTERED.fetch_add(1, Relaxed);
                 return s;
@@ -131,6 +138,7 @@ impl Drop for Local {
             let s = unsafe { &*p };
             // A thread that ends inside a region (killed by a policy `exit`, or a host bug)
             // must not hold the drain up forever.
+            s.suspended.store(0, Relaxed);
             s.depth.store(0, Release);
             s.in_use.store(false, Release);
         }
@@ -279,6 +287,12 @@ fn enter_slow(api: &Api, slot: &Slot, mut s: u64) -> Result<u64, gilgate_status>
 /// The CPython call behind a ticket succeeded: the GIL is held.
 #[inline]
 pub(crate) fn entered(api: &Api, t: &Ticket) {
+    if t.depth_before == 0 && t.slot.open_sp.load(Relaxed) == 0 {
+        // The fallible API: an address in the entry's frame stands for the caller's stack
+        // pointer (drop-in exports record the exact one before calling this).
+        let marker = 0u8;
+        t.slot.open_sp.store(std::hint::black_box(&marker) as *const u8 as usize, Relaxed);
+    }
     if state_of(t.snapshot) != RUNNING {
         crate::drain::adopt(api);
     }
@@ -290,6 +304,9 @@ pub(crate) fn killed(t: &Ticket, retire: bool, hang: bool) {
     let gen = gen_of(STATE.load(Acquire)).max(gen_of(t.snapshot));
     if retire {
         t.slot.retired_gen.store(gen, Relaxed);
+    }
+    if t.depth_before == 0 {
+        t.slot.open_sp.store(0, Relaxed);
     }
     t.slot.depth.store(t.depth_before, Release);
     crate::stats::killed();
@@ -304,6 +321,10 @@ pub(crate) fn leave(slot: &Slot) -> bool {
     let d = slot.depth.load(Relaxed);
     if d == 0 {
         return false;
+    }
+    if d == 1 {
+        slot.suspended.store(0, Relaxed);
+        slot.open_sp.store(0, Relaxed);
     }
     slot.depth.store(d - 1, Release);
     true

@@ -30,14 +30,14 @@ pub(crate) fn init() {
     REAL_PAUSE.store(pa, Release);
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
     let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, b"pthread_exit\0".as_ptr() as *const _) };
-    INTERPOSING.store(!seen.is_null() && seen == pthread_exit as *mut c_void, Release);
+    INTERPOSING.store(!seen.is_null() && seen == pthread_exit as *const () as *mut c_void, Release);
 }
 
 pub(crate) fn interposing() -> bool {
     INTERPOSING.load(Acquire)
 }
 
-fn real_pthread_exit() -> unsafe extern "C" fn(*mut c_void) -> ! {
+pub(crate) fn real_pthread_exit() -> unsafe extern "C-unwind" fn(*mut c_void) -> ! {
     let p = REAL_PTHREAD_EXIT.load(Acquire);
     if p.is_null() {
         crate::log::Line::new().s("fatal: real pthread_exit not found").emit();
@@ -59,41 +59,80 @@ pub(crate) fn park_forever() -> ! {
     }
 }
 
+// Trampolines hand the implementation the caller's return address (was it CPython?).
+#[cfg(target_arch = "x86_64")]
+macro_rules! tramp_ra {
+    (0) => { "mov rdi, [rsp]\njmp {f}" };
+    (1) => { "mov rsi, [rsp]\njmp {f}" };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! tramp_ra {
+    (0) => { "mov x0, x30\nb {f}" };
+    (1) => { "mov x1, x30\nb {f}" };
+}
+
 /// gilgate's `pthread_exit`. Inside an armed gated entry, jumps back to it (the entry returns
-/// GILGATE_ERR_FINALIZING); inside a host's gated region but outside an entry, applies the policy;
+/// GILGATE_ERR_FINALIZING, or applies the policy in drop-in mode); on a host thread inside a gated
+/// region, or a host thread that CPython kills during finalization, applies the policy;
 /// everywhere else, exactly libc's pthread_exit.
 ///
 /// # Safety
 /// Same contract as libc's pthread_exit.
+#[unsafe(naked)]
 #[no_mangle]
-pub unsafe extern "C" fn pthread_exit(retval: *mut c_void) -> ! {
+pub unsafe extern "C-unwind" fn pthread_exit(_retval: *mut c_void) -> ! {
+    core::arch::naked_asm!(tramp_ra!(1), f = sym pthread_exit_impl)
+}
+
+extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize) -> ! {
     // SAFETY: returns only when this thread is not armed; otherwise jumps to the armed entry
     // (this frame owns nothing that needs dropping).
-    gg_kill_hook(KILL_PTHREAD_EXIT);
-    if let Some(slot) = crate::gate::my_slot_if_any() {
-        if slot.depth.load(Relaxed) > 0 {
-            crate::policy::apply(
-                "pthread_exit",
-                "CPython is killing a thread inside a gated region (finalization after the drain timed out?)",
-            );
-        }
+    unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
+    if host_thread_hit(ra) {
+        crate::policy::apply("pthread_exit", "CPython is killing a host thread (finalizing)");
     }
-    real_pthread_exit()(retval)
+    // SAFETY: the caller's own pthread_exit call.
+    unsafe { real_pthread_exit()(retval) }
+}
+
+/// A kill or park of a host thread by CPython outside any armed entry: inside a gated region
+/// (e.g. the eval loop's own GIL switch), or decided by CPython while it finalizes.
+#[cold]
+fn host_thread_hit(ra: usize) -> bool {
+    if crate::gate::my_slot_if_any().map_or(false, |s| s.depth.load(Relaxed) > 0) {
+        return true;
+    }
+    if !crate::origin::in_cpython(ra) {
+        return false;
+    }
+    let Some(api) = crate::cpython::api_if_resolved() else { return false };
+    api.runtime_alive().is_err() && crate::origin::thread_kind() == crate::origin::HOST
 }
 
 /// gilgate's `pause`: inside an armed gated entry (CPython 3.14+ parking a thread that tried to
-/// attach during finalization), jumps back and the entry fails; otherwise libc's pause.
+/// attach during finalization), jumps back and the entry fails; a host thread parked by CPython
+/// outside one gets the policy; otherwise libc's pause.
 ///
 /// # Safety
 /// Same contract as libc's pause.
+#[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn pause() -> c_int {
-    gg_kill_hook(KILL_PAUSE);
+    core::arch::naked_asm!(tramp_ra!(0), f = sym pause_impl)
+}
+
+extern "C-unwind" fn pause_impl(ra: usize) -> c_int {
+    // SAFETY: as in pthread_exit_impl.
+    unsafe { gg_kill_hook(KILL_PAUSE) };
+    if host_thread_hit(ra) {
+        crate::policy::apply("pause", "CPython is parking a host thread forever (finalizing)");
+    }
     let p = REAL_PAUSE.load(Acquire);
     if p.is_null() {
         park_forever();
     }
     // SAFETY: p is libc's pause.
-    let f: unsafe extern "C" fn() -> c_int = std::mem::transmute(p);
-    f()
+    let f: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(p) };
+    // SAFETY: the caller's own pause call.
+    unsafe { f() }
 }

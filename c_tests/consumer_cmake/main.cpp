@@ -96,9 +96,54 @@ template <class Pred> bool wait_for(Pred pred, int ms) {
     return true;
 }
 
+// `consumer_cmake --allow-threads-death`: a worker leaves a gilgate::allow_threads scope without
+// calling reacquire() after the runtime was finalized. The destructor cannot re-acquire and must
+// apply gilgate's policy (GILGATE_ON_FINALIZE, abort by default) instead of returning as if it
+// held the GIL. packaging_test.sh expects SIGABRT and the destructor's name in the diagnostic.
+int allow_threads_death() {
+    Py_InitializeEx(0);
+    std::atomic<int> phase{0};
+    std::thread t([&phase] {
+        gilgate::gil g;
+        if (!g) {
+            phase.store(-1);
+            return;
+        }
+        {
+            gilgate::allow_threads nogil;
+            phase.store(1);
+            while (phase.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        } // ~allow_threads: the runtime is gone
+        std::printf("consumer_cmake: FAIL ~allow_threads returned without the GIL\n");
+        std::fflush(stdout);
+        _exit(1);
+    });
+    {
+        gilgate::allow_threads main_nogil;
+        if (!wait_for([&phase] { return phase.load() != 0; }, 10000) || phase.load() != 1) {
+            std::printf("consumer_cmake: FAIL the worker could not enter Python\n");
+            std::fflush(stdout);
+            _exit(2);
+        }
+        if (main_nogil.reacquire() != GILGATE_OK) _exit(3);
+    }
+    int py_rc = -1;
+    if (gilgate_finalize(&py_rc) != GILGATE_OK || py_rc != 0) _exit(4);
+    std::fprintf(stderr, "consumer_cmake: finalized; the worker's ~allow_threads must now apply the policy\n");
+    phase.store(2);
+    t.join(); // not reached with the abort policy
+    std::printf("consumer_cmake: FAIL the process survived ~allow_threads\n");
+    return 1;
+}
+
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
+    if (argc > 1 && std::strcmp(argv[1], "--allow-threads-death") == 0) return allow_threads_death();
+    if (argc > 1) {
+        std::fprintf(stderr, "usage: %s [--allow-threads-death]\n", argv[0]);
+        return 64;
+    }
     Py_InitializeEx(0);
     std::string pyversion = Py_GetVersion();
     pyversion = pyversion.substr(0, pyversion.find(' '));

@@ -82,3 +82,9 @@ int gg_kill_hook(int kind) {
 }
 
 int gg_is_armed(void) { return gg_armed; }
+
+/* What started this thread, decided once by origin.rs: 0 unknown, 1 host, 2 CPython.
+ * Initial-exec TLS: readable from interposed functions without allocation or locks. */
+static GG_TLS int gg_kind;
+int gg_thread_kind(void) { return gg_kind; }
+void gg_set_thread_kind(int k) { gg_kind = k; }

@@ -1,0 +1,356 @@
+//! Drop-in mode: CPython's own thread-state symbols, exported by gilgate, so an unmodified host
+//! gets the protection from linking gilgate ahead of libpython or from LD_PRELOAD.
+//!
+//! Every export starts with a two-instruction trampoline that hands the implementation its
+//! caller's return address and stack pointer, then:
+//! - a call from CPython's own code, or on a thread CPython created, goes straight to the real
+//!   function (native behaviour, no bookkeeping: see origin.rs);
+//! - a host thread's outermost entry goes through the gate like the fallible API; where CPython
+//!   would kill or park it, or the gate refuses it, the policy applies (a void API cannot fail);
+//! - inside a host region, an extension module's `Py_BEGIN/END_ALLOW_THREADS` pair (a save made
+//!   deeper on the stack than the region's entry) suspends and resumes the region instead of
+//!   ending it, so the drain waits for it rather than refusing its return.
+
+use crate::cpython::{self, Api, TState};
+use crate::gate::{self, Slot};
+use crate::origin;
+use crate::status::*;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::Ordering::*;
+
+extern "C" {
+    fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
+    fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
+    fn gg_armed_call_v(f: unsafe extern "C" fn()) -> c_int;
+}
+
+/// A save this far (bytes) below the region's entry is nested in Python code (an extension's
+/// ALLOW_THREADS), not the host closing its region: a host's entry and exit calls come from the
+/// same frame, while any Python call in between costs several KiB of C stack.
+pub(crate) const NESTED_STACK_BYTES: usize = 512;
+
+// Trampolines: pass the caller's return address and stack pointer as the next two arguments.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tramp {
+    (0) => { "mov rdi, [rsp]\nlea rsi, [rsp + 8]\njmp {f}" };
+    (1) => { "mov rsi, [rsp]\nlea rdx, [rsp + 8]\njmp {f}" };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! tramp {
+    (0) => { "mov x0, x30\nmov x1, sp\nb {f}" };
+    (1) => { "mov x1, x30\nmov x2, sp\nb {f}" };
+}
+
+macro_rules! export0 {
+    ($(#[$m:meta])* $name:ident -> $ret:ty => $imp:ident) => {
+        $(#[$m])*
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $name() -> $ret {
+            core::arch::naked_asm!(tramp!(0), f = sym $imp)
+        }
+    };
+}
+macro_rules! export1 {
+    ($(#[$m:meta])* $name:ident($a:ty) -> $ret:ty => $imp:ident) => {
+        $(#[$m])*
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $name(_: $a) -> $ret {
+            core::arch::naked_asm!(tramp!(1), f = sym $imp)
+        }
+    };
+}
+
+export1!(/// CPython-compatible `PyEval_RestoreThread` (see module docs).
+    PyEval_RestoreThread(TState) -> () => restore_impl);
+export1!(/// CPython-compatible `PyEval_AcquireThread`.
+    PyEval_AcquireThread(TState) -> () => acquire_impl);
+export0!(/// CPython-compatible `PyGILState_Ensure`.
+    PyGILState_Ensure -> c_int => ensure_impl);
+export0!(/// CPython-compatible `PyEval_AcquireLock` (CPython <= 3.12).
+    PyEval_AcquireLock -> () => acquire_lock_impl);
+export0!(/// CPython-compatible `PyEval_SaveThread`.
+    PyEval_SaveThread -> TState => save_impl);
+export1!(/// CPython-compatible `PyEval_ReleaseThread`.
+    PyEval_ReleaseThread(TState) -> () => release_thread_impl);
+export1!(/// CPython-compatible `PyGILState_Release`.
+    PyGILState_Release(c_int) -> () => gil_release_impl);
+export0!(/// CPython-compatible `PyEval_ReleaseLock` (CPython <= 3.12).
+    PyEval_ReleaseLock -> () => release_lock_impl);
+export1!(/// CPython-compatible `PyThreadState_New`: refused (policy) once the gate is closed.
+    PyThreadState_New(*mut c_void) -> TState => tstate_new_impl);
+export0!(/// CPython-compatible `Py_FinalizeEx`, with gilgate's drain first.
+    Py_FinalizeEx -> c_int => finalize_ex_impl);
+export0!(/// CPython-compatible `Py_Finalize`, with gilgate's drain first.
+    Py_Finalize -> () => finalize_impl);
+
+/// The CPython functions behind the exports; a missing one means a broken process.
+fn api_or_die(name: &str) -> &'static Api {
+    match cpython::api() {
+        Some(a) => a,
+        None => {
+            crate::log::Line::new().s("fatal: ").s(name)
+                .s(" called but no CPython (3.8+) was found in this process").emit();
+            // SAFETY: abort has no preconditions.
+            unsafe { libc::abort() }
+        }
+    }
+}
+
+/// Native path: CPython's own call site, or a thread CPython created.
+#[inline(always)]
+fn native(ra: usize) -> bool {
+    origin::in_cpython(ra) || origin::thread_kind() == origin::CPYTHON
+}
+
+/// The policy said `exit`: the caller must end the thread, outside any catch_unwind (the forced
+/// unwind of pthread_exit must not meet one) and only through `C-unwind` frames.
+#[must_use]
+struct Exit;
+
+#[cold]
+fn refuse(name: &str, e: gilgate_status) -> Exit {
+    let why = match e {
+        GILGATE_ERR_NOT_INITIALIZED => "the gate refused a host thread: the Python runtime is not initialized (finalized?)",
+        _ => "the gate refused a host thread: the interpreter is finalizing",
+    };
+    crate::policy::apply(name, why);
+    Exit
+}
+
+#[cold]
+fn killed_in_region(name: &str, kind: c_int) -> Exit {
+    crate::policy::apply(name, if kind == crate::interpose::KILL_PAUSE {
+        "CPython tried to park a host thread forever (finalizing)"
+    } else {
+        "CPython tried to kill a host thread (finalizing)"
+    });
+    Exit
+}
+
+/// Leave the thread the legacy way (policy `exit`).
+#[cold]
+fn exit_thread() -> ! {
+    // SAFETY: ends the calling thread, as the policy asks; every frame between here and the host
+    // is `C-unwind` or C, so the forced unwind passes through.
+    unsafe { crate::interpose::real_pthread_exit()(std::ptr::null_mut()) }
+}
+
+/// Run `f` inside the panic boundary; leave the thread if the policy said so.
+#[inline(always)]
+fn guarded<R>(name: &str, f: impl FnOnce() -> Result<R, Exit>) -> R {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        crate::log::Line::new().s("internal error: panic caught at the C boundary").emit();
+        Err(refuse(name, GILGATE_ERR_INTERNAL))
+    });
+    match r {
+        Ok(v) => v,
+        Err(Exit) => exit_thread(),
+    }
+}
+
+/// A host thread's entry through an export. `call` makes the armed CPython call (0 or a kill kind).
+#[inline]
+fn host_enter(api: &Api, name: &str, sp: usize, retire: bool, call: impl FnOnce() -> c_int) -> Result<(), Exit> {
+    let Some(slot) = gate::my_slot() else { return Err(refuse(name, GILGATE_ERR_INTERNAL)) };
+    let d = slot.depth.load(Relaxed);
+    if d > 0 {
+        // Inside the thread's region: a resume after an extension's save, or a nested entry.
+        // Never refused: the drain waits for this thread.
+        let s = slot.suspended.load(Relaxed);
+        if s > 0 {
+            slot.suspended.store(s - 1, Relaxed);
+        } else {
+            slot.depth.store(d + 1, Relaxed);
+        }
+        let rc = call();
+        if rc != 0 {
+            slot.depth.store(0, Release);
+            crate::stats::killed();
+            return Err(killed_in_region(name, rc));
+        }
+        return Ok(());
+    }
+    let t = match gate::enter(api) {
+        Ok(t) => t,
+        Err(e) => return Err(refuse(name, e)),
+    };
+    slot.open_sp.store(sp, Relaxed);
+    let rc = call();
+    if rc != 0 {
+        gate::killed(&t, retire, rc == crate::interpose::KILL_PAUSE);
+        return Err(killed_in_region(name, rc));
+    }
+    gate::entered(api, &t);
+    Ok(())
+}
+
+/// A host thread's save/release: suspends the region if nested in Python code, else closes it.
+#[inline]
+fn host_leave(slot: Option<&'static Slot>, sp: usize, may_suspend: bool) {
+    if let Some(s) = slot {
+        let d = s.depth.load(Relaxed);
+        if d == 0 {
+            return;
+        }
+        if may_suspend && sp + NESTED_STACK_BYTES < s.open_sp.load(Relaxed) {
+            s.suspended.store(s.suspended.load(Relaxed) + 1, Relaxed);
+        } else {
+            gate::leave(s);
+        }
+    }
+}
+
+extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
+    let api = api_or_die("PyEval_RestoreThread");
+    if native(ra) || ts.is_null() {
+        // SAFETY: forwarding the caller's own call unchanged.
+        return unsafe { (api.PyEval_RestoreThread)(ts) };
+    }
+    guarded("PyEval_RestoreThread", || {
+        host_enter(api, "PyEval_RestoreThread", sp, false, || {
+            // SAFETY: see api.rs: PyThreadState* passed through a void* parameter.
+            unsafe { gg_armed_call_p(std::mem::transmute(api.PyEval_RestoreThread), ts as *mut c_void) }
+        })
+    })
+}
+
+extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
+    let api = api_or_die("PyEval_AcquireThread");
+    if native(ra) || ts.is_null() {
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.PyEval_AcquireThread)(ts) };
+    }
+    guarded("PyEval_AcquireThread", || {
+        host_enter(api, "PyEval_AcquireThread", sp, false, || {
+            // SAFETY: as above.
+            unsafe { gg_armed_call_p(std::mem::transmute(api.PyEval_AcquireThread), ts as *mut c_void) }
+        })
+    })
+}
+
+extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
+    let api = api_or_die("PyGILState_Ensure");
+    if native(ra) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.PyGILState_Ensure)() };
+    }
+    guarded("PyGILState_Ensure", || {
+        let mut st: c_int = 0;
+        host_enter(api, "PyGILState_Ensure", sp, true, || {
+            // SAFETY: PyGILState_Ensure takes nothing and returns an int-sized enum.
+            unsafe { gg_armed_call_ri(api.PyGILState_Ensure, &mut st) }
+        })?;
+        Ok(st)
+    })
+}
+
+extern "C-unwind" fn acquire_lock_impl(ra: usize, sp: usize) {
+    let api = api_or_die("PyEval_AcquireLock");
+    let Some(real) = api.PyEval_AcquireLock else {
+        crate::log::Line::new().s("fatal: PyEval_AcquireLock called but this CPython (3.13+) has none").emit();
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    };
+    if native(ra) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { real() };
+    }
+    guarded("PyEval_AcquireLock", || {
+        // SAFETY: a void(void) CPython function.
+        host_enter(api, "PyEval_AcquireLock", sp, false, || unsafe { gg_armed_call_v(real) })
+    })
+}
+
+extern "C-unwind" fn save_impl(ra: usize, sp: usize) -> TState {
+    let api = api_or_die("PyEval_SaveThread");
+    if native(ra) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.PyEval_SaveThread)() };
+    }
+    let slot = gate::my_slot_if_any();
+    // SAFETY: forwarding the host's call (it holds the GIL, CPython's contract).
+    let ts = unsafe { (api.PyEval_SaveThread)() };
+    host_leave(slot, sp, true);
+    ts
+}
+
+extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, sp: usize) {
+    let api = api_or_die("PyEval_ReleaseThread");
+    if native(ra) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.PyEval_ReleaseThread)(ts) };
+    }
+    let slot = gate::my_slot_if_any();
+    // SAFETY: forwarding the host's call.
+    unsafe { (api.PyEval_ReleaseThread)(ts) };
+    host_leave(slot, sp, true);
+}
+
+extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usize) {
+    let api = api_or_die("PyGILState_Release");
+    if native(ra) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.PyGILState_Release)(st) };
+    }
+    let slot = gate::my_slot_if_any();
+    // SAFETY: forwarding the host's call.
+    unsafe { (api.PyGILState_Release)(st) };
+    host_leave(slot, 0, false);
+}
+
+extern "C-unwind" fn release_lock_impl(ra: usize, sp: usize) {
+    let api = api_or_die("PyEval_ReleaseLock");
+    let Some(real) = api.PyEval_ReleaseLock else {
+        crate::log::Line::new().s("fatal: PyEval_ReleaseLock called but this CPython (3.13+) has none").emit();
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    };
+    if native(ra) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { real() };
+    }
+    let slot = gate::my_slot_if_any();
+    // SAFETY: forwarding the host's call.
+    unsafe { real() };
+    host_leave(slot, sp, true);
+}
+
+extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize) -> TState {
+    let api = api_or_die("PyThreadState_New");
+    if !native(ra) {
+        let inside = gate::my_slot_if_any().map_or(false, |s| s.depth.load(Relaxed) > 0);
+        if !inside {
+            let s = gate::state();
+            let refused = match gate::state_of(s) {
+                gate::CLOSING => Some(GILGATE_ERR_FINALIZING),
+                // SAFETY: Py_IsInitialized reads one runtime field; callable without the GIL.
+                gate::FINALIZED if unsafe { (api.Py_IsInitialized)() } == 0 => Some(GILGATE_ERR_NOT_INITIALIZED),
+                _ => api.runtime_alive().err(),
+            };
+            if let Some(e) = refused {
+                crate::stats::refused(e);
+                let Exit = refuse("PyThreadState_New", e);
+                exit_thread();
+            }
+        }
+    }
+    // SAFETY: forwarding the call unchanged.
+    unsafe { (api.PyThreadState_New)(interp) }
+}
+
+extern "C-unwind" fn finalize_ex_impl(ra: usize, _sp: usize) -> c_int {
+    let api = api_or_die("Py_FinalizeEx");
+    if origin::in_cpython(ra) {
+        // CPython's own (Py_RunMain): the atexit hook drains if gilgate was used.
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.Py_FinalizeEx)() };
+    }
+    guarded("Py_FinalizeEx", || Ok(crate::drain::finalize(api, "Py_FinalizeEx")))
+}
+
+extern "C-unwind" fn finalize_impl(ra: usize, sp: usize) {
+    let _ = finalize_ex_impl(ra, sp);
+}
+

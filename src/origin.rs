@@ -1,0 +1,162 @@
+//! Who is calling: CPython itself, or a host. Drop-in mode must leave CPython's own calls and
+//! CPython's own threads exactly as they are, and protect only host threads.
+//!
+//! - A call site inside the CPython object (libpython, or a statically linked python executable)
+//!   is CPython calling its own export through the PLT (pyenv builds do this 150+ times).
+//! - A thread is CPython's when its start routine is in CPython (`threading`/`_thread`), or it is
+//!   the main thread of a `python` executable (main -> Py_BytesMain/Py_Main). Decided once per
+//!   thread by walking the stack to its outermost frames (`_Unwind_Backtrace`, no allocation);
+//!   cached in initial-exec TLS.
+
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+extern "C" {
+    fn gg_thread_kind() -> c_int;
+    fn gg_set_thread_kind(k: c_int);
+    fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+}
+
+pub(crate) const HOST: c_int = 1;
+pub(crate) const CPYTHON: c_int = 2;
+
+/// Executable address range of the CPython object, [start, end); 0/0 until known.
+static PY_TEXT_START: AtomicUsize = AtomicUsize::new(0);
+static PY_TEXT_END: AtomicUsize = AtomicUsize::new(0);
+
+/// Record the executable segments of the object that contains `addr` (a CPython function).
+pub(crate) fn set_cpython_object(addr: usize) {
+    struct Acc {
+        addr: usize,
+        lo: usize,
+        hi: usize,
+    }
+    unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
+        let acc = &mut *(data as *mut Acc);
+        let info = &*info;
+        let (mut lo, mut hi, mut contains) = (0usize, 0usize, false);
+        for i in 0..info.dlpi_phnum as usize {
+            let ph = &*info.dlpi_phdr.add(i);
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let s = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                let e = s + ph.p_memsz as usize;
+                contains |= acc.addr >= s && acc.addr < e;
+                lo = if lo == 0 { s } else { lo.min(s) };
+                hi = hi.max(e);
+            }
+        }
+        if contains {
+            acc.lo = lo;
+            acc.hi = hi;
+            return 1;
+        }
+        0
+    }
+    let mut acc = Acc { addr, lo: 0, hi: 0 };
+    // SAFETY: the callback only reads the program headers it is handed.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut Acc as *mut c_void) };
+    if acc.hi > acc.lo {
+        PY_TEXT_END.store(acc.hi, Relaxed);
+        PY_TEXT_START.store(acc.lo, Release);
+    }
+}
+
+/// Is `addr` (a return address) inside CPython's own code?
+#[inline(always)]
+pub(crate) fn in_cpython(addr: usize) -> bool {
+    let s = PY_TEXT_START.load(Acquire);
+    s != 0 && addr >= s && addr < PY_TEXT_END.load(Relaxed)
+}
+
+/// HOST or CPYTHON for the calling thread (classified on first use).
+#[inline]
+pub(crate) fn thread_kind() -> c_int {
+    // SAFETY: reads this thread's initial-exec TLS word.
+    let k = unsafe { gg_thread_kind() };
+    if k != 0 {
+        return k;
+    }
+    let k = classify();
+    // SAFETY: writes this thread's TLS word.
+    unsafe { gg_set_thread_kind(k) };
+    k
+}
+
+const RING: usize = 8;
+struct Walk {
+    ring: [usize; RING],
+    n: usize,
+}
+
+extern "C" fn collect(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    // SAFETY: arg is the &mut Walk passed below; ctx is the unwinder's context.
+    unsafe {
+        let w = &mut *(arg as *mut Walk);
+        let ip = _Unwind_GetIP(ctx);
+        w.ring[w.n % RING] = ip;
+        w.n += 1;
+        if w.n > 100_000 {
+            return 5; // _URC_END_OF_STACK: a corrupt chain, stop
+        }
+    }
+    0 // _URC_NO_REASON: keep going
+}
+
+fn object_of(addr: usize) -> (usize, Option<&'static [u8]>) {
+    // SAFETY: dladdr only reads loader data.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if addr == 0 || libc::dladdr(addr as *const c_void, &mut info) == 0 {
+            return (0, None);
+        }
+        let name = if info.dli_sname.is_null() {
+            None
+        } else {
+            Some(std::ffi::CStr::from_ptr(info.dli_sname).to_bytes())
+        };
+        (info.dli_fbase as usize, name)
+    }
+}
+
+#[cold]
+fn classify() -> c_int {
+    if PY_TEXT_START.load(Acquire) == 0 {
+        return HOST;
+    }
+    let mut w = Walk { ring: [0; RING], n: 0 };
+    // SAFETY: collect only writes into `w`.
+    unsafe { _Unwind_Backtrace(collect, &mut w as *mut Walk as *mut c_void) };
+    let count = w.n.min(RING);
+    // Outermost first.
+    let mut outer = [0usize; RING];
+    for (i, slot) in outer.iter_mut().enumerate().take(count) {
+        *slot = w.ring[(w.n - 1 - i) % RING];
+    }
+    let libc_base = object_of(libc::pthread_create as *const () as usize).0;
+    // SAFETY: getpid/gettid have no preconditions.
+    let main_thread = unsafe { libc::getpid() as i64 == libc::syscall(libc::SYS_gettid) };
+    let mut seen_main = false;
+    for &ip in outer.iter().take(count) {
+        // A return address points after the call: step back one byte to stay in the caller.
+        let pc = ip.saturating_sub(1);
+        let (base, sym) = object_of(pc);
+        if base == libc_base || base == 0 {
+            continue;
+        }
+        if main_thread && !seen_main {
+            if sym == Some(&b"_start"[..]) {
+                continue;
+            }
+            if in_cpython(pc) {
+                return CPYTHON; // static python executable: main itself is CPython's
+            }
+            if sym == Some(&b"main"[..]) {
+                seen_main = true;
+                continue; // python's main is a stub: look at what it calls
+            }
+        }
+        return if in_cpython(pc) { CPYTHON } else { HOST };
+    }
+    HOST
+}
