@@ -9,6 +9,7 @@
  *
  * usage: seed_host MODE WORKERS DELAY_US CYCLES SEED
  *   MODE: gilstate | tstate | callback | mixed
+ *   SEED_STOP_FIRST=1 in the environment: stop the workers before finalizing (a careful host)
  * Prints one line: RESULT ok=N finalizing=N notinit=N other=N bad_ok=N vanished=N cycles=N
  */
 #define PY_SSIZE_T_CLEAN
@@ -215,6 +216,9 @@ int main(int argc, char **argv) {
     long delay_us = atol(argv[3]);
     g_cycles = atoi(argv[4]);
     unsigned seed = (unsigned)atol(argv[5]);
+    /* SEED_STOP_FIRST=1: workers are stopped and acknowledged before finalization. */
+    const char *sf = getenv("SEED_STOP_FIRST");
+    int stop_first = sf && *sf == '1';
     if (g_mode < 0 || g_workers < 1 || g_workers > MAX_WORKERS || g_cycles < 1 || g_cycles > MAX_WORKERS) {
         fprintf(stderr, "bad arguments\n");
         return 64;
@@ -231,6 +235,11 @@ int main(int argc, char **argv) {
         store(&g_go, c);
         while (load(&g_ready[c]) < g_workers) sleep_us(50);
         sleep_us(delay_us ? (long)(rand_r(&seed) % (unsigned)delay_us) : 0);
+        if (stop_first) {
+            /* A well-behaved host: stop calling in before finalizing. */
+            store(&g_stop, c);
+            while (load(&g_acked[c]) < g_workers) sleep_us(100);
+        }
 #ifdef GG_RAW
         PyEval_RestoreThread(main_ts);
         Py_FinalizeEx();

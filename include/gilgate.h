@@ -17,6 +17,11 @@ struct _ts;
 #else
 #define GILGATE_NODISCARD
 #endif
+#if defined(__GNUC__) || defined(__clang__)
+#define GILGATE_NORETURN __attribute__((noreturn))
+#else
+#define GILGATE_NORETURN
+#endif
 
 
 // `GILGATE_ON_FINALIZE` / `gilgate_set_policy` values.
@@ -143,11 +148,7 @@ enum gilgate_status gilgate_stats(struct gilgate_stats *out);
 // entry that the caller cannot report, e.g. a C++ destructor re-acquiring the GIL. `what`
 // (may be NULL) names the caller in the diagnostic. Returns only if the policy lets the thread
 // go on, which none does: abort, park forever, or pthread_exit.
-void gilgate_apply_policy(const char *what);
-
-extern int _Unwind_Backtrace(int (*trace)(void*, void*), void *arg);
-
-extern size_t _Unwind_GetIP(void *ctx);
+void gilgate_apply_policy(const char *what) GILGATE_NORETURN;
 
 #ifdef __cplusplus
 }  // extern "C"

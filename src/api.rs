@@ -97,7 +97,9 @@ pub extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
         let Some(api) = cpython::api() else { return std::ptr::null_mut() };
         let slot = gate::my_slot_if_any();
         let in_region = slot.map_or(false, |s| s.depth.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        let detached = slot.map_or(false, |s| s.detached.load(std::sync::atomic::Ordering::Relaxed));
         if runtime_gone(api)
+            || detached
             // SAFETY: as above.
             || (!in_region && unsafe { (api.Py_IsInitialized)() } == 0)
         {
@@ -125,7 +127,8 @@ pub extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque) {
         }
         let Some(api) = cpython::api() else { return };
         let slot = gate::my_slot_if_any();
-        if !runtime_gone(api) {
+        let detached = slot.map_or(false, |s| s.detached.load(std::sync::atomic::Ordering::Relaxed));
+        if !runtime_gone(api) && !detached {
             // SAFETY: the caller holds the GIL with `tstate` attached (CPython's contract).
             unsafe { (api.PyEval_ReleaseThread)(tstate) };
         }
@@ -182,7 +185,7 @@ pub extern "C" fn gilgate_gilstate_release(state: c_int) {
             }
             return;
         }
-        if !runtime_gone(api) {
+        if !runtime_gone(api) && !slot.detached.load(std::sync::atomic::Ordering::Relaxed) {
             // SAFETY: pairs with the successful PyGILState_Ensure that opened this region.
             unsafe { (api.PyGILState_Release)(state) };
         }
@@ -285,7 +288,7 @@ pub extern "C" fn gilgate_stats(out: *mut crate::stats::gilgate_stats) -> gilgat
 /// (may be NULL) names the caller in the diagnostic. Returns only if the policy lets the thread
 /// go on, which none does: abort, park forever, or pthread_exit.
 #[no_mangle]
-pub extern "C-unwind" fn gilgate_apply_policy(what: *const c_char) {
+pub extern "C-unwind" fn gilgate_apply_policy(what: *const c_char) -> ! {
     ffi_boundary!((), {
         let name = if what.is_null() {
             "gilgate_apply_policy"

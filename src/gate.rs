@@ -56,6 +56,9 @@ pub(crate) struct Slot {
     pub open_sp: AtomicUsize,
     /// Extension-module saves inside the region awaiting their restore.
     pub suspended: AtomicU32,
+    /// A nested re-entry inside the region failed: the thread no longer holds the GIL, so the
+    /// region's remaining release calls must not reach CPython.
+    pub detached: AtomicBool,
 }
 
 const CHUNK: usize = 32;
@@ -73,6 +76,7 @@ impl Chunk {
             entries: AtomicU64::new(0),
             open_sp: AtomicUsize::new(0),
             suspended: AtomicU32::new(0),
+            detached: AtomicBool::new(false),
         });
         Chunk { slots: [S; CHUNK], next: AtomicPtr::new(std::ptr::null_mut()) }
     }
@@ -104,6 +108,7 @@ fn claim_slot() -> &'static Slot {
             if !s.in_use.load(Relaxed) && s.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
                 s.depth.store(0, Relaxed);
                 s.suspended.store(0, Relaxed);
+                s.detached.store(false, Relaxed);
                 s.retired_gen.store(0, Relaxed);
                 THREADS_REGISTERED.fetch_add(1, Relaxed);
                 return s;
@@ -238,6 +243,12 @@ pub(crate) fn enter(api: &Api) -> Result<Ticket, gilgate_status> {
     slot.depth.store(d + 1, Relaxed);
     barrier_entry();
     let s = STATE.load(Acquire);
+    if d > 0 && state_of(s) != FINALIZED && !slot.detached.load(Relaxed) {
+        // Nested inside an open region (the thread is counted, the drain waits for it): let it
+        // finish its work rather than fail half-way. A kill is still caught by the armed call.
+        slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
+        return Ok(Ticket { slot, depth_before: d, snapshot: s });
+    }
     if state_of(s) == RUNNING && slot.retired_gen.load(Relaxed) != gen_of(s) {
         slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
         return Ok(Ticket { slot, depth_before: d, snapshot: s });
@@ -248,6 +259,9 @@ pub(crate) fn enter(api: &Api) -> Result<Ticket, gilgate_status> {
             Ok(Ticket { slot, depth_before: d, snapshot: s })
         }
         Err(e) => {
+            if d > 0 {
+                slot.detached.store(true, Relaxed);
+            }
             slot.depth.store(d, Release);
             crate::stats::refused(e);
             Err(e)
@@ -307,6 +321,8 @@ pub(crate) fn killed(t: &Ticket, retire: bool, hang: bool) {
     }
     if t.depth_before == 0 {
         t.slot.open_sp.store(0, Relaxed);
+    } else {
+        t.slot.detached.store(true, Relaxed);
     }
     t.slot.depth.store(t.depth_before, Release);
     crate::stats::killed();
@@ -325,6 +341,7 @@ pub(crate) fn leave(slot: &Slot) -> bool {
     if d == 1 {
         slot.suspended.store(0, Relaxed);
         slot.open_sp.store(0, Relaxed);
+        slot.detached.store(false, Relaxed);
     }
     slot.depth.store(d - 1, Release);
     true

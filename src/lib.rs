@@ -50,6 +50,11 @@ extern "C" fn gilgate_init() {
     let _ = std::panic::catch_unwind(|| {
         interpose::init();
         gate::init_barrier();
+        // Bind to a CPython that is already loaded (linked, or a python executable) now, in the
+        // constructor, so that kill interception on paths that must not resolve or lock
+        // (pthread_exit/pause) knows CPython's code. A CPython dlopen'ed later is found on the
+        // first gilgate call.
+        let _ = cpython::api();
         // SAFETY: registering a plain extern "C" fn with libc's atexit.
         unsafe { libc::atexit(stats::print_at_exit) };
         if config::get().verbose {

@@ -61,6 +61,8 @@ pub struct Python {
     pub exe: PathBuf,
     /// Install prefix (for the packaging test), e.g. /root/.pyenv/versions/3.12.1 or /usr.
     pub prefix: PathBuf,
+    /// How to run this python as a program that may start itself again (regression tests).
+    pub python_cmd: Vec<String>,
 }
 
 impl Python {
@@ -68,6 +70,11 @@ impl Python {
         let mut it = self.version.split('.').map(|s| s.parse::<u32>().unwrap_or(0));
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
     }
+    /// Where this CPython's hosts are built.
+    pub fn dir(&self) -> PathBuf {
+        out_dir().join(&self.name)
+    }
+
     pub fn command(&self, program: &Path) -> Command {
         let mut c = if self.run_prefix.is_empty() {
             Command::new(program)
@@ -109,6 +116,7 @@ fn from_config(name_prefix: &str, config: &Path, exe: &Path, prefix: &Path) -> O
         libdir,
         exe: exe.to_path_buf(),
         prefix: prefix.to_path_buf(),
+        python_cmd: vec![exe.display().to_string()],
     })
 }
 
@@ -217,6 +225,7 @@ fn debian_unstable(v: &str) -> Result<Python, String> {
         libdir,
         exe: tree.join(format!("usr/bin/python{v}")),
         prefix: tree.join("usr"),
+        python_cmd: vec![get("PY_PYTHON")?],
     })
 }
 
@@ -241,13 +250,39 @@ impl Lang {
     }
 }
 
+/// How a host uses gilgate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// Raw CPython API, gilgate not linked (it may still be LD_PRELOADed).
+    Raw,
+    /// The fallible gilgate_* API (gilgate linked ahead of libpython).
+    Api,
+    /// Raw CPython API source, gilgate linked ahead of libpython (drop-in without preload).
+    RawAhead,
+}
+
+impl Link {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Link::Raw => "raw",
+            Link::Api => "gilgate",
+            Link::RawAhead => "raw-linked-gilgate",
+        }
+    }
+}
+
 /// Compile `c_tests/<src>` for `py`. `gilgate` false builds against raw CPython (-DGG_RAW).
 pub fn compile(py: &Python, src: &str, lang: Lang, gilgate: bool) -> Result<PathBuf, String> {
+    compile_as(py, src, lang, if gilgate { Link::Api } else { Link::Raw })
+}
+
+pub fn compile_as(py: &Python, src: &str, lang: Lang, link: Link) -> Result<PathBuf, String> {
+    let gilgate = link != Link::Raw;
     let root = repo_root();
     let dir = out_dir().join(&py.name);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let stem = src.rsplit_once('.').map(|x| x.0).unwrap_or(src);
-    let exe = dir.join(format!("{stem}-{}-{}", lang.tag(), if gilgate { "gilgate" } else { "raw" }));
+    let exe = dir.join(format!("{stem}-{}-{}", lang.tag(), link.tag()));
     let (cc, std_flags): (&str, &[&str]) = match lang {
         Lang::C => ("gcc", &["-std=gnu11"]),
         Lang::CxxNoExc => ("g++", &["-x", "c++", "-std=c++17", "-fno-exceptions", "-fno-rtti"]),
@@ -258,7 +293,7 @@ pub fn compile(py: &Python, src: &str, lang: Lang, gilgate: bool) -> Result<Path
         .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers", "-pthread"])
         .arg(format!("-I{}", root.join("include").display()))
         .args(&py.cflags);
-    if !gilgate {
+    if link != Link::Api {
         cmd.arg("-DGG_RAW");
     }
     cmd.arg(root.join("c_tests").join(src)).arg("-o").arg(&exe);
@@ -352,8 +387,13 @@ pub fn run(mut cmd: Command, timeout: Duration) -> RunResult {
             break Some(st);
         }
         if start.elapsed() >= timeout {
-            // SAFETY-free: kill the whole group (the host and anything it spawned).
-            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            // Kill the child's own process group (the host and anything it spawned). Never
+            // through the kill(1) command: a parsing slip there can mean "every process".
+            let pid = child.id() as i32;
+            if pid > 1 {
+                // SAFETY: kill(2) on a process group this harness created (process_group(0)).
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -451,4 +491,93 @@ pub fn concurrency() -> usize {
     std::env::var("GILGATE_TEST_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         std::thread::available_parallelism().map(|n| n.get() + 2).unwrap_or(4)
     })
+}
+
+/// Build `c_tests/<src>` as a plain shared library (no Python, no gilgate).
+pub fn compile_shared(src: &str, name: &str) -> Result<PathBuf, String> {
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let out = dir.join(name);
+    let o = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])
+        .arg(repo_root().join("c_tests").join(src))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into());
+    }
+    Ok(out)
+}
+
+/// Pass/fail bookkeeping for the custom test binaries; prints failures as they come and the
+/// closing `N passed, N failed` line.
+#[derive(Default)]
+pub struct Tally {
+    pub passed: u32,
+    pub failed: u32,
+}
+
+impl Tally {
+    pub fn case(&mut self, name: &str, ok: bool, detail: &str) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            println!("FAIL {name}: {detail}");
+        }
+    }
+    pub fn finish(&self, started: Instant) -> ! {
+        println!();
+        println!("elapsed {:.1}s", started.elapsed().as_secs_f64());
+        println!("{} passed, {} failed", self.passed, self.failed);
+        std::process::exit(if self.failed == 0 { 0 } else { 1 });
+    }
+}
+
+pub fn env_u64(k: &str, d: u64) -> u64 {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+/// Print which CPythons will run and which are absent.
+pub fn announce(title: &str, d: &Discovery) {
+    println!("{title}");
+    println!("CPython versions that will run:");
+    for p in &d.found {
+        println!("  {:28} {}", p.name, p.exe.display());
+    }
+    println!("CPython versions absent (not run, not counted):");
+    for a in &d.absent {
+        println!("  {a}");
+    }
+}
+
+pub fn stderr_tail(r: &RunResult, n: usize) -> String {
+    let mut v: Vec<&str> = r.stderr.lines().rev().take(n).collect();
+    v.reverse();
+    v.join(" | ")
+}
+
+/// Run `bash c_tests/<script> <python3-config>` for one CPython; the script's own closing line
+/// is `N passed, N failed` and its exit status says whether all passed.
+pub fn script_case(tally: &mut Tally, script: &str, p: &Python, timeout: Duration) {
+    let path = repo_root().join("c_tests").join(script);
+    if !path.exists() {
+        tally.case(&format!("{} {script}", p.name), false, "script missing");
+        return;
+    }
+    let cfg = if p.prefix == Path::new("/usr") {
+        "/usr/bin/python3.11-config".to_string()
+    } else {
+        p.prefix.join("bin/python3-config").display().to_string()
+    };
+    let arg = if script == "packaging_test.sh" { p.prefix.display().to_string() } else { cfg };
+    let mut cmd = Command::new("bash");
+    cmd.arg(&path).arg(&arg).env("GILGATE_LIB_DIR", lib_dir()).env("GILGATE_SKIP_CARGO", "1");
+    let r = run(cmd, timeout);
+    let ok = matches!(r.outcome, Outcome::Clean(_));
+    let last = r.stdout.lines().last().unwrap_or("").to_string();
+    println!("{:28} {script}: {last}", p.name);
+    tally.case(&format!("{} {script}", p.name), ok, &format!("{}\n{}\n{}", r.outcome, r.stdout, r.stderr));
 }

@@ -8,26 +8,6 @@
 use gilgate_harness::*;
 use std::time::{Duration, Instant};
 
-#[derive(Default)]
-struct Tally {
-    passed: u32,
-    failed: u32,
-}
-
-impl Tally {
-    fn case(&mut self, name: &str, ok: bool, detail: &str) {
-        if ok {
-            self.passed += 1;
-        } else {
-            self.failed += 1;
-            println!("FAIL {name}: {detail}");
-        }
-    }
-}
-
-fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
-}
 
 enum Job {
     Seed { py: usize, exe: std::path::PathBuf, lang: Lang, run: SeedRun },
@@ -40,15 +20,7 @@ fn main() {
     let runs = env_u64("GILGATE_TEST_RUNS", 48);
     let raw_tries = env_u64("GILGATE_RAW_TRIES", 6);
     let d = discover();
-    println!("gilgate C/C++ host tests");
-    println!("CPython versions that will run:");
-    for p in &d.found {
-        println!("  {:28} {}", p.name, p.exe.display());
-    }
-    println!("CPython versions absent (not run, not counted):");
-    for a in &d.absent {
-        println!("  {a}");
-    }
+    announce("gilgate C/C++ host tests (fallible API)", &d);
     let mut tally = Tally::default();
     let pys = d.found.clone();
 
@@ -170,13 +142,10 @@ fn main() {
 
     // Header and packaging checks (shell scripts in c_tests/), per CPython where meaningful.
     for p in pys.iter().filter(|p| p.run_prefix.is_empty()) {
-        script_case(&mut tally, "header_compile.sh", p);
+        script_case(&mut tally, "header_compile.sh", p, Duration::from_secs(300));
     }
 
-    println!();
-    println!("elapsed {:.1}s", t0.elapsed().as_secs_f64());
-    println!("{} passed, {} failed", tally.passed, tally.failed);
-    std::process::exit(if tally.failed == 0 { 0 } else { 1 });
+    tally.finish(t0);
 }
 
 fn no_python_host() -> Result<std::path::PathBuf, String> {
@@ -198,22 +167,3 @@ fn no_python_host() -> Result<std::path::PathBuf, String> {
     Ok(exe)
 }
 
-/// Run `c_tests/<script>` for one CPython; its own last line is `N passed, N failed`.
-fn script_case(tally: &mut Tally, script: &str, p: &Python) {
-    let path = repo_root().join("c_tests").join(script);
-    if !path.exists() {
-        tally.case(&format!("{} {script}", p.name), false, "script missing");
-        return;
-    }
-    let cfg = if p.prefix == std::path::Path::new("/usr") {
-        "/usr/bin/python3.11-config".to_string()
-    } else {
-        p.prefix.join("bin/python3-config").display().to_string()
-    };
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg(&path).arg(&cfg).env("GILGATE_LIB_DIR", lib_dir());
-    let r = run(cmd, Duration::from_secs(300));
-    let ok = matches!(r.outcome, Outcome::Clean(_));
-    let last = r.stdout.lines().last().unwrap_or("").to_string();
-    tally.case(&format!("{} {script} ({last})", p.name), ok, &format!("{}\n{}\n{}", r.outcome, r.stdout, r.stderr));
-}
