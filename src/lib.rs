@@ -55,6 +55,9 @@ extern "C" fn gilgate_init() {
         // (pthread_exit/pause) knows CPython's code. A CPython dlopen'ed later is found on the
         // first gilgate call.
         let _ = cpython::api();
+        // Read every GILGATE_* variable now: a malformed one is reported once, at load.
+        let _ = config::drain_timeout_ms();
+        let _ = policy::current();
         // SAFETY: registering a plain extern "C" fn with libc's atexit.
         unsafe { libc::atexit(stats::print_at_exit) };
         if config::get().verbose {

@@ -13,6 +13,7 @@ enum Job {
     Seed { py: usize, exe: std::path::PathBuf, lang: Lang, run: SeedRun },
     Raw { py: usize, exe: std::path::PathBuf, run: SeedRun },
     Edges { py: usize, exe: std::path::PathBuf },
+    LateLoad { py: usize, exe: std::path::PathBuf },
 }
 
 fn main() {
@@ -30,6 +31,15 @@ fn main() {
         Ok(exe) => {
             let r = run(std::process::Command::new(&exe), Duration::from_secs(20));
             tally.case("no-python", matches!(r.outcome, Outcome::Clean(_)), &format!("{} {}", r.outcome, r.stderr));
+            // Garbage in every GILGATE_* variable: one warning each, defaults, no crash.
+            let mut c = std::process::Command::new(&exe);
+            c.env("GILGATE_VERBOSE", "banana").env("GILGATE_SHOW_STATS", "\u{7f}x").env("GILGATE_ON_FINALIZE", "explode")
+                .env("GILGATE_DRAIN_TIMEOUT_MS", "-5");
+            let r = run(c, Duration::from_secs(20));
+            let warned = ["GILGATE_VERBOSE", "GILGATE_SHOW_STATS", "GILGATE_DRAIN_TIMEOUT_MS", "GILGATE_ON_FINALIZE"]
+                .iter().all(|v| r.stderr.contains(&format!("ignoring malformed {v}")));
+            tally.case("garbage GILGATE_* variables: warnings and defaults", matches!(r.outcome, Outcome::Clean(_)) && warned,
+                &format!("{} stderr: {}", r.outcome, r.stderr));
         }
         Err(e) => tally.case("no-python (build)", false, &e),
     }
@@ -42,6 +52,7 @@ fn main() {
             build_jobs.push((i, "seed_host.c", lang, false));
         }
         build_jobs.push((i, "api_edges.c", Lang::C, true));
+        build_jobs.push((i, "late_load.c", Lang::C, false));
     }
     let pys_b = pys.clone();
     let built = parallel(build_jobs.clone(), concurrency(), move |(i, src, lang, gg)| compile(&pys_b[i], src, lang, gg));
@@ -83,6 +94,7 @@ fn main() {
             jobs.push(Job::Raw { py: i, exe: exe_of[&(i, "seed_host.c", lang, false)].clone(), run });
         }
         jobs.push(Job::Edges { py: i, exe: exe_of[&(i, "api_edges.c", Lang::C, true)].clone() });
+        jobs.push(Job::LateLoad { py: i, exe: exe_of[&(i, "late_load.c", Lang::C, false)].clone() });
         let _ = p;
     }
 
@@ -92,9 +104,13 @@ fn main() {
             Job::Seed { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(30)),
             Job::Raw { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(4)),
             Job::Edges { py, exe } => (*py, exe.clone(), vec![], Duration::from_secs(30)),
+            Job::LateLoad { py, exe } => (*py, exe.clone(), vec![lib_dir().join("libgilgate.so").display().to_string()], Duration::from_secs(30)),
         };
         let mut cmd = pys_r[py].command(&exe);
         cmd.args(&args);
+        if matches!(job, Job::LateLoad { .. }) {
+            cmd.env("GILGATE_VERBOSE", "1");
+        }
         (job, run(cmd, timeout))
     });
 
@@ -117,6 +133,13 @@ fn main() {
                 tally.case(&name, ok, &format!("{} stderr: {tail}", r.outcome));
             }
             Job::Raw { py, .. } => per[*py].1[idx(&r.outcome)] += 1,
+            Job::LateLoad { py, .. } => {
+                // Loaded too late to interpose: it must say so, and still answer correctly.
+                let said = r.stderr.contains("NOT interposing");
+                tally.case(&format!("{} late dlopen of gilgate + calls during Py_Initialize", pys[*py].name),
+                    matches!(r.outcome, Outcome::Clean(_)) && said,
+                    &format!("{} (said NOT interposing: {said}) {}", r.outcome, stderr_tail(r, 6)));
+            }
             Job::Edges { py, .. } => {
                 let ok = matches!(r.outcome, Outcome::Clean(_));
                 tally.case(&format!("{} api-edges (before init, after finalize, NULLs, 3 cycles)", pys[*py].name), ok,

@@ -212,7 +212,7 @@ fn main() {
             [Some((k0, s0)), Some((k1, s1))] => {
                 let same = s0 == s1 && k0 == k1;
                 println!("  {:26} without: {:8} {:?}\n  {:26} with:    {:8} {:?}", p.name, k0, s0, "", k1, s1);
-                let ran = s0.iter().any(|l| l.starts_with("Result:"));
+                let ran = s0.iter().chain(s1.iter()).any(|l| l.starts_with("Result:") || l.starts_with("Tests result:"));
                 if !ran {
                     println!("  {:26} regression tests absent or did not run: reported, not counted", p.name);
                     continue;
