@@ -36,6 +36,30 @@ static void *ok_worker(void *arg) {
     return NULL;
 }
 
+/* Nested regions whose inner re-entry is refused: the outer releases must not reach CPython
+ * (PyGILState_Release without the GIL is a fatal error). */
+static pthread_mutex_t g_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static int g_phase;
+static void set_phase(int p) { pthread_mutex_lock(&g_m); g_phase = p; pthread_cond_broadcast(&g_cv); pthread_mutex_unlock(&g_m); }
+static void wait_phase(int p) { pthread_mutex_lock(&g_m); while (g_phase < p) pthread_cond_wait(&g_cv, &g_m); pthread_mutex_unlock(&g_m); }
+
+static void *nested_worker(void *arg) {
+    (void)arg;
+    int s1, s2;
+    EXPECT(gilgate_gilstate_ensure(&s1), GILGATE_OK);
+    EXPECT(gilgate_gilstate_ensure(&s2), GILGATE_OK);
+    PyThreadState *ts = gilgate_save_thread();   /* like Py_BEGIN_ALLOW_THREADS */
+    CHECK(ts != NULL);
+    set_phase(1);
+    wait_phase(2);                                 /* main finalized meanwhile */
+    EXPECT(gilgate_restore_thread(ts), GILGATE_ERR_NOT_INITIALIZED);
+    gilgate_gilstate_release(s2);                  /* must not call CPython */
+    gilgate_gilstate_release(s1);
+    EXPECT(gilgate_gilstate_ensure(&s1), GILGATE_ERR_NOT_INITIALIZED);
+    return NULL;
+}
+
 static void run_thread(void *(*f)(void *), long arg) {
     pthread_t t;
     pthread_create(&t, NULL, f, (void *)arg);
@@ -92,11 +116,25 @@ int main(void) {
         run_thread(refused_worker, GILGATE_ERR_NOT_INITIALIZED);
     }
 
+    /* A worker still inside nested regions (GIL given up) when the runtime finalizes: the drain
+     * times out (100 ms), finalization proceeds, the worker's re-entry is refused and its
+     * releases do nothing. */
+    gilgate_set_drain_timeout_ms(100);
+    Py_InitializeEx(0);
+    PyThreadState *mts = gilgate_save_thread();
+    pthread_t nw;
+    pthread_create(&nw, NULL, nested_worker, NULL);
+    wait_phase(1);
+    EXPECT(gilgate_restore_thread(mts), GILGATE_OK);
+    EXPECT(gilgate_finalize(&rc), GILGATE_OK);
+    set_phase(2);
+    pthread_join(nw, NULL);
+
     struct gilgate_stats s;
     memset(&s, 0xff, sizeof s);
     EXPECT(gilgate_stats(&s), GILGATE_OK);
-    CHECK(s.drains == 3);
-    CHECK(s.drain_timeouts == 0);
+    CHECK(s.drains == 4);
+    CHECK(s.drain_timeouts == 1);
     CHECK(s.gated_entries >= 3 * 5);
     CHECK(s.refused_not_initialized >= 6);
     CHECK(s.kills_intercepted == 0);
