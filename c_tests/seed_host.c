@@ -10,6 +10,7 @@
  * usage: seed_host MODE WORKERS DELAY_US CYCLES SEED
  *   MODE: gilstate | tstate | callback | mixed
  *   SEED_STOP_FIRST=1 in the environment: stop the workers before finalizing (a careful host)
+ *   SEED_NO_SLEEP=1: the Python work never releases the GIL itself (no time.sleep)
  * Prints one line: RESULT ok=N finalizing=N notinit=N other=N bad_ok=N vanished=N cycles=N
  */
 #define PY_SSIZE_T_CLEAN
@@ -181,10 +182,12 @@ static void *worker(void *arg) {
 
 static const char *PY_SETUP =
     "import time\n"
+    "import os\n"
+    "SLEEP = os.environ.get('SEED_NO_SLEEP') != '1'\n"
     "def work(n):\n"
     "    s = 0\n"
     "    for i in range(n): s += i\n"
-    "    if n % 3 == 0: time.sleep(0)\n"
+    "    if SLEEP and n % 3 == 0: time.sleep(0)\n"
     "    return s\n"
     "def work_cb(cb):\n"
     "    cb()\n"
@@ -263,9 +266,14 @@ int main(int argc, char **argv) {
         pthread_join(th[i], NULL);
         if (!g_finished[i]) vanished++;
     }
-    printf("RESULT ok=%ld finalizing=%ld notinit=%ld other=%ld bad_ok=%ld vanished=%d cycles=%d\n",
+    long kills = -1, hangs = -1;
+#ifndef GG_RAW
+    struct gilgate_stats gs;
+    if (gilgate_stats(&gs) == GILGATE_OK) { kills = (long)gs.kills_intercepted; hangs = (long)gs.hangs_intercepted; }
+#endif
+    printf("RESULT ok=%ld finalizing=%ld notinit=%ld other=%ld bad_ok=%ld vanished=%d cycles=%d kills=%ld hangs=%ld\n",
            g_results[RES_OK], g_results[RES_FINALIZING], g_results[RES_NOTINIT], g_results[RES_OTHER],
-           g_results[RES_BAD_OK], vanished, g_cycles);
+           g_results[RES_BAD_OK], vanished, g_cycles, kills, hangs);
     fflush(stdout);
     return vanished || g_results[RES_BAD_OK] || g_results[RES_OTHER] ? 1 : 0;
 }

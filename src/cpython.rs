@@ -89,12 +89,12 @@ pub(crate) fn api_if_resolved() -> Option<&'static Api> {
     API.get()
 }
 
-fn own_base() -> *mut c_void {
+pub(crate) fn own_base() -> *mut c_void {
     static BASE: OnceCell<usize> = OnceCell::new();
     *BASE.get_or_init(|| object_base(own_base as *const c_void) as usize) as *mut c_void
 }
 
-fn object_base(addr: *const c_void) -> *mut c_void {
+pub(crate) fn object_base(addr: *const c_void) -> *mut c_void {
     // SAFETY: dladdr only reads loader data; info is a valid out-pointer.
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();

@@ -141,7 +141,7 @@ fn exit_thread() -> ! {
 #[inline(always)]
 fn guarded<R>(name: &str, f: impl FnOnce() -> Result<R, Exit>) -> R {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        crate::log::Line::new().s("internal error: panic caught at the C boundary").emit();
+        crate::log::panic_caught();
         Err(refuse(name, GILGATE_ERR_INTERNAL))
     });
     match r {
@@ -172,7 +172,7 @@ fn host_enter(api: &Api, name: &str, sp: usize, retire: bool, call: impl FnOnce(
         }
         return Ok(());
     }
-    let t = match gate::enter(api) {
+    let t = match gate::enter_with(api, slot) {
         Ok(t) => t,
         Err(e) => return Err(refuse(name, e)),
     };

@@ -8,7 +8,7 @@
 //! With `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available, barrier B forces a full fence on
 //! every running thread of the process, so barrier A only has to stop the compiler from reordering
 //! (the hot path pays no fence). Without it, barrier A is a real SeqCst fence. `tests/loom_gate.rs`
-//! model-checks the fenced protocol.
+//! model-checks the fenced protocol; `tests/model_tso.rs` checks the membarrier one on x86-TSO.
 
 use crate::cpython::Api;
 use crate::status::*;
@@ -131,6 +131,13 @@ fn claim_slot() -> &'static Slot {
     }
 }
 
+extern "C" {
+    // src/c/armed.c: this thread's slot pointer in initial-exec TLS (no __tls_get_addr call).
+    fn gg_slot_get() -> *const std::ffi::c_void;
+    fn gg_slot_set(p: *const std::ffi::c_void);
+}
+
+/// Owns the thread's slot: its destructor gives the slot back when the thread ends.
 struct Local {
     slot: Cell<*const Slot>,
 }
@@ -139,8 +146,9 @@ impl Drop for Local {
     fn drop(&mut self) {
         let p = self.slot.get();
         if !p.is_null() {
-            // SAFETY: p came from claim_slot (static storage).
+            // SAFETY: p came from claim_slot (static storage); clearing our own TLS word.
             let s = unsafe { &*p };
+            unsafe { gg_slot_set(std::ptr::null()) };
             // A thread that ends inside a region (killed by a policy `exit`, or a host bug)
             // must not hold the drain up forever.
             s.suspended.store(0, Relaxed);
@@ -157,15 +165,24 @@ thread_local! {
 /// This thread's slot, claimed on first use. None only during thread-local destruction.
 #[inline]
 pub(crate) fn my_slot() -> Option<&'static Slot> {
+    // SAFETY: reads this thread's TLS word; a non-null value is a claimed static slot.
+    let p = unsafe { gg_slot_get() } as *const Slot;
+    if !p.is_null() {
+        // SAFETY: as above.
+        return Some(unsafe { &*p });
+    }
+    claim_for_thread()
+}
+
+#[cold]
+#[inline(never)]
+fn claim_for_thread() -> Option<&'static Slot> {
     LOCAL
         .try_with(|l| {
-            let p = l.slot.get();
-            if !p.is_null() {
-                // SAFETY: static storage, claimed by this thread.
-                return unsafe { &*p };
-            }
             let s = claim_slot();
             l.slot.set(s);
+            // SAFETY: publishing our own slot in our own TLS word.
+            unsafe { gg_slot_set(s as *const Slot as *const std::ffi::c_void) };
             s
         })
         .ok()
@@ -174,14 +191,10 @@ pub(crate) fn my_slot() -> Option<&'static Slot> {
 /// This thread's slot if it has one; never allocates (for interposed paths).
 #[inline]
 pub(crate) fn my_slot_if_any() -> Option<&'static Slot> {
-    LOCAL
-        .try_with(|l| {
-            let p = l.slot.get();
-            // SAFETY: static storage, claimed by this thread.
-            (!p.is_null()).then(|| unsafe { &*p })
-        })
-        .ok()
-        .flatten()
+    // SAFETY: as in my_slot.
+    let p = unsafe { gg_slot_get() } as *const Slot;
+    // SAFETY: as in my_slot.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 pub(crate) fn init_barrier() {
@@ -239,6 +252,12 @@ pub(crate) struct Ticket {
 #[inline]
 pub(crate) fn enter(api: &Api) -> Result<Ticket, gilgate_status> {
     let slot = my_slot().ok_or(GILGATE_ERR_INTERNAL)?;
+    enter_with(api, slot)
+}
+
+/// `enter` for a caller that already has this thread's slot.
+#[inline]
+pub(crate) fn enter_with(api: &Api, slot: &'static Slot) -> Result<Ticket, gilgate_status> {
     let d = slot.depth.load(Relaxed);
     slot.depth.store(d + 1, Relaxed);
     barrier_entry();

@@ -30,7 +30,10 @@ pub(crate) fn init() {
     REAL_PAUSE.store(pa, Release);
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
     let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, b"pthread_exit\0".as_ptr() as *const _) };
-    INTERPOSING.store(!seen.is_null() && seen == pthread_exit as *const () as *mut c_void, Release);
+    // Compare the defining object, not the address: our own reference to `pthread_exit` goes
+    // through the GOT and may already be libc's.
+    let ours = !seen.is_null() && crate::cpython::object_base(seen) == crate::cpython::own_base();
+    INTERPOSING.store(ours, Release);
 }
 
 pub(crate) fn interposing() -> bool {

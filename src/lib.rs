@@ -20,7 +20,7 @@ macro_rules! ffi_boundary {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
             Ok(v) => v,
             Err(_) => {
-                crate::log::Line::new().s("internal error: panic caught at the C boundary").emit();
+                crate::log::panic_caught();
                 $on_panic
             }
         }

@@ -60,6 +60,13 @@ impl Line {
     }
 }
 
+/// Out of line, so that entry points do not carry the line buffer in their frames.
+#[cold]
+#[inline(never)]
+pub(crate) fn panic_caught() {
+    Line::new().s("internal error: panic caught at the C boundary").emit();
+}
+
 /// The kernel thread id, for diagnostics a user can match with gdb/top.
 pub(crate) fn tid() -> u64 {
     // SAFETY: gettid has no preconditions.

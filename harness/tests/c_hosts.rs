@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 enum Job {
     Seed { py: usize, exe: std::path::PathBuf, lang: Lang, run: SeedRun },
+    /// The drain disabled (GILGATE_DRAIN_TIMEOUT_MS=0): threads already past the gate meet
+    /// CPython's kill (3.9-3.13) or park (3.14+) inside their entry, which must be caught.
+    NoDrain { py: usize, exe: std::path::PathBuf, lang: Lang, run: SeedRun },
     Raw { py: usize, exe: std::path::PathBuf, run: SeedRun },
     Edges { py: usize, exe: std::path::PathBuf },
     LateLoad { py: usize, exe: std::path::PathBuf },
@@ -88,6 +91,15 @@ fn main() {
             };
             jobs.push(Job::Seed { py: i, exe: exe_of[&(i, "seed_host.c", lang, true)].clone(), lang, run });
         }
+        // 3.8 is left out: its take_gil waiters spin forever after Py_FinalizeEx and never reach
+        // the kill, so without the drain nothing can save them (the drain is what protects 3.8).
+        if p.minor() >= (3, 9) {
+            for k in 0..env_u64("GILGATE_NODRAIN_RUNS", 12) {
+                let lang = Lang::ALL[(k % 3) as usize];
+                let run = SeedRun { mode: if k % 2 == 0 { "gilstate" } else { "tstate" }, workers: 6, delay_us: 20_000, cycles: 1, seed: 1000 + k };
+                jobs.push(Job::NoDrain { py: i, exe: exe_of[&(i, "seed_host.c", lang, true)].clone(), lang, run });
+            }
+        }
         for k in 0..raw_tries {
             let lang = if k % 2 == 0 { Lang::C } else { Lang::CxxNoExc };
             let run = SeedRun { mode: "gilstate", workers: 4, delay_us: 20_000, cycles: 1, seed: k };
@@ -101,7 +113,7 @@ fn main() {
     let pys_r = pys.clone();
     let results = parallel(jobs, concurrency(), move |job| {
         let (py, exe, args, timeout) = match &job {
-            Job::Seed { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(30)),
+            Job::Seed { py, exe, run, .. } | Job::NoDrain { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(30)),
             Job::Raw { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(4)),
             Job::Edges { py, exe } => (*py, exe.clone(), vec![], Duration::from_secs(30)),
             Job::LateLoad { py, exe } => (*py, exe.clone(), vec![lib_dir().join("libgilgate.so").display().to_string()], Duration::from_secs(30)),
@@ -111,11 +123,16 @@ fn main() {
         if matches!(job, Job::LateLoad { .. }) {
             cmd.env("GILGATE_VERBOSE", "1");
         }
+        if matches!(job, Job::NoDrain { .. }) {
+            cmd.env("GILGATE_DRAIN_TIMEOUT_MS", "0").env("SEED_NO_SLEEP", "1");
+        }
         (job, run(cmd, timeout))
     });
 
     // Per version: gilgate outcomes, raw outcomes.
     let mut per: Vec<([u32; 5], [u32; 5])> = vec![([0; 5], [0; 5]); pys.len()];
+    // Per version: no-drain runs, clean ones, kills+hangs intercepted in them.
+    let mut nodrain: Vec<(u32, u32, u64)> = vec![(0, 0, 0); pys.len()];
     let idx = |o: &Outcome| match o {
         Outcome::Clean(_) => 0,
         Outcome::Deadlock => 1,
@@ -133,6 +150,25 @@ fn main() {
                 tally.case(&name, ok, &format!("{} stderr: {tail}", r.outcome));
             }
             Job::Raw { py, .. } => per[*py].1[idx(&r.outcome)] += 1,
+            Job::NoDrain { py, lang, run, .. } => {
+                // Clean, or (a thread killed by the eval loop's own GIL switch while inside its
+                // region, outside any entry) the policy: SIGABRT with gilgate's diagnostic.
+                // Never silent: no deadlock, no vanished thread, no other crash.
+                let policed = matches!(r.outcome, Outcome::Crash(6)) && r.stderr.contains("gilgate: pthread_exit")
+                    || matches!(r.outcome, Outcome::Crash(6)) && r.stderr.contains("gilgate: pause");
+                let ok = matches!(r.outcome, Outcome::Clean(_)) || policed;
+                let caught: u64 = match &r.outcome {
+                    Outcome::Clean(l) => ["kills=", "hangs="].iter().filter_map(|k| {
+                        l.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<u64>().ok())
+                    }).sum(),
+                    _ => 0,
+                };
+                nodrain[*py].0 += 1;
+                nodrain[*py].1 += matches!(r.outcome, Outcome::Clean(_)) as u32;
+                nodrain[*py].2 += caught;
+                tally.case(&format!("{} no-drain seed {} {}", pys[*py].name, lang.tag(), run.describe()), ok,
+                    &format!("{} stderr: {}", r.outcome, stderr_tail(r, 5)));
+            }
             Job::LateLoad { py, .. } => {
                 // Loaded too late to interpose: it must say so, and still answer correctly.
                 let said = r.stderr.contains("NOT interposing");
@@ -158,6 +194,13 @@ fn main() {
         let harm = r[1] + r[2] + r[3];
         println!("{:28} | {:>5}/{}/{}/{}/{} {:>31} | {} of {} runs harmed (deadlock {}, vanished {}, crash {})",
             p.name, g[0], g[1], g[2], g[3], g[4], "", harm, r.iter().sum::<u32>(), r[1], r[2], r[3]);
+        let (n, clean, caught) = nodrain[i];
+        if n > 0 {
+            println!("{:28} | drain disabled: {clean}/{n} clean (others: policy abort with diagnostic), {caught} kills/parks caught inside entries", "");
+            // The catch itself must have been exercised, not only the drain.
+            tally.case(&format!("{} kill/park interception exercised", p.name), caught > 0,
+                "no run had a kill or park to intercept: the scenario did not reach CPython's kill site");
+        }
         // The test must be able to fail: on raw CPython the same scenario has to show the harm.
         tally.case(&format!("{} raw CPython shows the harm", p.name), harm > 0,
             "no raw run deadlocked, vanished or crashed: the scenario no longer detects the problem");
