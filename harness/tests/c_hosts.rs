@@ -123,6 +123,9 @@ fn main() {
         if matches!(job, Job::LateLoad { .. }) {
             cmd.env("GILGATE_VERBOSE", "1");
         }
+        if matches!(job, Job::Edges { .. }) {
+            cmd.env("GILGATE_SHOW_STATS", "1");
+        }
         if matches!(job, Job::NoDrain { .. }) {
             cmd.env("GILGATE_DRAIN_TIMEOUT_MS", "0").env("SEED_NO_SLEEP", "1");
         }
@@ -177,9 +180,11 @@ fn main() {
                     &format!("{} (said NOT interposing: {said}) {}", r.outcome, stderr_tail(r, 6)));
             }
             Job::Edges { py, .. } => {
-                let ok = matches!(r.outcome, Outcome::Clean(_));
-                tally.case(&format!("{} api-edges (before init, after finalize, NULLs, 3 cycles)", pys[*py].name), ok,
-                    &format!("{} {}", r.outcome, r.stderr));
+                // GILGATE_SHOW_STATS=1: counters at each finalization (4 here) and at exit.
+                let stats_lines = r.stderr.matches("gilgate: stats: gated_entries=").count();
+                let ok = matches!(r.outcome, Outcome::Clean(_)) && stats_lines >= 4;
+                tally.case(&format!("{} api-edges (before init, after finalize, NULLs, 4 cycles, stats)", pys[*py].name), ok,
+                    &format!("{} ({stats_lines} stats lines) {}", r.outcome, r.stderr));
             }
         }
     }
