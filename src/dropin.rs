@@ -29,18 +29,6 @@ extern "C" {
 /// same frame, while any Python call in between costs several KiB of C stack.
 pub(crate) const NESTED_STACK_BYTES: usize = 512;
 
-// Trampolines: pass the caller's return address and stack pointer as the next two arguments.
-#[cfg(target_arch = "x86_64")]
-macro_rules! tramp {
-    (0) => { "mov rdi, [rsp]\nlea rsi, [rsp + 8]\njmp {f}" };
-    (1) => { "mov rsi, [rsp]\nlea rdx, [rsp + 8]\njmp {f}" };
-}
-#[cfg(target_arch = "aarch64")]
-macro_rules! tramp {
-    (0) => { "mov x0, x30\nmov x1, sp\nb {f}" };
-    (1) => { "mov x1, x30\nmov x2, sp\nb {f}" };
-}
-
 macro_rules! export0 {
     ($(#[$m:meta])* $name:ident -> $ret:ty => $imp:ident) => {
         $(#[$m])*

@@ -62,18 +62,6 @@ pub(crate) fn park_forever() -> ! {
     }
 }
 
-// Trampolines hand the implementation the caller's return address (was it CPython?).
-#[cfg(target_arch = "x86_64")]
-macro_rules! tramp_ra {
-    (0) => { "mov rdi, [rsp]\njmp {f}" };
-    (1) => { "mov rsi, [rsp]\njmp {f}" };
-}
-#[cfg(target_arch = "aarch64")]
-macro_rules! tramp_ra {
-    (0) => { "mov x0, x30\nb {f}" };
-    (1) => { "mov x1, x30\nb {f}" };
-}
-
 /// gilgate's `pthread_exit`. Inside an armed gated entry, jumps back to it (the entry returns
 /// GILGATE_ERR_FINALIZING, or applies the policy in drop-in mode); on a host thread inside a gated
 /// region, or a host thread that CPython kills during finalization, applies the policy;
@@ -84,10 +72,10 @@ macro_rules! tramp_ra {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_exit(_retval: *mut c_void) -> ! {
-    core::arch::naked_asm!(tramp_ra!(1), f = sym pthread_exit_impl)
+    core::arch::naked_asm!(tramp!(1), f = sym pthread_exit_impl)
 }
 
-extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize) -> ! {
+extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usize) -> ! {
     // SAFETY: returns only when this thread is not armed; otherwise jumps to the armed entry
     // (this frame owns nothing that needs dropping).
     unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
@@ -121,10 +109,10 @@ fn host_thread_hit(ra: usize) -> bool {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn pause() -> c_int {
-    core::arch::naked_asm!(tramp_ra!(0), f = sym pause_impl)
+    core::arch::naked_asm!(tramp!(0), f = sym pause_impl)
 }
 
-extern "C-unwind" fn pause_impl(ra: usize) -> c_int {
+extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
     if host_thread_hit(ra) {

@@ -27,6 +27,20 @@ macro_rules! ffi_boundary {
     }};
 }
 
+/// Trampolines for naked exports: pass the caller's return address and stack pointer as the next
+/// two arguments (after `$n` real ones), then jump to the implementation, which returns straight
+/// to the caller.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tramp {
+    (0) => { "mov rdi, [rsp]\nlea rsi, [rsp + 8]\njmp {f}" };
+    (1) => { "mov rsi, [rsp]\nlea rdx, [rsp + 8]\njmp {f}" };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! tramp {
+    (0) => { "mov x0, x30\nmov x1, sp\nb {f}" };
+    (1) => { "mov x1, x30\nmov x2, sp\nb {f}" };
+}
+
 pub mod api;
 pub mod cpython;
 mod config;

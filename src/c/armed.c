@@ -23,60 +23,38 @@ static GG_TLS void *gg_buf[5];
 static GG_TLS volatile int gg_armed;
 static GG_TLS volatile int gg_kill_kind;
 
-/* Returns 0 when f returned normally, else the kill kind passed to gg_kill_hook (> 0). */
-GG_API int gg_armed_call_p(void (*f)(void *), void *arg) {
-    if (gg_armed) {
-        /* Nested arming would overwrite the outer buffer: call unarmed (never expected). */
-        f(arg);
-        return 0;
-    }
-    int saved_errno = errno;
-    if (__builtin_setjmp(gg_buf) != 0) {
-        gg_armed = 0;
-        errno = saved_errno;
-        return gg_kill_kind;
-    }
-    gg_armed = 1;
-    f(arg);
-    gg_armed = 0;
-    return 0;
-}
+/* Make CALL with this thread's jump buffer armed. Evaluates to 0 when CALL returned normally,
+ * else to the kill kind passed to gg_kill_hook (> 0). A statement expression: each expansion is
+ * its own function body below, so the setjmp receiver stays in the function that called it. */
+#define GG_ARMED(CALL)                                                                        \
+    ({                                                                                        \
+        int gg_rc_ = 0;                                                                       \
+        if (gg_armed) {                                                                       \
+            /* Nested arming would overwrite the outer buffer: call unarmed (never expected). */ \
+            CALL;                                                                             \
+        } else {                                                                              \
+            int gg_saved_errno_ = errno;                                                      \
+            if (__builtin_setjmp(gg_buf) != 0) {                                              \
+                gg_armed = 0;                                                                 \
+                errno = gg_saved_errno_;                                                      \
+                gg_rc_ = gg_kill_kind;                                                        \
+            } else {                                                                          \
+                gg_armed = 1;                                                                 \
+                CALL;                                                                         \
+                gg_armed = 0;                                                                 \
+            }                                                                                 \
+        }                                                                                     \
+        gg_rc_;                                                                               \
+    })
 
-/* Same for functions returning int and taking nothing (PyGILState_Ensure). */
-GG_API int gg_armed_call_ri(int (*f)(void), int *out) {
-    if (gg_armed) {
-        *out = f();
-        return 0;
-    }
-    int saved_errno = errno;
-    if (__builtin_setjmp(gg_buf) != 0) {
-        gg_armed = 0;
-        errno = saved_errno;
-        return gg_kill_kind;
-    }
-    gg_armed = 1;
-    *out = f();
-    gg_armed = 0;
-    return 0;
-}
+/* PyEval_RestoreThread / PyEval_AcquireThread (a PyThreadState * argument). */
+GG_API int gg_armed_call_p(void (*f)(void *), void *arg) { return GG_ARMED(f(arg)); }
 
-/* Same for functions taking nothing and returning nothing (PyEval_AcquireLock). */
-GG_API int gg_armed_call_v(void (*f)(void)) {
-    if (gg_armed) {
-        f();
-        return 0;
-    }
-    int saved_errno = errno;
-    if (__builtin_setjmp(gg_buf) != 0) {
-        gg_armed = 0;
-        errno = saved_errno;
-        return gg_kill_kind;
-    }
-    gg_armed = 1;
-    f();
-    gg_armed = 0;
-    return 0;
-}
+/* PyGILState_Ensure (returns an int-sized enum, takes nothing). */
+GG_API int gg_armed_call_ri(int (*f)(void), int *out) { return GG_ARMED(*out = f()); }
+
+/* PyEval_AcquireLock (takes and returns nothing). */
+GG_API int gg_armed_call_v(void (*f)(void)) { return GG_ARMED(f()); }
 
 /* Called by the pthread_exit/pause interposers. Jumps back to the armed entry, or returns 0. */
 GG_API int gg_kill_hook(int kind) {
