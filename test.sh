@@ -21,3 +21,15 @@ fi
 
 echo "== cargo test (unit tests, model check, C/C++ hosts)"
 cargo test --release --workspace
+
+# memcheck + DRD over the C hosts for one CPython (c_tests/valgrind.sh; all of them: see
+# docs/valgrind.md). GILGATE_VALGRIND=0 skips it (reported, not passed).
+vg_py=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12.* 2>/dev/null | tail -1 || true)
+if [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
+  echo "valgrind checks: skipped (GILGATE_VALGRIND=0), not counted"
+elif ! command -v valgrind >/dev/null || [ -z "$vg_py" ]; then
+  echo "valgrind checks: absent (no valgrind or no pyenv CPython 3.12), not counted"
+else
+  echo "== valgrind (memcheck, DRD) for $vg_py"
+  bash c_tests/valgrind.sh "$vg_py"
+fi
