@@ -329,6 +329,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Column index in the outcome tables: clean, deadlock, vanished, crash, failed.
+    pub fn index(&self) -> usize {
+        match self {
+            Outcome::Clean(_) => 0,
+            Outcome::Deadlock => 1,
+            Outcome::Vanished(_) => 2,
+            Outcome::Crash(_) => 3,
+            Outcome::Failed(_) => 4,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Outcome::Clean(_) => "clean",

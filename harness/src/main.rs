@@ -33,13 +33,7 @@ fn main() {
 fn counts(rs: &[Outcome]) -> [usize; 5] {
     let mut c = [0; 5];
     for o in rs {
-        c[match o {
-            Outcome::Clean(_) => 0,
-            Outcome::Deadlock => 1,
-            Outcome::Vanished(_) => 2,
-            Outcome::Crash(_) => 3,
-            Outcome::Failed(_) => 4,
-        }] += 1;
+        c[o.index()] += 1;
     }
     c
 }

@@ -136,23 +136,16 @@ fn main() {
     let mut per: Vec<([u32; 5], [u32; 5])> = vec![([0; 5], [0; 5]); pys.len()];
     // Per version: no-drain runs, clean ones, kills+hangs intercepted in them.
     let mut nodrain: Vec<(u32, u32, u64)> = vec![(0, 0, 0); pys.len()];
-    let idx = |o: &Outcome| match o {
-        Outcome::Clean(_) => 0,
-        Outcome::Deadlock => 1,
-        Outcome::Vanished(_) => 2,
-        Outcome::Crash(_) => 3,
-        Outcome::Failed(_) => 4,
-    };
     for (job, r) in &results {
         match job {
             Job::Seed { py, lang, run, .. } => {
-                per[*py].0[idx(&r.outcome)] += 1;
+                per[*py].0[r.outcome.index()] += 1;
                 let ok = matches!(r.outcome, Outcome::Clean(_));
                 let name = format!("{} seed {} {}", pys[*py].name, lang.tag(), run.describe());
                 let tail: String = r.stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
                 tally.case(&name, ok, &format!("{} stderr: {tail}", r.outcome));
             }
-            Job::Raw { py, .. } => per[*py].1[idx(&r.outcome)] += 1,
+            Job::Raw { py, .. } => per[*py].1[r.outcome.index()] += 1,
             Job::NoDrain { py, lang, run, .. } => {
                 // Clean, or (a thread killed by the eval loop's own GIL switch while inside its
                 // region, outside any entry) the policy: SIGABRT with gilgate's diagnostic.

@@ -125,13 +125,6 @@ fn main() {
         regr: [Option<(String, Vec<String>)>; 2],
     }
     let mut rows = vec![Row::default(); pys.len()];
-    let idx5 = |o: &Outcome| match o {
-        Outcome::Clean(_) => 0,
-        Outcome::Deadlock => 1,
-        Outcome::Vanished(_) => 2,
-        Outcome::Crash(_) => 3,
-        Outcome::Failed(_) => 4,
-    };
     for (job, r) in &results {
         let diag = |pol: &str| r.stderr.contains("gilgate: ") && r.stderr.contains(&format!("policy {pol}"));
         match job {
@@ -145,7 +138,7 @@ fn main() {
                     row.stop_first[if ok { 0 } else { 1 }] += 1;
                     tally.case(&name, ok, &detail);
                 } else if *policy == "exit" {
-                    row.exit[idx5(&r.outcome)] += 1; // legacy behaviour, for comparison only
+                    row.exit[r.outcome.index()] += 1; // legacy behaviour, for comparison only
                 } else if *policy == "abort" {
                     let k = match r.outcome {
                         Outcome::Clean(_) => 0,
@@ -176,7 +169,7 @@ fn main() {
                     tally.case(&format!("{} ctypes host threads under LD_PRELOAD (abort) seed={seed}", pys[*py].name), k < 2,
                         &format!("{} stderr: {}", r.outcome, stderr_tail(r, 4)));
                 } else {
-                    row.ct_raw[idx5(&r.outcome)] += 1;
+                    row.ct_raw[r.outcome.index()] += 1;
                 }
             }
             Job::Regr { py, preload } => {
