@@ -1,4 +1,4 @@
-// Compiles the sigsetjmp helper and regenerates include/gilgate.h with cbindgen.
+// Compiles the armed-call C helper (src/c/armed.c) and regenerates include/gilgate.h with cbindgen.
 // The header is checked in; CI fails if it is stale (see .ci/run).
 use std::path::PathBuf;
 

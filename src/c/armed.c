@@ -64,7 +64,6 @@ GG_API int gg_kill_hook(int kind) {
     __builtin_longjmp(gg_buf, 1);
 }
 
-GG_API int gg_is_armed(void) { return gg_armed; }
 
 /* What started this thread, decided once by origin.rs: 0 unknown, 1 host, 2 CPython.
  * Initial-exec TLS: readable from interposed functions without allocation or locks. */
