@@ -29,7 +29,14 @@ struct RustPaths {
     save: extern "C" fn() -> TState,
     release_thread: extern "C" fn(TState),
     gilstate_release: extern "C" fn(c_int),
-    killed: extern "C" fn(*const gate::Slot, u64, c_int, c_int) -> c_int,
+    killed: extern "C" fn(*const gate::Slot, c_int, c_int) -> c_int,
+    drop_restore: extern "C-unwind" fn(TState, usize, usize),
+    drop_acquire: extern "C-unwind" fn(TState, usize, usize),
+    drop_ensure: extern "C-unwind" fn(usize, usize) -> c_int,
+    drop_save: extern "C-unwind" fn(usize, usize) -> TState,
+    drop_release_thread: extern "C-unwind" fn(TState, usize, usize),
+    drop_gilstate_release: extern "C-unwind" fn(c_int, usize, usize),
+    drop_killed: extern "C-unwind" fn(*const gate::Slot, c_int, c_int),
 }
 
 /// Called first by the library constructor: until then the C fast paths answer NO_PYTHON.
@@ -42,6 +49,13 @@ pub(crate) fn register_rust_paths() {
         release_thread: rs_release_thread,
         gilstate_release: rs_gilstate_release,
         killed: rs_killed,
+        drop_restore: crate::dropin::restore_impl,
+        drop_acquire: crate::dropin::acquire_impl,
+        drop_ensure: crate::dropin::ensure_impl,
+        drop_save: crate::dropin::save_impl,
+        drop_release_thread: crate::dropin::release_thread_impl,
+        drop_gilstate_release: crate::dropin::gil_release_impl,
+        drop_killed: crate::dropin::fast_entry_killed,
     };
     // SAFETY: copies a struct of the C layout; called from the constructor before any entry.
     unsafe { gg_set_rust(&PATHS) }
@@ -64,10 +78,10 @@ macro_rules! jump { () => { "jmp {f}" }; }
 macro_rules! jump { () => { "b {f}" }; }
 
 /// Bookkeeping for a C fast-path entry that CPython tried to kill or park (outermost entry).
-extern "C" fn rs_killed(slot: *const gate::Slot, snapshot: u64, kind: c_int, which: c_int) -> c_int {
+extern "C" fn rs_killed(slot: *const gate::Slot, kind: c_int, which: c_int) -> c_int {
     ffi_boundary!(GILGATE_ERR_INTERNAL as c_int, {
         // SAFETY: the C fast path passes this thread's own slot (static storage).
-        let t = Ticket { slot: unsafe { &*slot }, depth_before: 0, snapshot };
+        let t = Ticket::fast(unsafe { &*slot });
         let (retire, name) = match which {
             0 => (false, "gilgate_restore_thread"),
             1 => (false, "gilgate_acquire_thread"),

@@ -49,8 +49,10 @@ pub(crate) struct Hot {
     fast_barrier: AtomicU32,
     _pad: u32,
     py: [AtomicPtr<std::ffi::c_void>; 6],
+    text_lo: AtomicUsize,
+    text_hi: AtomicUsize,
 }
-const _: () = assert!(std::mem::size_of::<Hot>() == 64);
+const _: () = assert!(std::mem::size_of::<Hot>() == 80);
 
 extern "C" {
     static gg_hot: Hot;
@@ -304,6 +306,13 @@ pub(crate) struct Ticket {
     pub slot: &'static Slot,
     pub depth_before: u32,
     pub snapshot: u64,
+}
+
+impl Ticket {
+    /// The ticket of an outermost entry the C fast path made (in the slot's `fast_state`).
+    pub(crate) fn fast(slot: &'static Slot) -> Ticket {
+        Ticket { slot, depth_before: 0, snapshot: slot.fast_state.load(Relaxed) }
+    }
 }
 
 /// Open a gated region on this thread, or refuse without touching the GIL.

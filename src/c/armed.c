@@ -203,9 +203,10 @@ struct gg_hot {
     _Atomic uint32_t fast_barrier;
     uint32_t pad_;
     void *_Atomic py[6];
+    _Atomic uintptr_t text_lo, text_hi; /* CPython's executable segments (origin.rs) */
 };
 enum { GG_PY_RESTORE, GG_PY_ACQUIRE, GG_PY_ENSURE, GG_PY_SAVE, GG_PY_RELEASE_THREAD, GG_PY_GILSTATE_RELEASE };
-_Static_assert(sizeof(struct gg_hot) == 64, "gg_hot layout");
+_Static_assert(sizeof(struct gg_hot) == 80, "gg_hot layout");
 GG_API _Alignas(128) struct gg_hot gg_hot = { .state = 4 /* UNKNOWN, generation 1 */ };
 /* Keep the next line's writers off gg_hot's line (adjacent-line prefetch pairs lines). */
 GG_API _Alignas(128) char gg_hot_pad_[128];
@@ -222,22 +223,44 @@ struct gg_rust {
     void *(*save)(void);
     void (*release_thread)(void *tstate);
     void (*gilstate_release)(int st);
-    int (*killed)(struct slot *slot, uint64_t snapshot, int kind, int which);
+    int (*killed)(struct slot *slot, int kind, int which);
+    /* drop-in exports (dropin.rs): the full paths, and a kill in a fast entry (applies the
+     * policy: does not return, or ends the thread through the C-unwind frames). */
+    void (*drop_restore)(void *tstate, uintptr_t ra, uintptr_t sp);
+    void (*drop_acquire)(void *tstate, uintptr_t ra, uintptr_t sp);
+    int (*drop_ensure)(uintptr_t ra, uintptr_t sp);
+    void *(*drop_save)(uintptr_t ra, uintptr_t sp);
+    void (*drop_release_thread)(void *tstate, uintptr_t ra, uintptr_t sp);
+    void (*drop_gilstate_release)(int st, uintptr_t ra, uintptr_t sp);
+    void (*drop_killed)(struct slot *slot, int kind, int which);
 };
 static int stub_entry(void *p) { (void)p; return GG_ERR_NO_PYTHON; }
 static int stub_ensure(int *p) { (void)p; return GG_ERR_NO_PYTHON; }
 static void *stub_save(void) { return NULL; }
 static void stub_release_thread(void *p) { (void)p; }
 static void stub_gilstate_release(int st) { (void)st; }
-static int stub_killed(struct slot *s, uint64_t n, int k, int w) { (void)s; (void)n; (void)k; (void)w; return GG_ERR_FINALIZING; }
+static int stub_killed(struct slot *s, int k, int w) { (void)s; (void)k; (void)w; return GG_ERR_FINALIZING; }
+/* Before the constructor registered the Rust side, the drop-in stubs cannot do better than abort:
+ * no CPython is bound yet (a library constructor calling CPython before gilgate's ran). */
+static void stub_drop_p(void *t, uintptr_t a, uintptr_t b) { (void)t; (void)a; (void)b; __builtin_trap(); }
+static int stub_drop_ensure(uintptr_t a, uintptr_t b) { (void)a; (void)b; __builtin_trap(); }
+static void *stub_drop_save(uintptr_t a, uintptr_t b) { (void)a; (void)b; __builtin_trap(); }
+static void stub_drop_gs_release(int st, uintptr_t a, uintptr_t b) { (void)st; (void)a; (void)b; __builtin_trap(); }
+static void stub_drop_killed(struct slot *s, int k, int w) { (void)s; (void)k; (void)w; __builtin_trap(); }
 static struct gg_rust gg_rust = { stub_entry, stub_entry, stub_ensure, stub_save, stub_release_thread,
-                                  stub_gilstate_release, stub_killed };
+                                  stub_gilstate_release, stub_killed, stub_drop_p, stub_drop_p,
+                                  stub_drop_ensure, stub_drop_save, stub_drop_p, stub_drop_gs_release,
+                                  stub_drop_killed };
 GG_API void gg_set_rust(const struct gg_rust *r) { gg_rust = *r; }
 
+#define RLX memory_order_relaxed
 static inline void *gg_py(int i) { return atomic_load_explicit(&gg_hot.py[i], memory_order_relaxed); }
 GG_API void gg_publish_py(int i, void *f) { atomic_store_explicit(&gg_hot.py[i], f, memory_order_release); }
+GG_API void gg_publish_text(uintptr_t lo, uintptr_t hi) {
+    atomic_store_explicit(&gg_hot.text_hi, hi, RLX);
+    atomic_store_explicit(&gg_hot.text_lo, lo, memory_order_release);
+}
 
-#define RLX memory_order_relaxed
 
 /* The stack pointer, for the drop-in nesting heuristic (gate.rs Slot::open_sp). */
 static inline uintptr_t gg_sp(void) {
@@ -252,12 +275,13 @@ static inline uintptr_t gg_sp(void) {
 
 /* The outermost entry of a region, from a thread whose slot exists, when the state word equals
  * the slot's fast_state (RUNNING, adopted, this generation, thread neither retired nor detached,
- * membarrier in use: gate.rs sets it): open the region, make the armed call, count it. Anything
- * else leaves nothing behind and returns -1: Rust's full path.
+ * membarrier in use: gate.rs sets it): open the region (open_sp = sp), make the armed call, count
+ * it: GG_OK. A kill inside the call: the kill kind (> 0), region still open for Rust to undo.
+ * Anything else leaves nothing behind and returns -1: Rust's full path.
  * Barrier A is a compiler fence: fast_state is only ever set when the drain uses membarrier.
  * No armed call can be in progress here: every armed call runs inside a region (depth >= 1). */
 static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, void *f, void *arg,
-                                                                int which, int *value_out) {
+                                                                int *value_out, uintptr_t sp) {
     if (__builtin_expect(atomic_load_explicit(&sl->depth, RLX) != 0, 0))
         return -1;
     atomic_store_explicit(&sl->depth, 1, RLX);
@@ -267,48 +291,55 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
         atomic_store_explicit(&sl->depth, 0, memory_order_release);
         return -1;
     }
+    atomic_store_explicit(&sl->open_sp, sp, RLX);
     struct gg_ret r = gg_arm_call(arg, f);
     if (__builtin_expect(r.kill != 0, 0))
-        return gg_rust.killed(sl, atomic_load_explicit(&sl->fast_state, RLX), (int)r.kill, which);
+        return (int)r.kill; /* the caller hands it to Rust (bookkeeping, error or policy) */
     if (value_out)
         *value_out = (int)r.value;
     atomic_store_explicit(&sl->entries, atomic_load_explicit(&sl->entries, RLX) + 1, RLX);
-    atomic_store_explicit(&sl->open_sp, gg_sp(), RLX);
     return GG_OK;
 }
 
 GG_API int gg_api_restore_thread(void *ts) {
     struct slot *sl = gg_slot;
     void *f = gg_py(GG_PY_RESTORE);
-    int rc;
-    if (__builtin_expect(!sl || !f || !ts || (rc = gg_fast_entry(sl, f, ts, GG_W_RESTORE, NULL)) < 0, 0))
+    if (__builtin_expect(!sl || !f || !ts, 0))
         return gg_rust.restore(ts);
-    return rc;
+    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp());
+    if (__builtin_expect(rc != GG_OK, 0))
+        return rc < 0 ? gg_rust.restore(ts) : gg_rust.killed(sl, rc, GG_W_RESTORE);
+    return GG_OK;
 }
 
 GG_API int gg_api_acquire_thread(void *ts) {
     struct slot *sl = gg_slot;
     void *f = gg_py(GG_PY_ACQUIRE);
-    int rc;
-    if (__builtin_expect(!sl || !f || !ts || (rc = gg_fast_entry(sl, f, ts, GG_W_ACQUIRE, NULL)) < 0, 0))
+    if (__builtin_expect(!sl || !f || !ts, 0))
         return gg_rust.acquire(ts);
-    return rc;
+    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp());
+    if (__builtin_expect(rc != GG_OK, 0))
+        return rc < 0 ? gg_rust.acquire(ts) : gg_rust.killed(sl, rc, GG_W_ACQUIRE);
+    return GG_OK;
 }
 
 GG_API int gg_api_gilstate_ensure(int *out) {
     struct slot *sl = gg_slot;
     void *f = gg_py(GG_PY_ENSURE);
-    int rc;
-    /* *out is written only when PyGILState_Ensure returned. */
-    if (__builtin_expect(!sl || !f || !out || (rc = gg_fast_entry(sl, f, NULL, GG_W_ENSURE, out)) < 0, 0))
+    if (__builtin_expect(!sl || !f || !out, 0))
         return gg_rust.ensure(out);
-    return rc;
+    /* *out is written only when PyGILState_Ensure returned. */
+    int rc = gg_fast_entry(sl, f, NULL, out, gg_sp());
+    if (__builtin_expect(rc != GG_OK, 0))
+        return rc < 0 ? gg_rust.ensure(out) : gg_rust.killed(sl, rc, GG_W_ENSURE);
+    return GG_OK;
 }
 
 /* Close the region after the real release returned (gate.rs `leave` at depth 1). */
 static inline void gg_leave_outermost(struct slot *sl) {
     atomic_store_explicit(&sl->suspended, 0, RLX);
     atomic_store_explicit(&sl->open_sp, 0, RLX);
+    atomic_store_explicit(&sl->detached, 0, RLX);
     atomic_store_explicit(&sl->depth, 0, memory_order_release);
 }
 
@@ -350,4 +381,141 @@ GG_API void gg_api_gilstate_release(int st) {
     }
     f(st);
     gg_leave_outermost(sl);
+}
+
+/* ---- Drop-in exports (dropin.rs): CPython's own names --------------------------------------
+ * Each export's trampoline passes the caller's return address and stack pointer. Calls from
+ * CPython's own code go straight to CPython; a host thread's outermost entry and its matching
+ * save take the fast path; everything else (first call on a thread, nesting, extension saves
+ * inside a region, refusals, policy) is Rust's. */
+
+#define GG_HOST 1
+#define GG_NESTED_STACK_BYTES 512 /* dropin.rs NESTED_STACK_BYTES */
+
+static inline int gg_from_cpython(uintptr_t ra) {
+    uintptr_t lo = atomic_load_explicit(&gg_hot.text_lo, memory_order_acquire);
+    return ra - lo < atomic_load_explicit(&gg_hot.text_hi, RLX) - lo;
+}
+
+/* A host thread's outermost entry; returns 1 if done (GIL held), 0 for Rust's path. */
+static inline __attribute__((always_inline)) int gg_drop_entry(void *f, void *arg, int *value_out,
+                                                                uintptr_t sp, int which) {
+    struct slot *sl = gg_slot;
+    if (__builtin_expect(!sl || gg_kind != GG_HOST, 0))
+        return 0;
+    int rc = gg_fast_entry(sl, f, arg, value_out, sp);
+    if (__builtin_expect(rc > 0, 0))
+        gg_rust.drop_killed(sl, rc, which); /* the policy: does not come back */
+    return rc == GG_OK;
+}
+
+GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp) {
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_RESTORE);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_restore(ts, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra) || !ts) {
+        f(ts);
+        return;
+    }
+    if (!gg_drop_entry((void *)f, ts, NULL, sp, GG_W_RESTORE))
+        gg_rust.drop_restore(ts, ra, sp);
+}
+
+GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp) {
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_ACQUIRE);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_acquire(ts, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra) || !ts) {
+        f(ts);
+        return;
+    }
+    if (!gg_drop_entry((void *)f, ts, NULL, sp, GG_W_ACQUIRE))
+        gg_rust.drop_acquire(ts, ra, sp);
+}
+
+GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp) {
+    int (*f)(void) = (int (*)(void))gg_py(GG_PY_ENSURE);
+    if (__builtin_expect(!f, 0))
+        return gg_rust.drop_ensure(ra, sp);
+    if (gg_from_cpython(ra))
+        return f();
+    int v = 0;
+    if (gg_drop_entry((void *)f, NULL, &v, sp, GG_W_ENSURE))
+        return v;
+    return gg_rust.drop_ensure(ra, sp);
+}
+
+/* Save side: the host's own save closing its outermost region (not an extension's save deeper
+ * in the stack, which suspends it: Rust), or any call outside a region: forwarded. */
+static inline int gg_drop_leave_kind(struct slot *sl, uintptr_t sp, int may_suspend) {
+    if (!sl)
+        return 0; /* no region: plain forward */
+    uint32_t d = atomic_load_explicit(&sl->depth, RLX);
+    if (d == 0)
+        return 0;
+    if (d == 1 && !(may_suspend && sp + GG_NESTED_STACK_BYTES < atomic_load_explicit(&sl->open_sp, RLX)))
+        return 1; /* forward, then close the region */
+    return 2; /* Rust */
+}
+
+GG_API void *gg_drop_save_thread(uintptr_t ra, uintptr_t sp) {
+    void *(*f)(void) = (void *(*)(void))gg_py(GG_PY_SAVE);
+    if (__builtin_expect(!f, 0))
+        return gg_rust.drop_save(ra, sp);
+    if (gg_from_cpython(ra))
+        return f();
+    struct slot *sl = gg_slot;
+    int k = gg_drop_leave_kind(sl, sp, 1);
+    if (k == 2)
+        return gg_rust.drop_save(ra, sp);
+    void *ts = f();
+    if (k == 1)
+        gg_leave_outermost(sl);
+    return ts;
+}
+
+GG_API void gg_drop_release_thread(void *ts, uintptr_t ra, uintptr_t sp) {
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_RELEASE_THREAD);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_release_thread(ts, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra)) {
+        f(ts);
+        return;
+    }
+    struct slot *sl = gg_slot;
+    int k = gg_drop_leave_kind(sl, sp, 1);
+    if (k == 2) {
+        gg_rust.drop_release_thread(ts, ra, sp);
+        return;
+    }
+    f(ts);
+    if (k == 1)
+        gg_leave_outermost(sl);
+}
+
+GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
+    void (*f)(int) = (void (*)(int))gg_py(GG_PY_GILSTATE_RELEASE);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_gilstate_release(st, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra)) {
+        f(st);
+        return;
+    }
+    struct slot *sl = gg_slot;
+    int k = gg_drop_leave_kind(sl, sp, 0);
+    if (k == 2) {
+        gg_rust.drop_gilstate_release(st, ra, sp);
+        return;
+    }
+    f(st);
+    if (k == 1)
+        gg_leave_outermost(sl);
 }
