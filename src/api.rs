@@ -70,6 +70,8 @@ pub(crate) fn publish(api: &Api) {
     gate::publish_py(gate::PY_SAVE, p(api.PyEval_SaveThread as usize));
     gate::publish_py(gate::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
     gate::publish_py(gate::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
+    gate::publish_py(gate::PY_API_ENSURE, p(api.PyGILState_Ensure as usize));
+    gate::publish_py(gate::PY_API_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -128,6 +130,16 @@ fn restore_like(
         Ok(t) => t,
         Err(e) => return e,
     };
+    // Only now, with the runtime known to be alive, is the thread state read.
+    if !api.interp_is_live(tstate) {
+        gate::undo(&t);
+        if crate::config::get().verbose {
+            crate::log::Line::new().s(name)
+                .s(": the thread state belongs to no live interpreter of this runtime; returned GILGATE_ERR_INVALID_ARGUMENT")
+                .emit();
+        }
+        return GILGATE_ERR_INVALID_ARGUMENT;
+    }
     // SAFETY: the CPython function takes a PyThreadState* and returns nothing; passing it through
     // a `void (*)(void *)` is ABI-identical. The armed call returns normally or via the kill jump.
     let rc = unsafe {
@@ -146,6 +158,8 @@ fn restore_like(
 /// Returns `GILGATE_OK` with the GIL held and the runtime not finalizing, or an error with the
 /// thread intact, no GIL held and nothing to release. After `GILGATE_ERR_FINALIZING` do not use
 /// `tstate` again (CPython 3.14+ may already have freed it); the runtime reclaims it.
+/// `GILGATE_ERR_INVALID_ARGUMENT`: `tstate` belongs to no live interpreter of this runtime
+/// (checked once the runtime is known to be alive; a stale pointer is not detectable).
 #[must_use]
 #[unsafe(naked)]
 #[no_mangle]
