@@ -53,6 +53,21 @@ static void count(int r) {
 static int load(volatile int *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static void store(volatile int *p, int v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static void bump(int *p) { __atomic_add_fetch(p, 1, __ATOMIC_SEQ_CST); }
+/* The start signal also passes through a mutex: the host's real ordering (Py_InitializeEx and
+ * setup_python before any worker's first call) made visible to valgrind's thread checkers,
+ * which cannot see the atomics. Only used while waiting to start, never in the loop. */
+static pthread_mutex_t g_go_lock = PTHREAD_MUTEX_INITIALIZER;
+static int go_load(void) {
+    pthread_mutex_lock(&g_go_lock);
+    int v = load(&g_go);
+    pthread_mutex_unlock(&g_go_lock);
+    return v;
+}
+static void go_store(int v) {
+    pthread_mutex_lock(&g_go_lock);
+    store(&g_go, v);
+    pthread_mutex_unlock(&g_go_lock);
+}
 
 static void sleep_us(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
@@ -163,7 +178,7 @@ static void *worker(void *arg) {
     int id = (int)(long)arg;
     unsigned seed = (unsigned)(id * 7919 + 17);
     for (int c = 1; c <= g_cycles; c++) {
-        while (load(&g_go) < c) sleep_us(50);
+        while (go_load() < c) sleep_us(50);
         PyThreadState *ts = NULL;
         int dead = 0;
         int mode = g_mode == M_MIXED ? id % 3 : g_mode;
@@ -235,7 +250,7 @@ int main(int argc, char **argv) {
         Py_InitializeEx(0);
         setup_python();
         PyThreadState *main_ts = PyEval_SaveThread();
-        store(&g_go, c);
+        go_store(c);
         while (load(&g_ready[c]) < g_workers) sleep_us(50);
         sleep_us(delay_us ? (long)(rand_r(&seed) % (unsigned)delay_us) : 0);
         if (stop_first) {
