@@ -95,7 +95,9 @@ struct host_lock {
 #define HOST_UNLOCK(mu) pthread_mutex_unlock(mu)
 #endif
 
-/* After a successful entry the GIL must be held and the runtime must not be finalizing. */
+/* After a successful entry the GIL must be held and the runtime must not be finalizing.
+ * Once a subinterpreter exists (mode subinterp) CPython disables PyGILState_Check (it returns 1
+ * from then on, every version), so there this checks only the finalizing flag. */
 static void check_ok(void) {
     if (!PyGILState_Check() || HOST_IS_FINALIZING())
         count(RES_BAD_OK);
