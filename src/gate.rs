@@ -525,6 +525,13 @@ pub(crate) fn sum_entries() -> (u64, u64) {
     (e, THREADS_REGISTERED.load(Relaxed))
 }
 
+/// Number of host threads inside a gated region now (slots with depth > 0), for the stats.
+pub(crate) fn open_regions() -> u64 {
+    let mut n = 0;
+    for_each_slot(|s| n += (s.depth.load(Acquire) > 0) as u64);
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
