@@ -36,6 +36,7 @@
 #ifndef GG_RAW
 #include "gilgate.h"
 #endif
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,14 @@ static void check_ok(void) {
 }
 
 #ifndef GG_RAW
+/* A failed entry must leave errno as the caller had it (CPython's kill path does not). */
+#define ERRNO_MARK 4242
+static void check_errno_after_error(void) {
+    if (errno != ERRNO_MARK) {
+        fprintf(stderr, "errno changed by a failed entry: %d\n", errno);
+        count(RES_OTHER);
+    }
+}
 static void count_status(int st) {
     if (st == GILGATE_ERR_FINALIZING) count(RES_FINALIZING);
     else if (st == GILGATE_ERR_NOT_INITIALIZED) count(RES_NOTINIT);
@@ -163,12 +172,14 @@ static void one_gilstate(int id, int callback, unsigned *seed) {
     PyGILState_Release(s);
 #else
     int s;
+    errno = ERRNO_MARK;
     int st = gilgate_gilstate_ensure(&s);
     if (st == GILGATE_OK) {
         check_ok();
         python_work(callback, seed);
         gilgate_gilstate_release(s);
     } else {
+        check_errno_after_error();
         count_status(st);
     }
 #endif
@@ -184,12 +195,14 @@ static void one_tstate(int id, PyThreadState *ts, int *dead, unsigned *seed) {
     python_work(0, seed);
     PyEval_SaveThread();
 #else
+    errno = ERRNO_MARK;
     int st = *dead ? GILGATE_ERR_FINALIZING : gilgate_restore_thread(ts);
     if (st == GILGATE_OK) {
         check_ok();
         python_work(0, seed);
         if (gilgate_save_thread() != ts) count(RES_OTHER);
     } else {
+        check_errno_after_error();
         /* After an error the thread state may be gone: never use it again. */
         *dead = 1;
         count_status(st);
