@@ -52,8 +52,9 @@ pub(crate) struct Hot {
     text_lo: AtomicUsize,
     text_hi: AtomicUsize,
     main_interp: AtomicPtr<std::ffi::c_void>,
+    _tail_pad: [u8; 24],
 }
-const _: () = assert!(std::mem::size_of::<Hot>() == 104);
+const _: () = assert!(std::mem::size_of::<Hot>() == 128);
 
 /// This generation's main interpreter, for the C fast paths' thread-state check. Published
 /// before the state word says RUNNING (the fast path reads it only after seeing RUNNING).

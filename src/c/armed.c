@@ -210,9 +210,10 @@ _Static_assert(offsetof(struct slot, errno_ptr) == 48, "Slot layout");
 _Static_assert(offsetof(struct slot, saved_errno) == 56, "Slot layout");
 _Static_assert(sizeof(struct slot) == 64, "Slot layout");
 
-/* Read-mostly words every entry reads, on one cache line of their own: the state word (gate.rs
- * STATE: state in the low 2 bits, generation above), whether membarrier is in use, and CPython's
- * functions (NULL until a CPython is resolved: the fast paths then defer to Rust). */
+/* Read-mostly words every entry reads, alone in a 128-byte block (two cache lines, which adjacent-
+ * line prefetch pairs anyway): the state word (gate.rs STATE: state in the low 2 bits, generation
+ * above), whether membarrier is in use, CPython's functions (NULL until a CPython is resolved:
+ * the fast paths then defer to Rust), CPython's code range and main interpreter. */
 struct gg_hot {
     _Atomic uint64_t state;
     _Atomic uint32_t fast_barrier;
@@ -220,15 +221,14 @@ struct gg_hot {
     void *_Atomic py[8];
     _Atomic uintptr_t text_lo, text_hi; /* CPython's executable segments (origin.rs) */
     void *_Atomic main_interp;             /* this generation's main PyInterpreterState */
+    char tail_pad_[24];                    /* nothing else in the block */
 };
 /* API_ENSURE/API_GILSTATE_RELEASE: the fallible API's gilstate pair, NULL where its Rust path
  * must run every time (PEP 788's tokens on 3.15+); the drop-in exports use ENSURE/GILSTATE_RELEASE. */
 enum { GG_PY_RESTORE, GG_PY_ACQUIRE, GG_PY_ENSURE, GG_PY_SAVE, GG_PY_RELEASE_THREAD, GG_PY_GILSTATE_RELEASE,
        GG_PY_API_ENSURE, GG_PY_API_GILSTATE_RELEASE };
-_Static_assert(sizeof(struct gg_hot) == 104, "gg_hot layout");
+_Static_assert(sizeof(struct gg_hot) == 128, "gg_hot layout");
 GG_API _Alignas(128) struct gg_hot gg_hot = { .state = 4 /* UNKNOWN, generation 1 */ };
-/* Keep the next line's writers off gg_hot's line (adjacent-line prefetch pairs lines). */
-GG_API _Alignas(128) char gg_hot_pad_[128];
 
 enum { GG_OK = 0, GG_ERR_FINALIZING = 1, GG_ERR_NO_PYTHON = 3, GG_ERR_NULL_ARGUMENT = 4 };
 enum { GG_W_RESTORE = 0, GG_W_ACQUIRE = 1, GG_W_ENSURE = 2 };
