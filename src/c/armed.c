@@ -420,7 +420,8 @@ GG_API void gg_api_gilstate_release(int st) {
  * save take the fast path; everything else (first call on a thread, nesting, extension saves
  * inside a region, refusals, policy) is Rust's. */
 
-#define GG_HOST 1
+#define GG_HOST 1    /* origin.rs HOST */
+#define GG_CPYTHON 2 /* origin.rs CPYTHON: e.g. an extension's Py_END_ALLOW_THREADS on a Python thread */
 #define GG_NESTED_STACK_BYTES 512 /* dropin.rs NESTED_STACK_BYTES */
 
 static inline int gg_from_cpython(uintptr_t ra) {
@@ -446,7 +447,7 @@ GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         gg_rust.drop_restore(ts, ra, sp);
         return;
     }
-    if (gg_from_cpython(ra) || !ts) {
+    if (gg_from_cpython(ra) || !ts || gg_kind == GG_CPYTHON) {
         f(ts);
         return;
     }
@@ -460,7 +461,7 @@ GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         gg_rust.drop_acquire(ts, ra, sp);
         return;
     }
-    if (gg_from_cpython(ra) || !ts) {
+    if (gg_from_cpython(ra) || !ts || gg_kind == GG_CPYTHON) {
         f(ts);
         return;
     }
@@ -472,7 +473,7 @@ GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp) {
     int (*f)(void) = (int (*)(void))gg_py(GG_PY_ENSURE);
     if (__builtin_expect(!f, 0))
         return gg_rust.drop_ensure(ra, sp);
-    if (gg_from_cpython(ra))
+    if (gg_from_cpython(ra) || gg_kind == GG_CPYTHON)
         return f();
     int v = 0;
     if (gg_drop_entry((void *)f, NULL, &v, sp, GG_W_ENSURE))
