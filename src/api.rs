@@ -157,6 +157,18 @@ pub extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilgate_stat
             Ok(t) => t,
             Err(e) => return e,
         };
+        // CPython 3.15+: PEP 788 guard + PyThreadState_Ensure (src/pep788.rs); same contract.
+        match crate::pep788::ensure(api, &t) {
+            crate::pep788::Ensure::Ok(st) => {
+                gate::entered(api, &t);
+                // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
+                unsafe { *state_out = st };
+                return GILGATE_OK;
+            }
+            crate::pep788::Ensure::Refused(e) => return e,
+            crate::pep788::Ensure::Killed(rc) => return entry_killed(&t, rc, true, "gilgate_gilstate_ensure"),
+            crate::pep788::Ensure::Legacy => {}
+        }
         let mut st: c_int = 0;
         // SAFETY: PyGILState_Ensure takes nothing and returns an int-sized enum.
         let rc = unsafe { gg_armed_call_ri(api.PyGILState_Ensure, &mut st) };
@@ -185,7 +197,12 @@ pub extern "C" fn gilgate_gilstate_release(state: c_int) {
             }
             return;
         }
-        if !runtime_gone(api) && !slot.detached.load(std::sync::atomic::Ordering::Relaxed) {
+        let skip = runtime_gone(api) || slot.detached.load(std::sync::atomic::Ordering::Relaxed);
+        if crate::pep788::release(api, slot, skip) {
+            gate::leave(slot);
+            return;
+        }
+        if !skip {
             // SAFETY: pairs with the successful PyGILState_Ensure that opened this region.
             unsafe { (api.PyGILState_Release)(state) };
         }
