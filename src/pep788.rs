@@ -305,6 +305,13 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     // SAFETY: a valid view; no GIL needed; cannot kill or park (a mutex, a list walk, a CAS).
     let guard = unsafe { (p.PyInterpreterGuard_FromView)(v) };
     if guard.is_null() {
+        // SAFETY: reads this thread's current thread state; no preconditions.
+        if !unsafe { (p.PyThreadState_GetUnchecked)() }.is_null() {
+            // Nested in an attached thread state (e.g. a callback on the finalizing thread, or
+            // in a region that outlived the drain): the thread holds the GIL already and
+            // PyGILState_Ensure only counts, as on every other version.
+            return Ensure::Legacy;
+        }
         // The main interpreter is gone or past pre-finalization: nothing was touched.
         let e = match api.runtime_alive() {
             Err(e) => e,

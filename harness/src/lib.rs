@@ -172,6 +172,18 @@ pub fn discover() -> Discovery {
     } else {
         absent.push("debian-unstable-3.14/3.15: not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
     }
+    // GILGATE_TEST_ONLY=name,name: run only the CPythons whose name contains one of them
+    // (e.g. "3.15,3.14,pyenv-3.12"); the others are reported absent.
+    if let Ok(only) = std::env::var("GILGATE_TEST_ONLY") {
+        let keys: Vec<&str> = only.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+        if !keys.is_empty() {
+            let (keep, drop): (Vec<Python>, Vec<Python>) = found.into_iter().partition(|p| keys.iter().any(|k| p.name.contains(k)));
+            for p in drop {
+                absent.push(format!("{}: skipped (GILGATE_TEST_ONLY={only})", p.name));
+            }
+            found = keep;
+        }
+    }
     found.sort_by_key(|p| {
         let v: Vec<u32> = p.version.split('.').map(|x| x.parse().unwrap_or(0)).collect();
         (v, p.name.starts_with("debian"))
