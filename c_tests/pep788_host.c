@@ -2,6 +2,7 @@
  *
  * 1. From a fresh thread: gilgate_gilstate_ensure, nested once, then 12 levels deep (past
  *    gilgate's 8-level PEP 788 LIFO: the rest go through PyGILState_Ensure), all released LIFO.
+ *    Also a level opened inside another whose GIL was released with gilgate_save_thread.
  *    Prints the state values (CPython's: UNLOCKED on a fresh thread, LOCKED nested) and the
  *    main interpreter's PEP 788 guard countdown inside the outer level, read through
  *    _PyInterpreterState_GuardCountdown where this CPython exports it (3.15+): 1 there means
@@ -52,6 +53,20 @@ static void *probe(void *arg) {
     if (PyGILState_Check()) FAIL("probe: outer release kept the GIL");
     printf("PROBE state_outer=%d state_nested=%d countdown=%ld/%ld path=%s\n", s1, s2, cd1, cd2,
            cd1 > 0 ? "pep788" : "legacy");
+    /* A level opened while an outer one has released the GIL (gilgate_save_thread), as a
+     * callback inside Py_BEGIN_ALLOW_THREADS would. */
+    int o, i2;
+    if (gilgate_gilstate_ensure(&o) != GILGATE_OK) FAIL("probe: outer (save pattern) refused");
+    PyThreadState *saved = gilgate_save_thread();
+    if (!saved || PyGILState_Check()) FAIL("probe: save inside a level");
+    if (gilgate_gilstate_ensure(&i2) != GILGATE_OK) FAIL("probe: level inside a saved level refused");
+    if (!PyGILState_Check()) FAIL("probe: level inside a saved level without the GIL");
+    gilgate_gilstate_release(i2);
+    if (PyGILState_Check()) FAIL("probe: release inside a saved level kept the GIL");
+    if (gilgate_restore_thread(saved) != GILGATE_OK) FAIL("probe: restore inside a level refused");
+    gilgate_gilstate_release(o);
+    if (PyGILState_Check()) FAIL("probe: outer release (save pattern) kept the GIL");
+    printf("PROBESAVE states=%d,%d countdown_after=%ld\n", o, i2, countdown());
     /* 12 levels, LIFO. */
     int st[12];
     for (int i = 0; i < 12; i++) {

@@ -283,12 +283,13 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     let Some(p) = active(api) else { return Ensure::Legacy };
     let Some(rec) = my_rec() else { return Ensure::Legacy };
     let gen = gate::gen_of(t.snapshot);
-    // Levels whose region ended without our release (the finalizing thread's regions end with
-    // the runtime; a previous generation's): drop them.
+    // Levels of a previous runtime generation (the finalizing thread's levels end with the
+    // runtime, without a release): drop them. Not by depth: a gilgate_save_thread inside a level
+    // lowers the gate depth while the level stays open (and a new level may nest in it).
     let mut n = rec.len.load(Relaxed);
     while n > 0 {
         let e = &rec.ent[n - 1];
-        if e.depth.load(Relaxed) <= t.depth_before && e.gen.load(Relaxed) == gen {
+        if e.gen.load(Relaxed) == gen {
             break;
         }
         close_taken(p, e);
