@@ -11,6 +11,8 @@ fn main() {
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra")
         .flag_if_supported("-Wclobbered")
+        // The fast paths are leaf-like wrappers: no frame pointer setup on the hot path.
+        .flag_if_supported("-fomit-frame-pointer")
         .opt_level(2)
         .compile("gilgate_armed");
     // PEP 788 path (src/pep788.rs): the trampoline for its armed call.

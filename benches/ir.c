@@ -20,10 +20,13 @@ int main(int argc, char **argv) {
     int gs;
     if (gilgate_gilstate_ensure(&gs)) return 67;
     gilgate_gilstate_release(gs);
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(argv[1], "raw")) { PyThreadState *t = rsave(); rrest(t); }
-        else if (!strcmp(argv[1], "api")) { PyThreadState *t = gilgate_save_thread(); if (gilgate_restore_thread(t)) return 2; }
-        else { PyThreadState *t = PyEval_SaveThread(); PyEval_RestoreThread(t); }
+    /* One loop per variant: the loop body is identical apart from the two calls. */
+    if (!strcmp(argv[1], "raw")) {
+        for (int i = 0; i < n; i++) { PyThreadState *t = rsave(); rrest(t); }
+    } else if (!strcmp(argv[1], "api")) {
+        for (int i = 0; i < n; i++) { PyThreadState *t = gilgate_save_thread(); if (gilgate_restore_thread(t)) return 2; }
+    } else {
+        for (int i = 0; i < n; i++) { PyThreadState *t = PyEval_SaveThread(); PyEval_RestoreThread(t); }
     }
     return 0;
 }

@@ -14,11 +14,14 @@
  *   shim  benches/libggshim.so: forwards through a function pointer to the raw function (floor).
  *
  * Then 2 and 4 threads contending for the GIL doing restore+save pairs (raw vs gg vs shim), rounds
- * interleaved (order rotating), pairs/s total.
+ * interleaved (order rotating), pairs/s total: once with nothing done while holding the GIL
+ * (sections contendedN), and once holding it for PAIR_HOLD_NS of busy work per pair
+ * (contendedN_hold; default 1000 ns, a small piece of real Python work), where hand-offs follow
+ * CPython's switch interval instead of racing the releasing thread's immediate re-lock.
  *
  * Output: one line per result, `R <section> <variant> <median> <p10> <p90>` (ns/pair or pairs/s),
  * parsed by run.sh. Environment: PAIR_BLOCKS (30), PAIR_N (200000), PAIR_ROUNDS (7),
- * PAIR_ROUND_MS (250).
+ * PAIR_ROUND_MS (250), PAIR_HOLD_NS (1000).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -173,6 +176,14 @@ static void run_blocks(const char *section, struct variant *vs, int nv, int bloc
 static atomic_int go, stop_flag, ready;
 
 struct worker { pthread_t th; int gg; long pairs; }; /* gg: 0 raw, 1 gilgate_*, 2 shim */
+static long hold_ns; /* busy work per pair while holding the GIL (contendedN_hold) */
+
+static inline void hold(void) {
+    if (hold_ns > 0) {
+        double end = now_ns() + (double)hold_ns;
+        while (now_ns() < end) {}
+    }
+}
 
 static void *worker_main(void *arg) {
     struct worker *w = arg;
@@ -185,6 +196,7 @@ static void *worker_main(void *arg) {
     if (w->gg) {
         while (!atomic_load_explicit(&stop_flag, memory_order_relaxed)) {
             if (gilgate_restore_thread(ts) != GILGATE_OK) die("gilgate_restore_thread failed (contended)");
+            hold();
             ts = gilgate_save_thread();
             n++;
         }
@@ -193,12 +205,14 @@ static void *worker_main(void *arg) {
     if (w->gg == 2) {
         while (!atomic_load_explicit(&stop_flag, memory_order_relaxed)) {
             shim_restore(ts);
+            hold();
             ts = shim_save();
             n++;
         }
     } else {
         while (!atomic_load_explicit(&stop_flag, memory_order_relaxed)) {
             r_restore(ts);
+            hold();
             ts = r_save();
             n++;
         }
@@ -306,8 +320,10 @@ int main(void) {
 
 #ifndef NO_GILGATE
     /* Contended: main thread holds no GIL while the workers run. */
-    int counts[] = {2, 4};
-    for (int c = 0; c < 2; c++) {
+    int counts[] = {2, 4, 2, 4};
+    long hold_cfg = env_int("PAIR_HOLD_NS", 1000);
+    for (int c = 0; c < 4; c++) {
+        hold_ns = c < 2 ? 0 : hold_cfg;
         double res[3][1000], ratio[1000], sratio[1000];
         for (int r = 0; r < rounds; r++) {
             for (int j = 0; j < 3; j++) { /* order rotates every round */
@@ -319,7 +335,7 @@ int main(void) {
         }
         double *raw = res[0], *ggv = res[1];
         char sec[32];
-        snprintf(sec, sizeof sec, "contended%d", counts[c]);
+        snprintf(sec, sizeof sec, "contended%d%s", counts[c], c < 2 ? "" : "_hold");
         report(sec, "raw", raw, rounds);
         report(sec, "gg", ggv, rounds);
         report(sec, "ratio", ratio, rounds);

@@ -52,17 +52,19 @@ for sec, title, ops in (
     print()
 
 print("### Contended: threads doing restore+save pairs on one GIL, pairs/s total, median [p10–p90] over rounds\n")
+print("\"+hold\": each pair holds the GIL for PAIR_HOLD_NS (1 µs) of busy work.\n")
 print("| CPython | threads | raw | gilgate_* API | ratio gilgate/raw (per round) | within 2%? | floor: shim/raw (per round) |")
 print("|---|---|---|---|---|---|---|")
 for n in names:
     r = pair_rows(n)
-    for k in ("2", "4"):
+    for k in ("2", "4", "2_hold", "4_hold"):
         raw, gg, ratio, sr = (r.get(("contended" + k, x)) for x in ("raw", "gg", "ratio", "shim_ratio"))
         if not raw:
             continue
         ok = "yes" if ratio[0] >= 0.98 else "**no**"
         fl = "%.3f [%.3f–%.3f]" % sr if sr else "–"
-        print("| %s | %s | %.0f [%.0f–%.0f] | %.0f [%.0f–%.0f] | %.3f [%.3f–%.3f] | %s | %s |" % ((n, k) + raw + gg + ratio + (ok, fl)))
+        label = k.replace("_hold", " +hold")
+        print("| %s | %s | %.0f [%.0f–%.0f] | %.0f [%.0f–%.0f] | %.3f [%.3f–%.3f] | %s | %s |" % ((n, label) + raw + gg + ratio + (ok, fl)))
 print()
 
 print("### Python workload (benches/workload.py), wall seconds, interleaved runs\n")

@@ -10,6 +10,89 @@ extern "C" {
     // src/c/armed.c: call `f` with this thread's kill-jump armed; 0, or the kill kind.
     fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
     fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
+    // src/c/armed.c: the fast paths behind the exported entry points (a naked tail jump each).
+    fn gg_api_restore_thread(ts: TState) -> c_int;
+    fn gg_api_acquire_thread(ts: TState) -> c_int;
+    fn gg_api_gilstate_ensure(out: *mut c_int) -> c_int;
+    fn gg_api_save_thread() -> TState;
+    fn gg_api_release_thread(ts: TState);
+    fn gg_api_gilstate_release(st: c_int);
+    fn gg_set_rust(r: *const RustPaths);
+}
+
+/// The full (Rust) paths the C fast paths fall back to: `struct gg_rust` in armed.c.
+#[repr(C)]
+struct RustPaths {
+    restore: extern "C" fn(TState) -> c_int,
+    acquire: extern "C" fn(TState) -> c_int,
+    ensure: extern "C" fn(*mut c_int) -> c_int,
+    save: extern "C" fn() -> TState,
+    release_thread: extern "C" fn(TState),
+    gilstate_release: extern "C" fn(c_int),
+    killed: extern "C" fn(*const gate::Slot, c_int, c_int) -> c_int,
+    drop_restore: extern "C-unwind" fn(TState, usize, usize),
+    drop_acquire: extern "C-unwind" fn(TState, usize, usize),
+    drop_ensure: extern "C-unwind" fn(usize, usize) -> c_int,
+    drop_save: extern "C-unwind" fn(usize, usize) -> TState,
+    drop_release_thread: extern "C-unwind" fn(TState, usize, usize),
+    drop_gilstate_release: extern "C-unwind" fn(c_int, usize, usize),
+    drop_killed: extern "C-unwind" fn(*const gate::Slot, c_int, c_int),
+}
+
+/// Called first by the library constructor: until then the C fast paths answer NO_PYTHON.
+pub(crate) fn register_rust_paths() {
+    static PATHS: RustPaths = RustPaths {
+        restore: rs_restore_thread,
+        acquire: rs_acquire_thread,
+        ensure: rs_gilstate_ensure,
+        save: rs_save_thread,
+        release_thread: rs_release_thread,
+        gilstate_release: rs_gilstate_release,
+        killed: rs_killed,
+        drop_restore: crate::dropin::restore_impl,
+        drop_acquire: crate::dropin::acquire_impl,
+        drop_ensure: crate::dropin::ensure_impl,
+        drop_save: crate::dropin::save_impl,
+        drop_release_thread: crate::dropin::release_thread_impl,
+        drop_gilstate_release: crate::dropin::gil_release_impl,
+        drop_killed: crate::dropin::fast_entry_killed,
+    };
+    // SAFETY: copies a struct of the C layout; called from the constructor before any entry.
+    unsafe { gg_set_rust(&PATHS) }
+}
+
+/// Hand CPython's functions to the C fast paths, once resolved.
+pub(crate) fn publish(api: &Api) {
+    let p = |f: usize| f as *mut c_void;
+    gate::publish_py(gate::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
+    gate::publish_py(gate::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
+    // On the PEP 788 path (src/pep788.rs) gilstate calls must reach the Rust bodies: no C fast
+    // path for them (this also sends the drop-in PyGILState_Ensure/Release to Rust's path there).
+    let legacy_gilstate = crate::pep788::active(api).is_none();
+    let gil = |f: usize| if legacy_gilstate { p(f) } else { std::ptr::null_mut() };
+    gate::publish_py(gate::PY_ENSURE, gil(api.PyGILState_Ensure as usize));
+    gate::publish_py(gate::PY_SAVE, p(api.PyEval_SaveThread as usize));
+    gate::publish_py(gate::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
+    gate::publish_py(gate::PY_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! jump { () => { "jmp {f}" }; }
+#[cfg(target_arch = "aarch64")]
+macro_rules! jump { () => { "b {f}" }; }
+
+/// Bookkeeping for a C fast-path entry that CPython tried to kill or park (outermost entry).
+extern "C" fn rs_killed(slot: *const gate::Slot, kind: c_int, which: c_int) -> c_int {
+    ffi_boundary!(GILGATE_ERR_INTERNAL as c_int, {
+        // SAFETY: the C fast path passes this thread's own slot (static storage).
+        let t = Ticket::fast(unsafe { &*slot });
+        let (retire, name) = match which {
+            0 => (false, "gilgate_restore_thread"),
+            1 => (false, "gilgate_acquire_thread"),
+            _ => (true, "gilgate_gilstate_ensure"),
+        };
+        entry_killed(&t, kind, retire, name) as c_int
+    })
 }
 
 /// The interpreter killed (3.8-3.13) or tried to park (3.14+) the thread inside the entry.
@@ -67,17 +150,27 @@ fn restore_like(
 /// Returns `GILGATE_OK` with the GIL held and the runtime not finalizing, or an error with the
 /// thread intact, no GIL held and nothing to release. After `GILGATE_ERR_FINALIZING` do not use
 /// `tstate` again (CPython 3.14+ may already have freed it); the runtime reclaims it.
-#[no_mangle]
 #[must_use]
-pub extern "C" fn gilgate_restore_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_RestoreThread, "gilgate_restore_thread"))
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn gilgate_restore_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
+    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump!(), f = sym gg_api_restore_thread)
+}
+extern "C" fn rs_restore_thread(tstate: TState) -> c_int {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_RestoreThread, "gilgate_restore_thread")) as c_int
 }
 
 /// Fallible `PyEval_AcquireThread`: same contract as `gilgate_restore_thread`.
-#[no_mangle]
 #[must_use]
-pub extern "C" fn gilgate_acquire_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_AcquireThread, "gilgate_acquire_thread"))
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn gilgate_acquire_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
+    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump!(), f = sym gg_api_acquire_thread)
+}
+extern "C" fn rs_acquire_thread(tstate: TState) -> c_int {
+    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_AcquireThread, "gilgate_acquire_thread")) as c_int
 }
 
 /// Whether release-side calls may still reach CPython (not after Py_FinalizeEx returned).
@@ -91,8 +184,13 @@ fn runtime_gone(api: &Api) -> bool {
 /// `PyEval_SaveThread`: release the GIL and detach the current thread state, which is returned
 /// for a later `gilgate_restore_thread`. Ends the gated region opened by the matching entry.
 /// Returns NULL (and does nothing) when there is no live CPython runtime.
+#[unsafe(naked)]
 #[no_mangle]
-pub extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
+pub unsafe extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
+    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump!(), f = sym gg_api_save_thread)
+}
+extern "C" fn rs_save_thread() -> TState {
     ffi_boundary!(std::ptr::null_mut(), {
         let Some(api) = cpython::api() else { return std::ptr::null_mut() };
         let slot = gate::my_slot_if_any();
@@ -119,8 +217,13 @@ pub extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
 
 /// `PyEval_ReleaseThread`: detach `tstate` and release the GIL; ends the gated region.
 /// NULL or no live runtime: does nothing.
+#[unsafe(naked)]
 #[no_mangle]
-pub extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque) {
+pub unsafe extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque) {
+    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump!(), f = sym gg_api_release_thread)
+}
+extern "C" fn rs_release_thread(tstate: TState) {
     ffi_boundary!((), {
         if tstate.is_null() {
             return;
@@ -142,9 +245,14 @@ pub extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque) {
 /// pass to `gilgate_gilstate_release`. On error nothing is held and nothing must be released;
 /// after `GILGATE_ERR_FINALIZING` this thread's gilstate calls are refused until the runtime is
 /// re-initialized (CPython may have bound, and later freed, a thread state for it).
-#[no_mangle]
 #[must_use]
-pub extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilgate_status {
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilgate_status {
+    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump!(), f = sym gg_api_gilstate_ensure)
+}
+extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
     ffi_boundary!(GILGATE_ERR_INTERNAL, {
         if state_out.is_null() {
             return GILGATE_ERR_NULL_ARGUMENT;
@@ -179,13 +287,18 @@ pub extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilgate_stat
         // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
         unsafe { *state_out = st };
         GILGATE_OK
-    })
+    }) as c_int
 }
 
 /// `PyGILState_Release` for a successful `gilgate_gilstate_ensure`; ends the gated region.
 /// Without a matching successful ensure on this thread, or with no live runtime, does nothing.
+#[unsafe(naked)]
 #[no_mangle]
-pub extern "C" fn gilgate_gilstate_release(state: c_int) {
+pub unsafe extern "C" fn gilgate_gilstate_release(state: c_int) {
+    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump!(), f = sym gg_api_gilstate_release)
+}
+extern "C" fn rs_gilstate_release(state: c_int) {
     ffi_boundary!((), {
         let Some(api) = cpython::api_if_resolved() else { return };
         let Some(slot) = gate::my_slot_if_any() else { return };

@@ -93,7 +93,9 @@ pub(crate) fn api() -> Option<&'static Api> {
     if let Some(a) = API.get() {
         return Some(a);
     }
-    API.get_or_try_init(|| resolve().ok_or(())).ok()
+    let a = API.get_or_try_init(|| resolve().ok_or(())).ok()?;
+    crate::api::publish(a);
+    Some(a)
 }
 
 /// Only what was already resolved: never resolves (for paths that must not allocate).

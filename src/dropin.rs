@@ -23,6 +23,16 @@ extern "C" {
     fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
     fn gg_armed_call_v(f: unsafe extern "C" fn()) -> c_int;
 }
+// src/c/armed.c: the fast paths the hot exports' trampolines jump to; they call the `*_impl`
+// functions below for everything they do not handle.
+extern "C-unwind" {
+    fn gg_drop_restore_thread(ts: TState, ra: usize, sp: usize);
+    fn gg_drop_acquire_thread(ts: TState, ra: usize, sp: usize);
+    fn gg_drop_gilstate_ensure(ra: usize, sp: usize) -> c_int;
+    fn gg_drop_save_thread(ra: usize, sp: usize) -> TState;
+    fn gg_drop_release_thread(ts: TState, ra: usize, sp: usize);
+    fn gg_drop_gilstate_release(st: c_int, ra: usize, sp: usize);
+}
 
 /// A save this far (bytes) below the region's entry is nested in Python code (an extension's
 /// ALLOW_THREADS), not the host closing its region: a host's entry and exit calls come from the
@@ -51,19 +61,19 @@ macro_rules! export1 {
 }
 
 export1!(/// CPython-compatible `PyEval_RestoreThread` (see module docs).
-    PyEval_RestoreThread(TState) -> () => restore_impl);
+    PyEval_RestoreThread(TState) -> () => gg_drop_restore_thread);
 export1!(/// CPython-compatible `PyEval_AcquireThread`.
-    PyEval_AcquireThread(TState) -> () => acquire_impl);
+    PyEval_AcquireThread(TState) -> () => gg_drop_acquire_thread);
 export0!(/// CPython-compatible `PyGILState_Ensure`.
-    PyGILState_Ensure -> c_int => ensure_impl);
+    PyGILState_Ensure -> c_int => gg_drop_gilstate_ensure);
 export0!(/// CPython-compatible `PyEval_AcquireLock` (CPython <= 3.12).
     PyEval_AcquireLock -> () => acquire_lock_impl);
 export0!(/// CPython-compatible `PyEval_SaveThread`.
-    PyEval_SaveThread -> TState => save_impl);
+    PyEval_SaveThread -> TState => gg_drop_save_thread);
 export1!(/// CPython-compatible `PyEval_ReleaseThread`.
-    PyEval_ReleaseThread(TState) -> () => release_thread_impl);
+    PyEval_ReleaseThread(TState) -> () => gg_drop_release_thread);
 export1!(/// CPython-compatible `PyGILState_Release`.
-    PyGILState_Release(c_int) -> () => gil_release_impl);
+    PyGILState_Release(c_int) -> () => gg_drop_gilstate_release);
 export0!(/// CPython-compatible `PyEval_ReleaseLock` (CPython <= 3.12).
     PyEval_ReleaseLock -> () => release_lock_impl);
 export1!(/// CPython-compatible `PyThreadState_New`: refused (policy) once the gate is closed.
@@ -138,6 +148,22 @@ fn guarded<R>(name: &str, f: impl FnOnce() -> Result<R, Exit>) -> R {
     }
 }
 
+/// CPython killed or parked a host thread inside an outermost entry the C fast path made: undo
+/// the entry and apply the policy (which does not return, or ends the thread).
+pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const Slot, kind: c_int, which: c_int) {
+    let (name, retire) = match which {
+        0 => ("PyEval_RestoreThread", false),
+        1 => ("PyEval_AcquireThread", false),
+        _ => ("PyGILState_Ensure", true),
+    };
+    guarded(name, || -> Result<(), Exit> {
+        // SAFETY: the C fast path passes this thread's own slot (static storage).
+        let t = gate::Ticket::fast(unsafe { &*slot });
+        gate::killed(&t, retire, kind == crate::interpose::KILL_PAUSE);
+        Err(killed_in_region(name, kind))
+    })
+}
+
 /// A host thread's entry through an export. `call` makes the armed CPython call (0 or a kill kind).
 #[inline]
 fn host_enter(api: &Api, name: &str, sp: usize, retire: bool, call: impl FnOnce() -> c_int) -> Result<(), Exit> {
@@ -190,7 +216,7 @@ fn host_leave(slot: Option<&'static Slot>, sp: usize, may_suspend: bool) {
     }
 }
 
-extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
+pub(crate) extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
     let api = api_or_die("PyEval_RestoreThread");
     if native(ra) || ts.is_null() {
         // SAFETY: forwarding the caller's own call unchanged.
@@ -204,7 +230,7 @@ extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
     })
 }
 
-extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
+pub(crate) extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
     let api = api_or_die("PyEval_AcquireThread");
     if native(ra) || ts.is_null() {
         // SAFETY: forwarding unchanged.
@@ -218,7 +244,7 @@ extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
     })
 }
 
-extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
+pub(crate) extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
     let api = api_or_die("PyGILState_Ensure");
     if native(ra) {
         // SAFETY: forwarding unchanged.
@@ -251,7 +277,7 @@ extern "C-unwind" fn acquire_lock_impl(ra: usize, sp: usize) {
     })
 }
 
-extern "C-unwind" fn save_impl(ra: usize, sp: usize) -> TState {
+pub(crate) extern "C-unwind" fn save_impl(ra: usize, sp: usize) -> TState {
     let api = api_or_die("PyEval_SaveThread");
     if native(ra) {
         // SAFETY: forwarding unchanged.
@@ -264,7 +290,7 @@ extern "C-unwind" fn save_impl(ra: usize, sp: usize) -> TState {
     ts
 }
 
-extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, sp: usize) {
+pub(crate) extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, sp: usize) {
     let api = api_or_die("PyEval_ReleaseThread");
     if native(ra) {
         // SAFETY: forwarding unchanged.
@@ -276,7 +302,7 @@ extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, sp: usize) {
     host_leave(slot, sp, true);
 }
 
-extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usize) {
+pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usize) {
     let api = api_or_die("PyGILState_Release");
     if native(ra) {
         // SAFETY: forwarding unchanged.

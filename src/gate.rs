@@ -9,6 +9,11 @@
 //! every running thread of the process, so barrier A only has to stop the compiler from reordering
 //! (the hot path pays no fence). Without it, barrier A is a real SeqCst fence. `tests/loom_gate.rs`
 //! model-checks the fenced protocol; `tests/model_tso.rs` checks the membarrier one on x86-TSO.
+//!
+//! The fallible API's outermost entries run this sequence in C (`gg_fast_entry` in armed.c), with
+//! "refuse unless RUNNING" as one compare of the state word against the slot's `fast_state` (a
+//! RUNNING value this thread may enter in; only set when membarrier is in use, so the C side's
+//! barrier A is always a compiler fence). Every other case comes back to `enter` below.
 
 use crate::cpython::Api;
 use crate::status::*;
@@ -35,31 +40,84 @@ pub(crate) const fn gen_of(s: u64) -> u64 {
     s >> 2
 }
 
-static STATE: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(pack(UNKNOWN, 1)));
-/// Set once by the library constructor, before any entry can run.
-static FAST_BARRIER: AtomicBool = AtomicBool::new(false);
+/// The read-mostly line every entry reads, defined in `src/c/armed.c` (`struct gg_hot`, same
+/// layout): the state word, whether membarrier is in use, and CPython's functions for the C fast
+/// paths (published by `publish_py` once a CPython is resolved).
+#[repr(C)]
+pub(crate) struct Hot {
+    state: AtomicU64,
+    fast_barrier: AtomicU32,
+    _pad: u32,
+    py: [AtomicPtr<std::ffi::c_void>; 6],
+    text_lo: AtomicUsize,
+    text_hi: AtomicUsize,
+}
+const _: () = assert!(std::mem::size_of::<Hot>() == 80);
 
-pub(crate) fn state() -> u64 {
-    STATE.load(Acquire)
+extern "C" {
+    static gg_hot: Hot;
+    fn gg_publish_py(i: std::os::raw::c_int, f: *mut std::ffi::c_void);
 }
 
-/// One host thread's view. Only its owner writes `depth`/`entries`; the drain and stats read.
+#[inline(always)]
+fn hot() -> &'static Hot {
+    // SAFETY: a C static of this exact layout (asserted on both sides), only ever accessed
+    // through atomics.
+    unsafe { &*std::ptr::addr_of!(gg_hot) }
+}
+
+/// Indices of `Hot::py` (`GG_PY_*` in armed.c).
+pub(crate) const PY_RESTORE: i32 = 0;
+pub(crate) const PY_ACQUIRE: i32 = 1;
+pub(crate) const PY_ENSURE: i32 = 2;
+pub(crate) const PY_SAVE: i32 = 3;
+pub(crate) const PY_RELEASE_THREAD: i32 = 4;
+pub(crate) const PY_GILSTATE_RELEASE: i32 = 5;
+
+/// Hand CPython's function `f` to the C fast paths (NULL: those calls always take the Rust path).
+pub(crate) fn publish_py(i: i32, f: *mut std::ffi::c_void) {
+    // SAFETY: i is one of the PY_* indices; the store is atomic on the C side.
+    unsafe { gg_publish_py(i, f) }
+}
+
+pub(crate) fn state() -> u64 {
+    hot().state.load(Acquire)
+}
+
+/// One host thread's view. Only its owner writes `depth`/`entries`/`open_sp`; the drain and
+/// stats read. `#[repr(C)]`: the C fast paths (`struct slot` in armed.c) use the same layout.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Slot {
     pub depth: AtomicU32,
-    in_use: AtomicBool,
+    /// Extension-module saves inside the region awaiting their restore.
+    pub suspended: AtomicU32,
     /// Generation in which this thread lost a PyGILState thread state to a kill: retired until
     /// the runtime is re-initialized.
     pub retired_gen: AtomicU64,
     pub entries: AtomicU64,
     /// Caller stack pointer at the region's outermost entry (drop-in nesting heuristic).
     pub open_sp: AtomicUsize,
-    /// Extension-module saves inside the region awaiting their restore.
-    pub suspended: AtomicU32,
+    in_use: AtomicBool,
     /// A nested re-entry inside the region failed: the thread no longer holds the GIL, so the
     /// region's remaining release calls must not reach CPython.
     pub detached: AtomicBool,
+    /// The state word for which this thread may take the C fast path (armed.c): the outermost
+    /// entry compares the state word with it, one compare for "RUNNING, adopted, same
+    /// generation, thread not retired, not detached, membarrier in use". 0 = never (the state
+    /// word always has a generation >= 1). Set by the Rust path, cleared wherever one of those
+    /// conditions stops holding for this thread; a new generation or a closed gate changes the
+    /// state word itself.
+    pub fast_state: AtomicU64,
 }
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(Slot, depth) == 0 && offset_of!(Slot, suspended) == 4);
+    assert!(offset_of!(Slot, retired_gen) == 8 && offset_of!(Slot, entries) == 16);
+    assert!(offset_of!(Slot, open_sp) == 24 && offset_of!(Slot, in_use) == 32);
+    assert!(offset_of!(Slot, detached) == 33 && offset_of!(Slot, fast_state) == 40);
+    assert!(size_of::<Slot>() == 48);
+};
 
 const CHUNK: usize = 32;
 struct Chunk {
@@ -77,6 +135,7 @@ impl Chunk {
             open_sp: AtomicUsize::new(0),
             suspended: AtomicU32::new(0),
             detached: AtomicBool::new(false),
+            fast_state: AtomicU64::new(0),
         });
         Chunk { slots: [S; CHUNK], next: AtomicPtr::new(std::ptr::null_mut()) }
     }
@@ -110,6 +169,7 @@ fn claim_slot() -> &'static Slot {
                 s.suspended.store(0, Relaxed);
                 s.detached.store(false, Relaxed);
                 s.retired_gen.store(0, Relaxed);
+                s.fast_state.store(0, Relaxed);
                 THREADS_REGISTERED.fetch_add(1, Relaxed);
                 return s;
             }
@@ -209,18 +269,18 @@ pub(crate) fn init_barrier() {
             && mask & REGISTER_PRIVATE_EXPEDITED != 0
             && libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0
         {
-            FAST_BARRIER.store(true, Relaxed);
+            hot().fast_barrier.store(1, Relaxed);
         }
     }
 }
 
 pub(crate) fn fast_barrier() -> bool {
-    FAST_BARRIER.load(Relaxed)
+    hot().fast_barrier.load(Relaxed) != 0
 }
 
 #[inline(always)]
 fn barrier_entry() {
-    if FAST_BARRIER.load(Relaxed) {
+    if hot().fast_barrier.load(Relaxed) != 0 {
         std::sync::atomic::compiler_fence(SeqCst);
     } else {
         fence(SeqCst);
@@ -229,7 +289,7 @@ fn barrier_entry() {
 
 fn barrier_drain() {
     fence(SeqCst);
-    if FAST_BARRIER.load(Relaxed) {
+    if hot().fast_barrier.load(Relaxed) != 0 {
         const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
         // SAFETY: registered in init_barrier; the command has no memory-safety preconditions.
         let rc = unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) };
@@ -248,6 +308,13 @@ pub(crate) struct Ticket {
     pub snapshot: u64,
 }
 
+impl Ticket {
+    /// The ticket of an outermost entry the C fast path made (in the slot's `fast_state`).
+    pub(crate) fn fast(slot: &'static Slot) -> Ticket {
+        Ticket { slot, depth_before: 0, snapshot: slot.fast_state.load(Relaxed) }
+    }
+}
+
 /// Open a gated region on this thread, or refuse without touching the GIL.
 #[inline]
 pub(crate) fn enter(api: &Api) -> Result<Ticket, gilgate_status> {
@@ -261,7 +328,7 @@ pub(crate) fn enter_with(api: &Api, slot: &'static Slot) -> Result<Ticket, gilga
     let d = slot.depth.load(Relaxed);
     slot.depth.store(d + 1, Relaxed);
     barrier_entry();
-    let s = STATE.load(Acquire);
+    let s = hot().state.load(Acquire);
     if d > 0 && state_of(s) != FINALIZED && !slot.detached.load(Relaxed) {
         // Nested inside an open region (the thread is counted, the drain waits for it): let it
         // finish its work rather than fail half-way. A kill is still caught by the armed call.
@@ -269,6 +336,9 @@ pub(crate) fn enter_with(api: &Api, slot: &'static Slot) -> Result<Ticket, gilga
         return Ok(Ticket { slot, depth_before: d, snapshot: s });
     }
     if state_of(s) == RUNNING && slot.retired_gen.load(Relaxed) != gen_of(s) {
+        if fast_barrier() && !slot.detached.load(Relaxed) {
+            slot.fast_state.store(s, Relaxed);
+        }
         slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
         return Ok(Ticket { slot, depth_before: d, snapshot: s });
     }
@@ -280,6 +350,7 @@ pub(crate) fn enter_with(api: &Api, slot: &'static Slot) -> Result<Ticket, gilga
         Err(e) => {
             if d > 0 {
                 slot.detached.store(true, Relaxed);
+                slot.fast_state.store(0, Relaxed);
             }
             slot.depth.store(d, Release);
             crate::stats::refused(e);
@@ -300,7 +371,7 @@ fn enter_slow(api: &Api, slot: &Slot, mut s: u64) -> Result<u64, gilgate_status>
             api.runtime_alive()?;
             // Re-initialized since: a new generation, not adopted yet.
             let next = pack(UNKNOWN, gen_of(s) + 1);
-            s = match STATE.compare_exchange(s, next, AcqRel, Acquire) {
+            s = match hot().state.compare_exchange(s, next, AcqRel, Acquire) {
                 Ok(_) => next,
                 Err(cur) => cur,
             };
@@ -334,14 +405,16 @@ pub(crate) fn entered(api: &Api, t: &Ticket) {
 /// The CPython call behind a ticket was killed and intercepted: undo the entry.
 #[cold]
 pub(crate) fn killed(t: &Ticket, retire: bool, hang: bool) {
-    let gen = gen_of(STATE.load(Acquire)).max(gen_of(t.snapshot));
+    let gen = gen_of(hot().state.load(Acquire)).max(gen_of(t.snapshot));
     if retire {
         t.slot.retired_gen.store(gen, Relaxed);
+        t.slot.fast_state.store(0, Relaxed);
     }
     if t.depth_before == 0 {
         t.slot.open_sp.store(0, Relaxed);
     } else {
         t.slot.detached.store(true, Relaxed);
+        t.slot.fast_state.store(0, Relaxed);
     }
     t.slot.depth.store(t.depth_before, Release);
     crate::stats::killed();
@@ -368,17 +441,17 @@ pub(crate) fn leave(slot: &Slot) -> bool {
 
 /// Move STATE from `from` (exactly) to `to`; false if someone else changed it first.
 pub(crate) fn transition(from: u64, to: u64) -> bool {
-    STATE.compare_exchange(from, to, AcqRel, Acquire).is_ok()
+    hot().state.compare_exchange(from, to, AcqRel, Acquire).is_ok()
 }
 
 /// Close the gate for the current generation. Returns false if it was closed already.
 pub(crate) fn close() -> bool {
-    let mut s = STATE.load(Acquire);
+    let mut s = hot().state.load(Acquire);
     loop {
         if state_of(s) == CLOSING || state_of(s) == FINALIZED {
             return false;
         }
-        match STATE.compare_exchange(s, pack(CLOSING, gen_of(s)), SeqCst, Acquire) {
+        match hot().state.compare_exchange(s, pack(CLOSING, gen_of(s)), SeqCst, Acquire) {
             Ok(_) => {
                 barrier_drain();
                 return true;
@@ -389,8 +462,8 @@ pub(crate) fn close() -> bool {
 }
 
 pub(crate) fn mark_finalized() {
-    let s = STATE.load(Acquire);
-    STATE.store(pack(FINALIZED, gen_of(s)), Release);
+    let s = hot().state.load(Acquire);
+    hot().state.store(pack(FINALIZED, gen_of(s)), Release);
 }
 
 /// Number of threads other than `me` inside a gated region.

@@ -64,6 +64,7 @@ pub use status::{gilgate_status, gilgate_status_in};
 extern "C" fn gilgate_init() {
     // No panic may escape a constructor either.
     let _ = std::panic::catch_unwind(|| {
+        api::register_rust_paths();
         interpose::init();
         gate::init_barrier();
         // Bind to a CPython that is already loaded (linked, or a python executable) now, in the

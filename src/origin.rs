@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 extern "C" {
     fn gg_thread_kind() -> c_int;
     fn gg_set_thread_kind(k: c_int);
+    fn gg_publish_text(lo: usize, hi: usize);
     fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
 }
@@ -59,6 +60,8 @@ pub(crate) fn set_cpython_object(addr: usize) {
     if acc.hi > acc.lo {
         PY_TEXT_END.store(acc.hi, Relaxed);
         PY_TEXT_START.store(acc.lo, Release);
+        // SAFETY: plain atomic stores on the C side (the drop-in fast paths' copy).
+        unsafe { gg_publish_text(acc.lo, acc.hi) };
     }
 }
 

@@ -172,29 +172,34 @@ pub fn discover() -> Discovery {
     } else {
         absent.push("debian-unstable-3.14/3.15: not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
     }
-    // GILGATE_TEST_ONLY=name,name: run only the CPythons whose name contains one of them
-    // (e.g. "3.15,3.14,pyenv-3.12"); the others are reported absent.
-    if let Ok(only) = std::env::var("GILGATE_TEST_ONLY") {
-        let keys: Vec<&str> = only.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
-        if !keys.is_empty() {
-            let (keep, drop): (Vec<Python>, Vec<Python>) = found.into_iter().partition(|p| keys.iter().any(|k| p.name.contains(k)));
-            for p in drop {
-                absent.push(format!("{}: skipped (GILGATE_TEST_ONLY={only})", p.name));
-            }
-            found = keep;
-        }
-    }
     found.sort_by_key(|p| {
         let v: Vec<u32> = p.version.split('.').map(|x| x.parse().unwrap_or(0)).collect();
         (v, p.name.starts_with("debian"))
     });
+    // GILGATE_ONLY_PYTHONS="3.12 debian-unstable-3.15": a development filter (names or versions,
+    // substring match). Everything filtered out is reported, never counted as passed.
+    if let Ok(only) = std::env::var("GILGATE_ONLY_PYTHONS") {
+        let keep: Vec<&str> = only.split_whitespace().collect();
+        found.retain(|p| {
+            let k = keep.iter().any(|w| p.name.contains(w) || p.version.starts_with(w));
+            if !k {
+                absent.push(format!("{}: skipped (GILGATE_ONLY_PYTHONS), not tested", p.name));
+            }
+            k
+        });
+    }
     for w in WANTED {
         let have = found.iter().any(|p| {
             let (a, b) = p.minor();
             format!("{a}.{b}") == *w
         });
         if !have {
-            absent.push(format!("CPython {w}: absent (no build found on this machine)"));
+            let why = if std::env::var_os("GILGATE_ONLY_PYTHONS").is_some() {
+                "not tested (filtered out by GILGATE_ONLY_PYTHONS, or no build on this machine)"
+            } else {
+                "absent (no build found on this machine)"
+            };
+            absent.push(format!("CPython {w}: {why}"));
         }
     }
     Discovery { found, absent }

@@ -8,7 +8,7 @@
 //! (gilstate/callback/mixed, C and C++, 3 init/finalize cycles) that must all end clean.
 //!
 //! GILGATE_PEP788_RUNS (default 6): seed runs per mode on CPythons with PEP 788.
-//! GILGATE_TEST_ONLY=3.15,3.14,pyenv-3.12: only these CPythons.
+//! GILGATE_ONLY_PYTHONS="3.15 3.14 3.12": only these CPythons (harness/src/lib.rs).
 
 use gilgate_harness::*;
 use std::time::{Duration, Instant};

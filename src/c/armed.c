@@ -1,69 +1,163 @@
-/* The only C in gilgate: a setjmp cannot be called soundly from Rust (it returns twice), and Rust
- * in a cdylib only gets general-dynamic TLS (a __tls_get_addr call per access), while the entry
- * hot path needs initial-exec TLS.
+/* The only C in gilgate: a setjmp cannot be called soundly from Rust (it returns twice), Rust in a
+ * cdylib only gets general-dynamic TLS (a __tls_get_addr call per access), and the entry hot path
+ * needs initial-exec TLS and no frame it does not need. So the fast paths of the fallible API live
+ * here (gg_api_*), and everything else (first use of a thread, nesting, refusals, kills, drain
+ * bookkeeping) is Rust, reached through the gg_rust callbacks.
  *
- * A gated entry calls into CPython through gg_armed_call_*: the thread's jump buffer is armed for
- * exactly the duration of that call. If CPython decides to kill the thread inside it
- * (pthread_exit on 3.8-3.13, pause() forever on 3.14+), gilgate's interposed pthread_exit/pause
- * call gg_kill_hook(), which jumps back here and the entry returns an error instead.
- * Frames skipped by the jump are CPython's own (take_gil, PyEval_RestoreThread, ...) and the
- * interposer's Rust frame, none of which own anything that needs unwinding at that point.
+ * A gated entry calls into CPython with the thread's jump buffer armed for exactly the duration
+ * of that call. If CPython decides to kill the thread inside it (pthread_exit on 3.8-3.13, pause()
+ * forever on 3.14+), gilgate's interposed pthread_exit/pause call gg_kill_hook(), which jumps back
+ * here and the entry returns an error instead. Frames skipped by the jump are CPython's own
+ * (take_gil, PyEval_RestoreThread, ...) and the interposer's Rust frame, none of which own anything
+ * that needs unwinding at that point.
+ *
+ * Memory ordering of the entry (the Dekker pair with the drain) is argued in gate.rs; this file
+ * implements the same sequence: depth store, barrier A, state load.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define GG_TLS __thread __attribute__((tls_model("initial-exec")))
 #define GG_API __attribute__((visibility("hidden")))
 
-/* __builtin_setjmp saves only the frame pointer, stack pointer and resume address (3 words, no
- * libc call, no signal mask); the compiler makes the calling function save every callee-saved
- * register, so the jump back restores the caller's state. The longjmp comes from a deeper
- * frame (gg_kill_hook), as GCC requires. */
+/* The armed call. gg_arm_call(arg, f) calls f(arg) with this thread's jump buffer armed and
+ * returns {f's return value, 0}; if CPython kills or parks the thread inside f, the interposers
+ * call gg_kill_hook(kind), which makes that same gg_arm_call return {?, kind} instead (kind > 0).
+ * Returned in rax:rdx, so the value of PyGILState_Ensure comes back without a memory round trip.
+ * Not reentrant: callers check gg_jb.armed first (an armed call only runs inside a region, and
+ * the fast paths are outermost entries, so they never see it set).
+ * errno is not restored on the kill path: it is only meaningful after a successful entry. */
+struct gg_ret {
+    intptr_t value;
+    intptr_t kill;
+};
+struct gg_jb {
+    void *reg[8]; /* x86-64: rbx rbp r12 r13 r14 r15, rsp after return, return address */
+    int armed;
+};
+static GG_TLS struct gg_jb gg_jb __attribute__((used));
+_Static_assert(offsetof(struct gg_jb, armed) == 64, "asm offsets");
+
+#if defined(__x86_64__)
+/* Saves the callee-saved registers, the stack pointer the caller will have after the return and
+ * the return address: all that the caller may rely on across a call (SysV). The jump back
+ * restores them and "returns" from gg_arm_call with rdx = kind. No libc call, no signal mask
+ * (kills never run in a signal handler), no frame of its own beyond the alignment slot. */
+struct gg_ret gg_arm_call(void *arg, void *f) GG_API;
+int gg_kill_hook(int kind) GG_API;
+__asm__(
+    "  .text\n"
+    "  .p2align 4\n"
+    "  .globl gg_arm_call\n"
+    "  .hidden gg_arm_call\n"
+    "  .type gg_arm_call, @function\n"
+    "gg_arm_call:\n"
+    "  .cfi_startproc\n"
+    "  movq gg_jb@gottpoff(%rip), %rax\n"
+    "  addq %fs:0, %rax\n"
+    "  movq %rbx, 0(%rax)\n"
+    "  movq %rbp, 8(%rax)\n"
+    "  movq %r12, 16(%rax)\n"
+    "  movq %r13, 24(%rax)\n"
+    "  movq %r14, 32(%rax)\n"
+    "  movq %r15, 40(%rax)\n"
+    "  leaq 8(%rsp), %rcx\n"
+    "  movq %rcx, 48(%rax)\n"
+    "  movq (%rsp), %rcx\n"
+    "  movq %rcx, 56(%rax)\n"
+    "  movl $1, 64(%rax)\n"
+    "  subq $8, %rsp\n"
+    "  .cfi_adjust_cfa_offset 8\n"
+    "  call *%rsi\n"
+    "  addq $8, %rsp\n"
+    "  .cfi_adjust_cfa_offset -8\n"
+    "  movq gg_jb@gottpoff(%rip), %rcx\n"
+    "  movl $0, %fs:64(%rcx)\n"
+    "  xorl %edx, %edx\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    "  .size gg_arm_call, .-gg_arm_call\n"
+    "\n"
+    "  .p2align 4\n"
+    "  .globl gg_kill_hook\n"
+    "  .hidden gg_kill_hook\n"
+    "  .type gg_kill_hook, @function\n"
+    "gg_kill_hook:\n"
+    "  .cfi_startproc\n"
+    "  movq gg_jb@gottpoff(%rip), %rax\n"
+    "  addq %fs:0, %rax\n"
+    "  cmpl $0, 64(%rax)\n"
+    "  jne 1f\n"
+    "  xorl %eax, %eax\n"
+    "  ret\n"
+    "1:\n"
+    "  movl $0, 64(%rax)\n"
+    "  movslq %edi, %rdx\n"
+    "  movl $1, %ecx\n"
+    "  testq %rdx, %rdx\n"
+    "  cmovle %rcx, %rdx\n"
+    "  movq 0(%rax), %rbx\n"
+    "  movq 8(%rax), %rbp\n"
+    "  movq 16(%rax), %r12\n"
+    "  movq 24(%rax), %r13\n"
+    "  movq 32(%rax), %r14\n"
+    "  movq 40(%rax), %r15\n"
+    "  movq 48(%rax), %rsp\n"
+    "  jmp *56(%rax)\n"
+    "  .cfi_endproc\n"
+    "  .size gg_kill_hook, .-gg_kill_hook\n");
+#else
+/* Portable variant: __builtin_setjmp saves the frame pointer, stack pointer and resume address;
+ * the compiler makes this function save every callee-saved register. */
 static GG_TLS void *gg_buf[5];
-static GG_TLS volatile int gg_armed;
-static GG_TLS volatile int gg_kill_kind;
-
-/* Make CALL with this thread's jump buffer armed. Evaluates to 0 when CALL returned normally,
- * else to the kill kind passed to gg_kill_hook (> 0). A statement expression: each expansion is
- * its own function body below, so the setjmp receiver stays in the function that called it. */
-#define GG_ARMED(CALL)                                                                        \
-    ({                                                                                        \
-        int gg_rc_ = 0;                                                                       \
-        if (gg_armed) {                                                                       \
-            /* Nested arming would overwrite the outer buffer: call unarmed (never expected). */ \
-            CALL;                                                                             \
-        } else {                                                                              \
-            int gg_saved_errno_ = errno;                                                      \
-            if (__builtin_setjmp(gg_buf) != 0) {                                              \
-                gg_armed = 0;                                                                 \
-                errno = gg_saved_errno_;                                                      \
-                gg_rc_ = gg_kill_kind;                                                        \
-            } else {                                                                          \
-                gg_armed = 1;                                                                 \
-                CALL;                                                                         \
-                gg_armed = 0;                                                                 \
-            }                                                                                 \
-        }                                                                                     \
-        gg_rc_;                                                                               \
-    })
-
-/* PyEval_RestoreThread / PyEval_AcquireThread (a PyThreadState * argument). */
-GG_API int gg_armed_call_p(void (*f)(void *), void *arg) { return GG_ARMED(f(arg)); }
-
-/* PyGILState_Ensure (returns an int-sized enum, takes nothing). */
-GG_API int gg_armed_call_ri(int (*f)(void), int *out) { return GG_ARMED(*out = f()); }
-
-/* PyEval_AcquireLock (takes and returns nothing). */
-GG_API int gg_armed_call_v(void (*f)(void)) { return GG_ARMED(f()); }
-
-/* Called by the pthread_exit/pause interposers. Jumps back to the armed entry, or returns 0. */
+static GG_TLS volatile intptr_t gg_kill_kind;
+GG_API __attribute__((noinline)) struct gg_ret gg_arm_call(void *arg, void *f) {
+    struct gg_ret r = {0, 0};
+    if (__builtin_setjmp(gg_buf) != 0) {
+        r.kill = gg_kill_kind;
+        return r;
+    }
+    *(volatile int *)&gg_jb.armed = 1;
+    r.value = ((intptr_t(*)(void *))f)(arg);
+    *(volatile int *)&gg_jb.armed = 0;
+    return r;
+}
 GG_API int gg_kill_hook(int kind) {
-    if (!gg_armed)
+    if (!gg_jb.armed)
         return 0;
+    gg_jb.armed = 0;
     gg_kill_kind = kind > 0 ? kind : 1;
     __builtin_longjmp(gg_buf, 1);
 }
+#endif
 
+/* The armed calls of the Rust paths (api.rs slow paths, dropin.rs): 0, or the kill kind. */
+GG_API int gg_armed_call_p(void (*f)(void *), void *arg) {
+    if (gg_jb.armed) { /* nested arming would overwrite the outer buffer: never expected */
+        f(arg);
+        return 0;
+    }
+    return (int)gg_arm_call(arg, (void *)f).kill;
+}
+GG_API int gg_armed_call_ri(int (*f)(void), int *out) {
+    if (gg_jb.armed) {
+        *out = f();
+        return 0;
+    }
+    struct gg_ret r = gg_arm_call(NULL, (void *)f);
+    if (!r.kill)
+        *out = (int)r.value;
+    return (int)r.kill;
+}
+GG_API int gg_armed_call_v(void (*f)(void)) {
+    if (gg_jb.armed) {
+        f();
+        return 0;
+    }
+    return (int)gg_arm_call(NULL, (void *)f).kill;
+}
 
 /* What started this thread, decided once by origin.rs: 0 unknown, 1 host, 2 CPython.
  * Initial-exec TLS: readable from interposed functions without allocation or locks. */
@@ -75,3 +169,353 @@ GG_API void gg_set_thread_kind(int k) { gg_kind = k; }
 static GG_TLS void *gg_slot;
 GG_API void *gg_slot_get(void) { return gg_slot; }
 GG_API void gg_slot_set(void *p) { gg_slot = p; }
+
+
+/* ---- The gate's shared data (gate.rs mirrors these layouts; both sides assert them) ---------- */
+
+/* One host thread's slot: gate.rs `Slot` (#[repr(C)]). Only the owner thread writes depth,
+ * entries, open_sp; the drain reads depth. */
+struct slot {
+    _Atomic uint32_t depth;
+    _Atomic uint32_t suspended;
+    _Atomic uint64_t retired_gen;
+    _Atomic uint64_t entries;
+    _Atomic uintptr_t open_sp;
+    _Atomic uint8_t in_use;
+    _Atomic uint8_t detached;
+    _Atomic uint64_t fast_state; /* see gate.rs: the state word this thread may enter fast in */
+};
+_Static_assert(offsetof(struct slot, depth) == 0, "Slot layout");
+_Static_assert(offsetof(struct slot, suspended) == 4, "Slot layout");
+_Static_assert(offsetof(struct slot, retired_gen) == 8, "Slot layout");
+_Static_assert(offsetof(struct slot, entries) == 16, "Slot layout");
+_Static_assert(offsetof(struct slot, open_sp) == 24, "Slot layout");
+_Static_assert(offsetof(struct slot, in_use) == 32, "Slot layout");
+_Static_assert(offsetof(struct slot, detached) == 33, "Slot layout");
+_Static_assert(offsetof(struct slot, fast_state) == 40, "Slot layout");
+_Static_assert(sizeof(struct slot) == 48, "Slot layout");
+
+/* Read-mostly words every entry reads, on one cache line of their own: the state word (gate.rs
+ * STATE: state in the low 2 bits, generation above), whether membarrier is in use, and CPython's
+ * functions (NULL until a CPython is resolved: the fast paths then defer to Rust). */
+struct gg_hot {
+    _Atomic uint64_t state;
+    _Atomic uint32_t fast_barrier;
+    uint32_t pad_;
+    void *_Atomic py[6];
+    _Atomic uintptr_t text_lo, text_hi; /* CPython's executable segments (origin.rs) */
+};
+enum { GG_PY_RESTORE, GG_PY_ACQUIRE, GG_PY_ENSURE, GG_PY_SAVE, GG_PY_RELEASE_THREAD, GG_PY_GILSTATE_RELEASE };
+_Static_assert(sizeof(struct gg_hot) == 80, "gg_hot layout");
+GG_API _Alignas(128) struct gg_hot gg_hot = { .state = 4 /* UNKNOWN, generation 1 */ };
+/* Keep the next line's writers off gg_hot's line (adjacent-line prefetch pairs lines). */
+GG_API _Alignas(128) char gg_hot_pad_[128];
+
+enum { GG_OK = 0, GG_ERR_FINALIZING = 1, GG_ERR_NO_PYTHON = 3, GG_ERR_NULL_ARGUMENT = 4 };
+enum { GG_W_RESTORE = 0, GG_W_ACQUIRE = 1, GG_W_ENSURE = 2 };
+
+/* The Rust side (api.rs): full paths, and the bookkeeping of an entry CPython tried to kill.
+ * Registered by the library constructor; the stubs answer before that (no CPython bound yet). */
+struct gg_rust {
+    int (*restore)(void *tstate);
+    int (*acquire)(void *tstate);
+    int (*ensure)(int *out);
+    void *(*save)(void);
+    void (*release_thread)(void *tstate);
+    void (*gilstate_release)(int st);
+    int (*killed)(struct slot *slot, int kind, int which);
+    /* drop-in exports (dropin.rs): the full paths, and a kill in a fast entry (applies the
+     * policy: does not return, or ends the thread through the C-unwind frames). */
+    void (*drop_restore)(void *tstate, uintptr_t ra, uintptr_t sp);
+    void (*drop_acquire)(void *tstate, uintptr_t ra, uintptr_t sp);
+    int (*drop_ensure)(uintptr_t ra, uintptr_t sp);
+    void *(*drop_save)(uintptr_t ra, uintptr_t sp);
+    void (*drop_release_thread)(void *tstate, uintptr_t ra, uintptr_t sp);
+    void (*drop_gilstate_release)(int st, uintptr_t ra, uintptr_t sp);
+    void (*drop_killed)(struct slot *slot, int kind, int which);
+};
+static int stub_entry(void *p) { (void)p; return GG_ERR_NO_PYTHON; }
+static int stub_ensure(int *p) { (void)p; return GG_ERR_NO_PYTHON; }
+static void *stub_save(void) { return NULL; }
+static void stub_release_thread(void *p) { (void)p; }
+static void stub_gilstate_release(int st) { (void)st; }
+static int stub_killed(struct slot *s, int k, int w) { (void)s; (void)k; (void)w; return GG_ERR_FINALIZING; }
+/* Before the constructor registered the Rust side, the drop-in stubs cannot do better than abort:
+ * no CPython is bound yet (a library constructor calling CPython before gilgate's ran). */
+static void stub_drop_p(void *t, uintptr_t a, uintptr_t b) { (void)t; (void)a; (void)b; __builtin_trap(); }
+static int stub_drop_ensure(uintptr_t a, uintptr_t b) { (void)a; (void)b; __builtin_trap(); }
+static void *stub_drop_save(uintptr_t a, uintptr_t b) { (void)a; (void)b; __builtin_trap(); }
+static void stub_drop_gs_release(int st, uintptr_t a, uintptr_t b) { (void)st; (void)a; (void)b; __builtin_trap(); }
+static void stub_drop_killed(struct slot *s, int k, int w) { (void)s; (void)k; (void)w; __builtin_trap(); }
+static struct gg_rust gg_rust = { stub_entry, stub_entry, stub_ensure, stub_save, stub_release_thread,
+                                  stub_gilstate_release, stub_killed, stub_drop_p, stub_drop_p,
+                                  stub_drop_ensure, stub_drop_save, stub_drop_p, stub_drop_gs_release,
+                                  stub_drop_killed };
+GG_API void gg_set_rust(const struct gg_rust *r) { gg_rust = *r; }
+
+#define RLX memory_order_relaxed
+static inline void *gg_py(int i) { return atomic_load_explicit(&gg_hot.py[i], memory_order_relaxed); }
+GG_API void gg_publish_py(int i, void *f) { atomic_store_explicit(&gg_hot.py[i], f, memory_order_release); }
+GG_API void gg_publish_text(uintptr_t lo, uintptr_t hi) {
+    atomic_store_explicit(&gg_hot.text_hi, hi, RLX);
+    atomic_store_explicit(&gg_hot.text_lo, lo, memory_order_release);
+}
+
+
+/* The stack pointer, for the drop-in nesting heuristic (gate.rs Slot::open_sp). */
+static inline uintptr_t gg_sp(void) {
+#if defined(__x86_64__)
+    uintptr_t sp;
+    __asm__("movq %%rsp, %0" : "=r"(sp));
+    return sp;
+#else
+    return (uintptr_t)__builtin_frame_address(0);
+#endif
+}
+
+/* The outermost entry of a region, from a thread whose slot exists, when the state word equals
+ * the slot's fast_state (RUNNING, adopted, this generation, thread neither retired nor detached,
+ * membarrier in use: gate.rs sets it): open the region (open_sp = sp), make the armed call, count
+ * it: GG_OK. A kill inside the call: the kill kind (> 0), region still open for Rust to undo.
+ * Anything else leaves nothing behind and returns -1: Rust's full path.
+ * Barrier A is a compiler fence: fast_state is only ever set when the drain uses membarrier.
+ * No armed call can be in progress here: every armed call runs inside a region (depth >= 1). */
+static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, void *f, void *arg,
+                                                                int *value_out, uintptr_t sp) {
+    if (__builtin_expect(atomic_load_explicit(&sl->depth, RLX) != 0, 0))
+        return -1;
+    atomic_store_explicit(&sl->depth, 1, RLX);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (__builtin_expect(atomic_load_explicit(&gg_hot.state, memory_order_acquire)
+                         != atomic_load_explicit(&sl->fast_state, RLX), 0)) {
+        atomic_store_explicit(&sl->depth, 0, memory_order_release);
+        return -1;
+    }
+    atomic_store_explicit(&sl->open_sp, sp, RLX);
+    struct gg_ret r = gg_arm_call(arg, f);
+    if (__builtin_expect(r.kill != 0, 0))
+        return (int)r.kill; /* the caller hands it to Rust (bookkeeping, error or policy) */
+    if (value_out)
+        *value_out = (int)r.value;
+    atomic_store_explicit(&sl->entries, atomic_load_explicit(&sl->entries, RLX) + 1, RLX);
+    return GG_OK;
+}
+
+GG_API int gg_api_restore_thread(void *ts) {
+    struct slot *sl = gg_slot;
+    void *f = gg_py(GG_PY_RESTORE);
+    if (__builtin_expect(!sl || !f || !ts, 0))
+        return gg_rust.restore(ts);
+    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp());
+    if (__builtin_expect(rc != GG_OK, 0))
+        return rc < 0 ? gg_rust.restore(ts) : gg_rust.killed(sl, rc, GG_W_RESTORE);
+    return GG_OK;
+}
+
+GG_API int gg_api_acquire_thread(void *ts) {
+    struct slot *sl = gg_slot;
+    void *f = gg_py(GG_PY_ACQUIRE);
+    if (__builtin_expect(!sl || !f || !ts, 0))
+        return gg_rust.acquire(ts);
+    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp());
+    if (__builtin_expect(rc != GG_OK, 0))
+        return rc < 0 ? gg_rust.acquire(ts) : gg_rust.killed(sl, rc, GG_W_ACQUIRE);
+    return GG_OK;
+}
+
+GG_API int gg_api_gilstate_ensure(int *out) {
+    struct slot *sl = gg_slot;
+    void *f = gg_py(GG_PY_ENSURE);
+    if (__builtin_expect(!sl || !f || !out, 0))
+        return gg_rust.ensure(out);
+    /* *out is written only when PyGILState_Ensure returned. */
+    int rc = gg_fast_entry(sl, f, NULL, out, gg_sp());
+    if (__builtin_expect(rc != GG_OK, 0))
+        return rc < 0 ? gg_rust.ensure(out) : gg_rust.killed(sl, rc, GG_W_ENSURE);
+    return GG_OK;
+}
+
+/* Close the region after the real release returned (gate.rs `leave` at depth 1). */
+static inline void gg_leave_outermost(struct slot *sl) {
+    atomic_store_explicit(&sl->suspended, 0, RLX);
+    atomic_store_explicit(&sl->open_sp, 0, RLX);
+    atomic_store_explicit(&sl->detached, 0, RLX);
+    atomic_store_explicit(&sl->depth, 0, memory_order_release);
+}
+
+/* Release side: fast only for the outermost region while the state word still equals the slot's
+ * fast_state (so: not detached, runtime alive, gate not closed); everything else is Rust's. */
+static inline int gg_release_fast(struct slot *sl, void *f) {
+    return sl && f && atomic_load_explicit(&sl->depth, RLX) == 1
+        && atomic_load_explicit(&gg_hot.state, memory_order_acquire)
+               == atomic_load_explicit(&sl->fast_state, RLX);
+}
+
+GG_API void *gg_api_save_thread(void) {
+    struct slot *sl = gg_slot;
+    void *(*f)(void) = (void *(*)(void))gg_py(GG_PY_SAVE);
+    if (__builtin_expect(!gg_release_fast(sl, (void *)f), 0))
+        return gg_rust.save();
+    void *ts = f();
+    gg_leave_outermost(sl);
+    return ts;
+}
+
+GG_API void gg_api_release_thread(void *ts) {
+    struct slot *sl = gg_slot;
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_RELEASE_THREAD);
+    if (__builtin_expect(!ts || !gg_release_fast(sl, (void *)f), 0)) {
+        gg_rust.release_thread(ts);
+        return;
+    }
+    f(ts);
+    gg_leave_outermost(sl);
+}
+
+GG_API void gg_api_gilstate_release(int st) {
+    struct slot *sl = gg_slot;
+    void (*f)(int) = (void (*)(int))gg_py(GG_PY_GILSTATE_RELEASE);
+    if (__builtin_expect(!gg_release_fast(sl, (void *)f), 0)) {
+        gg_rust.gilstate_release(st);
+        return;
+    }
+    f(st);
+    gg_leave_outermost(sl);
+}
+
+/* ---- Drop-in exports (dropin.rs): CPython's own names --------------------------------------
+ * Each export's trampoline passes the caller's return address and stack pointer. Calls from
+ * CPython's own code go straight to CPython; a host thread's outermost entry and its matching
+ * save take the fast path; everything else (first call on a thread, nesting, extension saves
+ * inside a region, refusals, policy) is Rust's. */
+
+#define GG_HOST 1
+#define GG_NESTED_STACK_BYTES 512 /* dropin.rs NESTED_STACK_BYTES */
+
+static inline int gg_from_cpython(uintptr_t ra) {
+    uintptr_t lo = atomic_load_explicit(&gg_hot.text_lo, memory_order_acquire);
+    return ra - lo < atomic_load_explicit(&gg_hot.text_hi, RLX) - lo;
+}
+
+/* A host thread's outermost entry; returns 1 if done (GIL held), 0 for Rust's path. */
+static inline __attribute__((always_inline)) int gg_drop_entry(void *f, void *arg, int *value_out,
+                                                                uintptr_t sp, int which) {
+    struct slot *sl = gg_slot;
+    if (__builtin_expect(!sl || gg_kind != GG_HOST, 0))
+        return 0;
+    int rc = gg_fast_entry(sl, f, arg, value_out, sp);
+    if (__builtin_expect(rc > 0, 0))
+        gg_rust.drop_killed(sl, rc, which); /* the policy: does not come back */
+    return rc == GG_OK;
+}
+
+GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp) {
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_RESTORE);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_restore(ts, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra) || !ts) {
+        f(ts);
+        return;
+    }
+    if (!gg_drop_entry((void *)f, ts, NULL, sp, GG_W_RESTORE))
+        gg_rust.drop_restore(ts, ra, sp);
+}
+
+GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp) {
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_ACQUIRE);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_acquire(ts, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra) || !ts) {
+        f(ts);
+        return;
+    }
+    if (!gg_drop_entry((void *)f, ts, NULL, sp, GG_W_ACQUIRE))
+        gg_rust.drop_acquire(ts, ra, sp);
+}
+
+GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp) {
+    int (*f)(void) = (int (*)(void))gg_py(GG_PY_ENSURE);
+    if (__builtin_expect(!f, 0))
+        return gg_rust.drop_ensure(ra, sp);
+    if (gg_from_cpython(ra))
+        return f();
+    int v = 0;
+    if (gg_drop_entry((void *)f, NULL, &v, sp, GG_W_ENSURE))
+        return v;
+    return gg_rust.drop_ensure(ra, sp);
+}
+
+/* Save side: the host's own save closing its outermost region (not an extension's save deeper
+ * in the stack, which suspends it: Rust), or any call outside a region: forwarded. */
+static inline int gg_drop_leave_kind(struct slot *sl, uintptr_t sp, int may_suspend) {
+    if (!sl)
+        return 0; /* no region: plain forward */
+    uint32_t d = atomic_load_explicit(&sl->depth, RLX);
+    if (d == 0)
+        return 0;
+    if (d == 1 && !(may_suspend && sp + GG_NESTED_STACK_BYTES < atomic_load_explicit(&sl->open_sp, RLX)))
+        return 1; /* forward, then close the region */
+    return 2; /* Rust */
+}
+
+GG_API void *gg_drop_save_thread(uintptr_t ra, uintptr_t sp) {
+    void *(*f)(void) = (void *(*)(void))gg_py(GG_PY_SAVE);
+    if (__builtin_expect(!f, 0))
+        return gg_rust.drop_save(ra, sp);
+    if (gg_from_cpython(ra))
+        return f();
+    struct slot *sl = gg_slot;
+    int k = gg_drop_leave_kind(sl, sp, 1);
+    if (k == 2)
+        return gg_rust.drop_save(ra, sp);
+    void *ts = f();
+    if (k == 1)
+        gg_leave_outermost(sl);
+    return ts;
+}
+
+GG_API void gg_drop_release_thread(void *ts, uintptr_t ra, uintptr_t sp) {
+    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_RELEASE_THREAD);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_release_thread(ts, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra)) {
+        f(ts);
+        return;
+    }
+    struct slot *sl = gg_slot;
+    int k = gg_drop_leave_kind(sl, sp, 1);
+    if (k == 2) {
+        gg_rust.drop_release_thread(ts, ra, sp);
+        return;
+    }
+    f(ts);
+    if (k == 1)
+        gg_leave_outermost(sl);
+}
+
+GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
+    void (*f)(int) = (void (*)(int))gg_py(GG_PY_GILSTATE_RELEASE);
+    if (__builtin_expect(!f, 0)) {
+        gg_rust.drop_gilstate_release(st, ra, sp);
+        return;
+    }
+    if (gg_from_cpython(ra)) {
+        f(st);
+        return;
+    }
+    struct slot *sl = gg_slot;
+    int k = gg_drop_leave_kind(sl, sp, 0);
+    if (k == 2) {
+        gg_rust.drop_gilstate_release(st, ra, sp);
+        return;
+    }
+    f(st);
+    if (k == 1)
+        gg_leave_outermost(sl);
+}
