@@ -60,6 +60,22 @@ static void *nested_worker(void *arg) {
     return NULL;
 }
 
+/* A PyThreadState of no interpreter of this runtime (as from a second CPython runtime in the
+ * process): `interp` is the third pointer of struct _ts in every CPython 3.8-3.15. */
+static void *g_fake_interp[64];
+static void *g_fake_tstate[64] = {0, 0, g_fake_interp};
+static void *fake_tstate_worker(void *arg) {
+    (void)arg;
+    EXPECT(gilgate_restore_thread((PyThreadState *)g_fake_tstate), GILGATE_ERR_INVALID_ARGUMENT);
+    EXPECT(gilgate_acquire_thread((PyThreadState *)g_fake_tstate), GILGATE_ERR_INVALID_ARGUMENT);
+    /* Nothing was taken: the thread can enter normally (PyGILState_Check cannot tell here: a
+     * subinterpreter was created, which disables it). */
+    int st;
+    EXPECT(gilgate_gilstate_ensure(&st), GILGATE_OK);
+    gilgate_gilstate_release(st);
+    return NULL;
+}
+
 static void run_thread(void *(*f)(void *), long arg) {
     pthread_t t;
     pthread_create(&t, NULL, f, (void *)arg);
@@ -90,6 +106,16 @@ int main(void) {
     for (int cycle = 0; cycle < 3; cycle++) {
         Py_InitializeEx(0);
         EXPECT(gilgate_runtime_status(), GILGATE_OK);
+        /* A live subinterpreter's thread state is accepted (CPython's semantics). */
+        PyThreadState *main_ts = PyThreadState_Get();
+        PyThreadState *sub = Py_NewInterpreter();
+        CHECK(sub != NULL && sub != main_ts);
+        PyThreadState *sts = gilgate_save_thread();
+        CHECK(sts == sub);
+        EXPECT(gilgate_restore_thread(sts), GILGATE_OK);
+        CHECK(PyThreadState_Get() == sub);
+        Py_EndInterpreter(sub);
+        PyThreadState_Swap(main_ts);
         /* Nested ensure on the main thread, which already holds the GIL. */
         EXPECT(gilgate_gilstate_ensure(&st), GILGATE_OK);
         CHECK(st == PyGILState_LOCKED);
@@ -97,6 +123,10 @@ int main(void) {
         PyThreadState *ts = gilgate_save_thread();
         CHECK(ts != NULL);
         run_thread(ok_worker, 0);
+        /* A thread state of no live interpreter of this runtime: refused before CPython sees
+         * it, on a fresh thread (Rust path) and on this one (C fast path first). */
+        run_thread(fake_tstate_worker, 0);
+        fake_tstate_worker(NULL);
         EXPECT(gilgate_restore_thread(ts), GILGATE_OK);
         CHECK(PyGILState_Check());
         ts = gilgate_save_thread();

@@ -92,6 +92,8 @@ extern "C" {
 // Returns `GILGATE_OK` with the GIL held and the runtime not finalizing, or an error with the
 // thread intact, no GIL held and nothing to release. After `GILGATE_ERR_FINALIZING` do not use
 // `tstate` again (CPython 3.14+ may already have freed it); the runtime reclaims it.
+// `GILGATE_ERR_INVALID_ARGUMENT`: `tstate` belongs to no live interpreter of this runtime
+// (checked once the runtime is known to be alive; a stale pointer is not detectable).
 GILGATE_NODISCARD enum gilgate_status gilgate_restore_thread(struct _ts *tstate);
 
 // Fallible `PyEval_AcquireThread`: same contract as `gilgate_restore_thread`.

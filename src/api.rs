@@ -66,14 +66,15 @@ pub(crate) fn publish(api: &Api) {
     let p = |f: usize| f as *mut c_void;
     gate::publish_py(gate::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
     gate::publish_py(gate::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
-    // On the PEP 788 path (src/pep788.rs) gilstate calls must reach the Rust bodies: no C fast
-    // path for them (this also sends the drop-in PyGILState_Ensure/Release to Rust's path there).
-    let legacy_gilstate = crate::pep788::active(api).is_none();
-    let gil = |f: usize| if legacy_gilstate { p(f) } else { std::ptr::null_mut() };
-    gate::publish_py(gate::PY_ENSURE, gil(api.PyGILState_Ensure as usize));
+    gate::publish_py(gate::PY_ENSURE, p(api.PyGILState_Ensure as usize));
     gate::publish_py(gate::PY_SAVE, p(api.PyEval_SaveThread as usize));
     gate::publish_py(gate::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
-    gate::publish_py(gate::PY_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
+    gate::publish_py(gate::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
+    // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release must reach their
+    // Rust bodies: no C fast path for the API's gilstate pair (the drop-in pair keeps its own).
+    let gil = |f: usize| if crate::pep788::active(api).is_none() { p(f) } else { std::ptr::null_mut() };
+    gate::publish_py(gate::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
+    gate::publish_py(gate::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -132,6 +133,16 @@ fn restore_like(
         Ok(t) => t,
         Err(e) => return e,
     };
+    // Only now, with the runtime known to be alive, is the thread state read.
+    if !api.interp_is_live(tstate) {
+        gate::undo(&t);
+        if crate::config::get().verbose {
+            crate::log::Line::new().s(name)
+                .s(": the thread state belongs to no live interpreter of this runtime; returned GILGATE_ERR_INVALID_ARGUMENT")
+                .emit();
+        }
+        return GILGATE_ERR_INVALID_ARGUMENT;
+    }
     // SAFETY: the CPython function takes a PyThreadState* and returns nothing; passing it through
     // a `void (*)(void *)` is ABI-identical. The armed call returns normally or via the kill jump.
     let rc = unsafe {
@@ -150,6 +161,8 @@ fn restore_like(
 /// Returns `GILGATE_OK` with the GIL held and the runtime not finalizing, or an error with the
 /// thread intact, no GIL held and nothing to release. After `GILGATE_ERR_FINALIZING` do not use
 /// `tstate` again (CPython 3.14+ may already have freed it); the runtime reclaims it.
+/// `GILGATE_ERR_INVALID_ARGUMENT`: `tstate` belongs to no live interpreter of this runtime
+/// (checked once the runtime is known to be alive; a stale pointer is not detectable).
 #[must_use]
 #[unsafe(naked)]
 #[no_mangle]

@@ -52,6 +52,8 @@ pub(crate) struct Api {
     pub Py_AtExit: unsafe extern "C" fn(unsafe extern "C" fn()) -> c_int,
     pub PyInterpreterState_Main: unsafe extern "C" fn() -> *mut c_void,
     pub PyInterpreterState_Get: unsafe extern "C" fn() -> *mut c_void,
+    pub PyInterpreterState_Head: unsafe extern "C" fn() -> *mut c_void,
+    pub PyInterpreterState_Next: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
     pub PyImport_ImportModule: unsafe extern "C" fn(*const c_char) -> PyObj,
     pub PyObject_GetAttrString: unsafe extern "C" fn(PyObj, *const c_char) -> PyObj,
     pub PyObject_CallObject: unsafe extern "C" fn(PyObj, PyObj) -> PyObj,
@@ -262,6 +264,8 @@ fn resolve() -> Option<Api> {
             Py_Finalize: req!("Py_Finalize"),
             Py_AtExit: req!("Py_AtExit"),
             PyInterpreterState_Main: req!("PyInterpreterState_Main"),
+            PyInterpreterState_Head: req!("PyInterpreterState_Head"),
+            PyInterpreterState_Next: req!("PyInterpreterState_Next"),
             // 3.8 only has the underscored name.
             PyInterpreterState_Get: match opt!("PyInterpreterState_Get") {
                 Some(f) => f,
@@ -302,6 +306,29 @@ impl Api {
             }
         }
         Ok(())
+    }
+
+    /// Whether `tstate` belongs to one of this runtime's live interpreters. `interp` is the
+    /// third pointer of `struct _ts` in CPython 3.8-3.15. The interpreter list is read without
+    /// CPython's HEAD_LOCK (not exported): a subinterpreter ended concurrently could be read
+    /// after it is freed; ending an interpreter while one of its thread states is being
+    /// restored is a host bug in CPython's terms already.
+    pub(crate) fn interp_is_live(&self, tstate: TState) -> bool {
+        // SAFETY: the caller's live thread state (CPython's contract for every restore); the
+        // list functions read runtime fields.
+        unsafe {
+            let interp = *(tstate as *const *mut c_void).add(2);
+            let mut i = (self.PyInterpreterState_Head)();
+            let mut n = 0;
+            while !i.is_null() && n < 1 << 16 {
+                if i == interp {
+                    return true;
+                }
+                i = (self.PyInterpreterState_Next)(i);
+                n += 1;
+            }
+        }
+        false
     }
 }
 

@@ -78,6 +78,8 @@ pub(crate) fn adopt(api: &Api) {
             }
         }
     }
+    // SAFETY: PyInterpreterState_Main reads one runtime field.
+    gate::publish_main_interp(unsafe { (api.PyInterpreterState_Main)() });
     gate::transition(s, gate::pack(gate::RUNNING, gen));
 }
 

@@ -48,11 +48,18 @@ pub(crate) struct Hot {
     state: AtomicU64,
     fast_barrier: AtomicU32,
     _pad: u32,
-    py: [AtomicPtr<std::ffi::c_void>; 6],
+    py: [AtomicPtr<std::ffi::c_void>; 8],
     text_lo: AtomicUsize,
     text_hi: AtomicUsize,
+    main_interp: AtomicPtr<std::ffi::c_void>,
 }
-const _: () = assert!(std::mem::size_of::<Hot>() == 80);
+const _: () = assert!(std::mem::size_of::<Hot>() == 104);
+
+/// This generation's main interpreter, for the C fast paths' thread-state check. Published
+/// before the state word says RUNNING (the fast path reads it only after seeing RUNNING).
+pub(crate) fn publish_main_interp(p: *mut std::ffi::c_void) {
+    hot().main_interp.store(p, Release);
+}
 
 extern "C" {
     static gg_hot: Hot;
@@ -73,6 +80,8 @@ pub(crate) const PY_ENSURE: i32 = 2;
 pub(crate) const PY_SAVE: i32 = 3;
 pub(crate) const PY_RELEASE_THREAD: i32 = 4;
 pub(crate) const PY_GILSTATE_RELEASE: i32 = 5;
+pub(crate) const PY_API_ENSURE: i32 = 6;
+pub(crate) const PY_API_GILSTATE_RELEASE: i32 = 7;
 
 /// Hand CPython's function `f` to the C fast paths (NULL: those calls always take the Rust path).
 pub(crate) fn publish_py(i: i32, f: *mut std::ffi::c_void) {
@@ -400,6 +409,11 @@ pub(crate) fn entered(api: &Api, t: &Ticket) {
     if state_of(t.snapshot) != RUNNING {
         crate::drain::adopt(api);
     }
+}
+
+/// The entry was refused after `enter` (bad argument): undo it, nothing reached CPython.
+pub(crate) fn undo(t: &Ticket) {
+    t.slot.depth.store(t.depth_before, Release);
 }
 
 /// The CPython call behind a ticket was killed and intercepted: undo the entry.

@@ -202,11 +202,15 @@ struct gg_hot {
     _Atomic uint64_t state;
     _Atomic uint32_t fast_barrier;
     uint32_t pad_;
-    void *_Atomic py[6];
+    void *_Atomic py[8];
     _Atomic uintptr_t text_lo, text_hi; /* CPython's executable segments (origin.rs) */
+    void *_Atomic main_interp;             /* this generation's main PyInterpreterState */
 };
-enum { GG_PY_RESTORE, GG_PY_ACQUIRE, GG_PY_ENSURE, GG_PY_SAVE, GG_PY_RELEASE_THREAD, GG_PY_GILSTATE_RELEASE };
-_Static_assert(sizeof(struct gg_hot) == 80, "gg_hot layout");
+/* API_ENSURE/API_GILSTATE_RELEASE: the fallible API's gilstate pair, NULL where its Rust path
+ * must run every time (PEP 788's tokens on 3.15+); the drop-in exports use ENSURE/GILSTATE_RELEASE. */
+enum { GG_PY_RESTORE, GG_PY_ACQUIRE, GG_PY_ENSURE, GG_PY_SAVE, GG_PY_RELEASE_THREAD, GG_PY_GILSTATE_RELEASE,
+       GG_PY_API_ENSURE, GG_PY_API_GILSTATE_RELEASE };
+_Static_assert(sizeof(struct gg_hot) == 104, "gg_hot layout");
 GG_API _Alignas(128) struct gg_hot gg_hot = { .state = 4 /* UNKNOWN, generation 1 */ };
 /* Keep the next line's writers off gg_hot's line (adjacent-line prefetch pairs lines). */
 GG_API _Alignas(128) char gg_hot_pad_[128];
@@ -281,13 +285,22 @@ static inline uintptr_t gg_sp(void) {
  * Barrier A is a compiler fence: fast_state is only ever set when the drain uses membarrier.
  * No armed call can be in progress here: every armed call runs inside a region (depth >= 1). */
 static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, void *f, void *arg,
-                                                                int *value_out, uintptr_t sp) {
+                                                                int *value_out, uintptr_t sp,
+                                                                int check_interp) {
     if (__builtin_expect(atomic_load_explicit(&sl->depth, RLX) != 0, 0))
         return -1;
     atomic_store_explicit(&sl->depth, 1, RLX);
     atomic_signal_fence(memory_order_seq_cst);
     if (__builtin_expect(atomic_load_explicit(&gg_hot.state, memory_order_acquire)
                          != atomic_load_explicit(&sl->fast_state, RLX), 0)) {
+        atomic_store_explicit(&sl->depth, 0, memory_order_release);
+        return -1;
+    }
+    /* The fallible API validates its PyThreadState: one of the main interpreter passes here
+     * (`interp` is the third pointer of struct _ts in every CPython 3.8-3.15); any other one is
+     * checked by Rust against the runtime's live interpreters. Read only once the runtime is
+     * known to be alive, so a stale pointer after finalization is never dereferenced here. */
+    if (check_interp && ((void *const *)arg)[2] != atomic_load_explicit(&gg_hot.main_interp, RLX)) {
         atomic_store_explicit(&sl->depth, 0, memory_order_release);
         return -1;
     }
@@ -306,7 +319,7 @@ GG_API int gg_api_restore_thread(void *ts) {
     void *f = gg_py(GG_PY_RESTORE);
     if (__builtin_expect(!sl || !f || !ts, 0))
         return gg_rust.restore(ts);
-    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp());
+    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp(), 1);
     if (__builtin_expect(rc != GG_OK, 0))
         return rc < 0 ? gg_rust.restore(ts) : gg_rust.killed(sl, rc, GG_W_RESTORE);
     return GG_OK;
@@ -317,7 +330,7 @@ GG_API int gg_api_acquire_thread(void *ts) {
     void *f = gg_py(GG_PY_ACQUIRE);
     if (__builtin_expect(!sl || !f || !ts, 0))
         return gg_rust.acquire(ts);
-    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp());
+    int rc = gg_fast_entry(sl, f, ts, NULL, gg_sp(), 1);
     if (__builtin_expect(rc != GG_OK, 0))
         return rc < 0 ? gg_rust.acquire(ts) : gg_rust.killed(sl, rc, GG_W_ACQUIRE);
     return GG_OK;
@@ -325,11 +338,11 @@ GG_API int gg_api_acquire_thread(void *ts) {
 
 GG_API int gg_api_gilstate_ensure(int *out) {
     struct slot *sl = gg_slot;
-    void *f = gg_py(GG_PY_ENSURE);
+    void *f = gg_py(GG_PY_API_ENSURE);
     if (__builtin_expect(!sl || !f || !out, 0))
         return gg_rust.ensure(out);
     /* *out is written only when PyGILState_Ensure returned. */
-    int rc = gg_fast_entry(sl, f, NULL, out, gg_sp());
+    int rc = gg_fast_entry(sl, f, NULL, out, gg_sp(), 0);
     if (__builtin_expect(rc != GG_OK, 0))
         return rc < 0 ? gg_rust.ensure(out) : gg_rust.killed(sl, rc, GG_W_ENSURE);
     return GG_OK;
@@ -374,7 +387,7 @@ GG_API void gg_api_release_thread(void *ts) {
 
 GG_API void gg_api_gilstate_release(int st) {
     struct slot *sl = gg_slot;
-    void (*f)(int) = (void (*)(int))gg_py(GG_PY_GILSTATE_RELEASE);
+    void (*f)(int) = (void (*)(int))gg_py(GG_PY_API_GILSTATE_RELEASE);
     if (__builtin_expect(!gg_release_fast(sl, (void *)f), 0)) {
         gg_rust.gilstate_release(st);
         return;
@@ -403,7 +416,7 @@ static inline __attribute__((always_inline)) int gg_drop_entry(void *f, void *ar
     struct slot *sl = gg_slot;
     if (__builtin_expect(!sl || gg_kind != GG_HOST, 0))
         return 0;
-    int rc = gg_fast_entry(sl, f, arg, value_out, sp);
+    int rc = gg_fast_entry(sl, f, arg, value_out, sp, 0);
     if (__builtin_expect(rc > 0, 0))
         gg_rust.drop_killed(sl, rc, which); /* the policy: does not come back */
     return rc == GG_OK;
