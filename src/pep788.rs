@@ -410,3 +410,56 @@ pub(crate) fn after_drain(api: &Api, timed_out: bool) {
             .emit();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    static CLOSED: AtomicUsize = AtomicUsize::new(0);
+    unsafe extern "C" fn close(_g: *mut c_void) {
+        CLOSED.fetch_add(1, SeqCst);
+    }
+    unsafe extern "C" fn none() -> *mut c_void {
+        null_mut()
+    }
+    unsafe extern "C" fn none1(_: *mut c_void) -> *mut c_void {
+        null_mut()
+    }
+    unsafe extern "C" fn nothing(_: *mut c_void) {}
+    unsafe extern "C" fn no_ts() -> crate::cpython::TState {
+        null_mut()
+    }
+    fn fake() -> Pep788Api {
+        Pep788Api {
+            PyInterpreterView_FromMain: none,
+            PyInterpreterGuard_FromView: none1,
+            PyInterpreterGuard_Close: close,
+            PyThreadState_Ensure: none1,
+            PyThreadState_Release: nothing,
+            PyThreadState_GetUnchecked: no_ts,
+        }
+    }
+
+    #[test]
+    fn guards_are_closed_exactly_once_and_never_while_busy() {
+        let p = fake();
+        let r = new_rec();
+        let e = &r.ent[0];
+        let g = 0x1000usize as *mut c_void;
+        let before = CLOSED.load(SeqCst);
+        // Plain: the first taker closes it, the second finds nothing.
+        e.guard.store(g, SeqCst);
+        assert!(close_taken(&p, e));
+        assert!(!close_taken(&p, e));
+        assert_eq!(CLOSED.load(SeqCst), before + 1);
+        // BUSY (owner inside PyThreadState_Ensure): only marked, not closed; marking twice is a no-op.
+        e.guard.store((0x2000usize | BUSY) as *mut c_void, SeqCst);
+        assert!(close_taken(&p, e));
+        assert!(!close_taken(&p, e));
+        assert_eq!(CLOSED.load(SeqCst), before + 1);
+        assert_eq!(e.guard.load(SeqCst) as usize, 0x2000 | BUSY | CLOSE);
+        // The owner's "keep" CAS then fails, so the owner closes it.
+        assert!(e.guard.compare_exchange((0x2000usize | BUSY) as *mut c_void, 0x2000usize as *mut c_void, AcqRel, Acquire).is_err());
+    }
+}
