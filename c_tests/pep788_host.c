@@ -1,7 +1,9 @@
 /* gilgate's gilstate path on every CPython, and which path it took (harness/tests/pep788.rs).
  *
- * 1. From a fresh thread: gilgate_gilstate_ensure, nested once, then 12 levels deep (past
- *    gilgate's 8-level PEP 788 LIFO: the rest go through PyGILState_Ensure), all released LIFO.
+ * 1. From a fresh thread: gilgate_gilstate_ensure, nested once, then 12 levels deep (nested in
+ *    the thread's own attached thread state: PyGILState_Ensure levels on every version), all
+ *    released LIFO; then 12 levels each opened inside the previous one's gilgate_save_thread
+ *    (past gilgate's 8 PEP 788 levels the rest go through PyGILState_Ensure).
  *    Also a level opened inside another whose GIL was released with gilgate_save_thread.
  *    Prints the state values (CPython's: UNLOCKED on a fresh thread, LOCKED nested) and the
  *    main interpreter's PEP 788 guard countdown inside the outer level, read through
@@ -80,6 +82,24 @@ static void *probe(void *arg) {
     }
     if (PyGILState_Check()) FAIL("probe: the GIL is still held after 12 releases");
     printf("PROBE12 countdown=%ld states=%d,%d,%d\n", cd12, st[0], st[1], st[11]);
+    /* 12 levels each opened with the GIL released by the one around it (ensure, save, ensure,
+     * save, ...; then restore, release, ...): past gilgate's 8 PEP 788 levels the rest are
+     * PyGILState_Ensure levels at the same gate depth, and each release must find its own. */
+    int sv[12];
+    PyThreadState *ts[12];
+    for (int i = 0; i < 12; i++) {
+        if (gilgate_gilstate_ensure(&sv[i]) != GILGATE_OK) FAIL("probe: saved chain level %d refused", i);
+        if (!PyGILState_Check()) FAIL("probe: saved chain level %d without the GIL", i);
+        ts[i] = gilgate_save_thread();
+        if (!ts[i]) FAIL("probe: saved chain save %d", i);
+    }
+    long cdchain = countdown();
+    for (int i = 11; i >= 0; i--) {
+        if (gilgate_restore_thread(ts[i]) != GILGATE_OK) FAIL("probe: saved chain restore %d refused", i);
+        gilgate_gilstate_release(sv[i]);
+        if (PyGILState_Check()) FAIL("probe: saved chain release %d kept the GIL", i);
+    }
+    printf("PROBECHAIN countdown=%ld states=%d,%d\n", cdchain, sv[0], sv[11]);
     return NULL;
 }
 

@@ -297,6 +297,7 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
             return entry_killed(&t, rc, true, "gilgate_gilstate_ensure");
         }
         gate::entered(api, &t);
+        crate::pep788::note_legacy(api, &t);
         // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
         unsafe { *state_out = st };
         GILGATE_OK

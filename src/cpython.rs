@@ -78,6 +78,7 @@ pub(crate) struct Pep788Api {
     pub PyThreadState_Ensure: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
     pub PyThreadState_Release: unsafe extern "C" fn(*mut c_void),
     pub PyThreadState_GetUnchecked: unsafe extern "C" fn() -> TState,
+    pub PyGILState_GetThisThreadState: unsafe extern "C" fn() -> TState,
 }
 
 // SAFETY: `none` is the address of CPython's immortal-for-our-purposes None object; Api is
@@ -244,6 +245,7 @@ fn resolve() -> Option<Api> {
                 PyThreadState_Ensure: opt!("PyThreadState_Ensure")?,
                 PyThreadState_Release: opt!("PyThreadState_Release")?,
                 PyThreadState_GetUnchecked: opt!("PyThreadState_GetUnchecked")?,
+                PyGILState_GetThisThreadState: opt!("PyGILState_GetThisThreadState")?,
             })
         })();
         Some(Api {

@@ -29,9 +29,11 @@
 //! timeout meets what it meets on 3.14 (CPython's park, intercepted or policed).
 //!
 //! Tokens live in the same per-thread record, a LIFO of `DEPTH` levels; a deeper nesting falls back
-//! to `PyGILState_Ensure` for that level. `*state_out` stays CPython's value
+//! to `PyGILState_Ensure` for that level, and so does an entry nested in the thread's own
+//! attached gilstate thread state (there `PyGILState_Ensure` only counts: no wait, no park). `*state_out` stays CPython's value
 //! (`PyGILState_LOCKED` when the thread already had an attached thread state, else `UNLOCKED`);
-//! the release finds its token by the gate depth the entry recorded.
+//! each thread also keeps the kind (PEP 788 or legacy) of every gilstate level it has open, so
+//! a release pops exactly its own level (gate depth cannot tell: `gilgate_save_thread` lowers it).
 
 use crate::cpython::{Api, Pep788Api};
 use crate::gate::{self, Slot, Ticket};
@@ -71,8 +73,6 @@ struct Ent {
     /// The `PyInterpreterGuard *` this level holds, or NULL once closed (by its owner or the drain).
     guard: AtomicPtr<c_void>,
     token: AtomicPtr<c_void>,
-    /// The gate slot's depth inside this level (the release matches on it).
-    depth: AtomicU32,
     gen: AtomicU64,
 }
 
@@ -81,6 +81,12 @@ struct Rec {
     in_use: AtomicBool,
     len: AtomicUsize,
     ent: [Ent; DEPTH],
+    /// Every open gilstate level of this thread, both kinds, innermost last: `count` levels,
+    /// bit i of `kinds` set when level i is a PEP 788 one (levels past 63 are always legacy).
+    count: AtomicU32,
+    kinds: AtomicU64,
+    /// Runtime generation the levels belong to.
+    kgen: AtomicU64,
     next: AtomicPtr<Rec>,
 }
 
@@ -114,10 +120,17 @@ fn new_rec() -> Rec {
     const E: Ent = Ent {
         guard: AtomicPtr::new(null_mut()),
         token: AtomicPtr::new(null_mut()),
-        depth: AtomicU32::new(0),
         gen: AtomicU64::new(0),
     };
-    Rec { in_use: AtomicBool::new(true), len: AtomicUsize::new(0), ent: [E; DEPTH], next: AtomicPtr::new(null_mut()) }
+    Rec {
+        in_use: AtomicBool::new(true),
+        len: AtomicUsize::new(0),
+        ent: [E; DEPTH],
+        count: AtomicU32::new(0),
+        kinds: AtomicU64::new(0),
+        kgen: AtomicU64::new(0),
+        next: AtomicPtr::new(null_mut()),
+    }
 }
 
 fn for_each_rec(mut f: impl FnMut(&'static Rec)) {
@@ -135,6 +148,8 @@ fn claim_rec() -> &'static Rec {
     for_each_rec(|r| {
         if found.is_none() && !r.in_use.load(Relaxed) && r.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
             r.len.store(0, Relaxed);
+            r.count.store(0, Relaxed);
+            r.kinds.store(0, Relaxed);
             found = Some(r);
         }
     });
@@ -171,6 +186,7 @@ impl Drop for Local {
             }
         }
         r.len.store(0, Release);
+        r.count.store(0, Relaxed);
         r.in_use.store(false, Release);
     }
 }
@@ -281,8 +297,16 @@ fn undo(t: &Ticket, e: gilgate_status) {
 /// `gilgate_gilstate_ensure` after `gate::enter` admitted the thread.
 pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     let Some(p) = active(api) else { return Ensure::Legacy };
+    // SAFETY: both read this thread's thread-state pointers; no preconditions.
+    let cur = unsafe { (p.PyThreadState_GetUnchecked)() };
+    if !cur.is_null() && cur == unsafe { (p.PyGILState_GetThisThreadState)() } {
+        // Nested in this thread's own gilstate thread state, attached (the GIL is held):
+        // PyGILState_Ensure only counts (no GIL wait, nothing to park), cheaper than a guard.
+        return Ensure::Legacy;
+    }
     let Some(rec) = my_rec() else { return Ensure::Legacy };
     let gen = gate::gen_of(t.snapshot);
+    levels_of_gen(rec, gen);
     // Levels of a previous runtime generation (the finalizing thread's levels end with the
     // runtime, without a release): drop them. Not by depth: a gilgate_save_thread inside a level
     // lowers the gate depth while the level stays open (and a new level may nest in it).
@@ -296,7 +320,7 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
         n -= 1;
         rec.len.store(n, Release);
     }
-    if n == DEPTH {
+    if n == DEPTH || rec.count.load(Relaxed) >= 64 {
         return Ensure::Legacy;
     }
     let v = view(p);
@@ -322,7 +346,6 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
         return Ensure::Refused(e);
     }
     let e = &rec.ent[n];
-    e.depth.store(t.depth_before + 1, Relaxed);
     e.gen.store(gen, Relaxed);
     e.token.store(null_mut(), Relaxed);
     // Publish the guard (BUSY: PyThreadState_Ensure reads it, so the drain must not free it
@@ -358,25 +381,58 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
         return Ensure::Refused(err);
     }
     e.token.store(call.token, Relaxed);
+    let c = rec.count.load(Relaxed);
+    rec.kinds.store(rec.kinds.load(Relaxed) | (1u64 << c), Relaxed);
+    rec.count.store(c + 1, Relaxed);
     // SAFETY: reads this thread's current thread state; no preconditions.
     let cur = unsafe { (p.PyThreadState_GetUnchecked)() } as *mut c_void;
     Ensure::Ok(if call.token == cur { PYGILSTATE_LOCKED } else { PYGILSTATE_UNLOCKED })
 }
 
-/// `gilgate_gilstate_release` (a region is open on `slot`): if the innermost open gilstate level
-/// is a PEP 788 one, release it (CPython is skipped when `skip_cpython`) and return true; false
-/// means it was a `PyGILState_Ensure` level.
-pub(crate) fn release(api: &Api, slot: &Slot, skip_cpython: bool) -> bool {
+/// Start the level bookkeeping over when the runtime generation changed (the finalizing thread's
+/// levels end with the runtime, without a release).
+fn levels_of_gen(rec: &Rec, gen: u64) {
+    if rec.kgen.load(Relaxed) != gen {
+        rec.kgen.store(gen, Relaxed);
+        rec.count.store(0, Relaxed);
+        rec.kinds.store(0, Relaxed);
+    }
+}
+
+/// A `PyGILState_Ensure` level opened by `gilgate_gilstate_ensure` (where this path is active).
+pub(crate) fn note_legacy(api: &Api, t: &Ticket) {
+    if active(api).is_none() {
+        return;
+    }
+    let Some(rec) = my_rec() else { return };
+    levels_of_gen(rec, gate::gen_of(t.snapshot));
+    let c = rec.count.load(Relaxed);
+    if c < 64 {
+        rec.kinds.store(rec.kinds.load(Relaxed) & !(1u64 << c), Relaxed);
+    }
+    rec.count.store(c.saturating_add(1), Relaxed);
+}
+
+/// `gilgate_gilstate_release` (a region is open on `slot`): pop this thread's innermost gilstate
+/// level; if it is a PEP 788 one, release it (CPython is skipped when `skip_cpython`) and return
+/// true; false means a `PyGILState_Ensure` level (or none known here): the caller's legacy path.
+pub(crate) fn release(api: &Api, _slot: &Slot, skip_cpython: bool) -> bool {
     let Some(p) = api.pep788.as_ref() else { return false };
     let Some(rec) = my_rec_if_any() else { return false };
+    let c = rec.count.load(Relaxed);
+    if c == 0 {
+        return false;
+    }
+    let i = c - 1;
+    rec.count.store(i, Relaxed);
+    if i >= 64 || rec.kinds.load(Relaxed) & (1u64 << i) == 0 {
+        return false;
+    }
     let n = rec.len.load(Relaxed);
     if n == 0 {
-        return false;
+        return false; // cannot happen: every PEP 788 level has its entry
     }
     let e = &rec.ent[n - 1];
-    if e.depth.load(Relaxed) != slot.depth.load(Relaxed) {
-        return false;
-    }
     rec.len.store(n - 1, Release);
     if !skip_cpython {
         // SAFETY: the token of this thread's matching successful PyThreadState_Ensure; the thread
@@ -438,6 +494,7 @@ mod tests {
             PyThreadState_Ensure: none1,
             PyThreadState_Release: nothing,
             PyThreadState_GetUnchecked: no_ts,
+            PyGILState_GetThisThreadState: no_ts,
         }
     }
 

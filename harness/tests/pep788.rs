@@ -1,7 +1,8 @@
 //! The gilstate path on PEP 788 (CPython 3.15+; src/pep788.rs), and the legacy path elsewhere.
 //!
 //! Per CPython: `c_tests/pep788_host.c` (which path its entries took, read from CPython's own
-//! guard countdown; 12 nested levels; finalizing from inside a gilstate level while a laggard
+//! guard countdown; 12 nested levels, and 12 levels each inside the previous one's
+//! `gilgate_save_thread` (8 on PEP 788, the rest legacy, each release finding its own); finalizing from inside a gilstate level while a laggard
 //! holds one with the GIL released: Py_FinalizeEx must not wait past the drain; a second
 //! runtime). The GILGATE_VERBOSE=1 load line must name the path. On CPythons with PEP 788
 //! also: the same with GILGATE_PEP788=0 (legacy path), and seed-scenario runs
@@ -44,15 +45,19 @@ fn main() {
                     && l.contains(if want788 { "gilstate path: PEP 788" } else { "gilstate path: PyGILState_Ensure" })
             });
             let path = field(&r.stdout, "PROBE ", "path=").unwrap_or("?");
+            // 8 PEP 788 levels open at the deepest point of the saved chain (the LIFO's size).
+            let chain = field(&r.stdout, "PROBECHAIN", "countdown=").unwrap_or("?");
+            let chain_ok = chain == if want788 { "8" } else if p.minor() >= (3, 15) { "0" } else { "-1" };
             let fin_ms: f64 = field(&r.stdout, "FINALIZE", "ms=").and_then(|v| v.parse().ok()).unwrap_or(f64::MAX);
             let ok = matches!(r.outcome, Outcome::Clean(_))
                 && r.stdout.contains("\nDONE")
                 && load_ok
                 && path == if want788 { "pep788" } else { "legacy" }
+                && chain_ok
                 // The drain timeout is 300 ms: Py_FinalizeEx must not wait for the guards of the
                 // laggard or of the finalizing thread itself.
                 && fin_ms < 1500.0;
-            tally.case(&name, ok, &format!("{} path={path} finalize_ms={fin_ms} load_line_ok={load_ok}\nstdout: {}\nstderr: {}",
+            tally.case(&name, ok, &format!("{} path={path} chain_countdown={chain} finalize_ms={fin_ms} load_line_ok={load_ok}\nstdout: {}\nstderr: {}",
                 r.outcome, r.stdout.trim(), stderr_tail(&r, 6)));
             println!("{:28} GILGATE_PEP788={env}: path={path} (expected {}), Py_FinalizeEx inside a gilstate level with a laggard: {fin_ms:.0} ms, {}",
                 p.name, if want788 { "pep788" } else { "legacy" }, r.outcome.kind());
