@@ -31,6 +31,9 @@ static void *ok_worker(void *arg) {
         PyObject *r = PyRun_String("sum(range(100))", Py_eval_input, PyEval_GetBuiltins(), NULL);
         CHECK(r && PyLong_AsLong(r) == 4950);
         Py_XDECREF(r);
+        struct gilgate_stats gs;                   /* this thread is inside a gated region */
+        EXPECT(gilgate_stats(&gs), GILGATE_OK);
+        CHECK(gs.open_regions >= 1);
         gilgate_gilstate_release(st);
     }
     return NULL;
@@ -168,6 +171,7 @@ int main(void) {
     CHECK(s.gated_entries >= 3 * 5);
     CHECK(s.refused_not_initialized >= 6);
     CHECK(s.kills_intercepted == 0);
+    CHECK(s.open_regions == 0);                    /* every region above was closed */
     printf("RESULT checks=%d failures=%d vanished=0 \n", checks, failures);
     return failures ? 1 : 0;
 }

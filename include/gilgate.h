@@ -81,6 +81,11 @@ struct gilgate_stats {
   uint64_t policy_actions;
   // Host threads that have used gilgate (slots claimed, including reused ones).
   uint64_t threads_registered;
+  // Host threads currently inside a gated region (from a successful entry to its matching
+  // save/release), counted when the snapshot is taken by walking the slots. A host whose
+  // threads are all outside their regions must read 0 here; more means a leaked region.
+  // A thread that exits releases its slot, so read this before the threads exit.
+  uint64_t open_regions;
 };
 
 #ifdef __cplusplus

@@ -118,6 +118,10 @@ pub(crate) struct Slot {
     /// conditions stops holding for this thread; a new generation or a closed gate changes the
     /// state word itself.
     pub fast_state: AtomicU64,
+    /// The owner thread's `errno` location (fixed per thread), and errno saved by the C fast
+    /// path around its armed call, restored when a kill is caught (only the owner touches them).
+    errno_ptr: AtomicPtr<std::os::raw::c_int>,
+    saved_errno: std::sync::atomic::AtomicI32,
 }
 const _: () = {
     use std::mem::{offset_of, size_of};
@@ -125,7 +129,8 @@ const _: () = {
     assert!(offset_of!(Slot, retired_gen) == 8 && offset_of!(Slot, entries) == 16);
     assert!(offset_of!(Slot, open_sp) == 24 && offset_of!(Slot, in_use) == 32);
     assert!(offset_of!(Slot, detached) == 33 && offset_of!(Slot, fast_state) == 40);
-    assert!(size_of::<Slot>() == 48);
+    assert!(offset_of!(Slot, errno_ptr) == 48 && offset_of!(Slot, saved_errno) == 56);
+    assert!(size_of::<Slot>() == 64);
 };
 
 const CHUNK: usize = 32;
@@ -145,6 +150,8 @@ impl Chunk {
             suspended: AtomicU32::new(0),
             detached: AtomicBool::new(false),
             fast_state: AtomicU64::new(0),
+            errno_ptr: AtomicPtr::new(std::ptr::null_mut()),
+            saved_errno: std::sync::atomic::AtomicI32::new(0),
         });
         Chunk { slots: [S; CHUNK], next: AtomicPtr::new(std::ptr::null_mut()) }
     }
@@ -249,6 +256,8 @@ fn claim_for_thread() -> Option<&'static Slot> {
     LOCAL
         .try_with(|l| {
             let s = claim_slot();
+            // SAFETY: __errno_location has no preconditions; the address is this thread's.
+            s.errno_ptr.store(unsafe { libc::__errno_location() }, Relaxed);
             l.slot.set(s);
             // SAFETY: publishing our own slot in our own TLS word.
             unsafe { gg_slot_set(s as *const Slot as *const std::ffi::c_void) };
@@ -514,6 +523,13 @@ pub(crate) fn sum_entries() -> (u64, u64) {
     let mut e = 0;
     for_each_slot(|s| e += s.entries.load(Relaxed));
     (e, THREADS_REGISTERED.load(Relaxed))
+}
+
+/// Number of host threads inside a gated region now (slots with depth > 0), for the stats.
+pub(crate) fn open_regions() -> u64 {
+    let mut n = 0;
+    for_each_slot(|s| n += (s.depth.load(Acquire) > 0) as u64);
+    n
 }
 
 #[cfg(test)]

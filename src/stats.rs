@@ -32,6 +32,11 @@ pub struct gilgate_stats {
     pub policy_actions: u64,
     /// Host threads that have used gilgate (slots claimed, including reused ones).
     pub threads_registered: u64,
+    /// Host threads currently inside a gated region (from a successful entry to its matching
+    /// save/release), counted when the snapshot is taken by walking the slots. A host whose
+    /// threads are all outside their regions must read 0 here; more means a leaked region.
+    /// A thread that exits releases its slot, so read this before the threads exit.
+    pub open_regions: u64,
 }
 
 static REFUSED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
@@ -90,6 +95,7 @@ pub(crate) fn snapshot() -> gilgate_stats {
         drain_max_ns: DRAIN_MAX.load(Relaxed),
         policy_actions: POLICY_ACTIONS.load(Relaxed),
         threads_registered: threads,
+        open_regions: crate::gate::open_regions(),
     }
 }
 
@@ -106,7 +112,8 @@ pub(crate) fn print() {
         .s(" drain_timeouts=").u(s.drain_timeouts)
         .s(" drain_max_us=").u(s.drain_max_ns / 1000)
         .s(" policy_actions=").u(s.policy_actions)
-        .s(" threads=").u(s.threads_registered);
+        .s(" threads=").u(s.threads_registered)
+        .s(" open_regions=").u(s.open_regions);
     l.emit();
 }
 

@@ -343,10 +343,21 @@ pub enum Outcome {
     Crash(i32),
     /// Exited non-zero for another reason.
     Failed(i32),
+    /// A RESULT line with `leaked=N`, N > 0: gilgate still counted N gated regions as open
+    /// after every worker had left its region (read before the workers exit).
+    Leaked(String),
+}
+
+/// Number of outcome kinds (columns of the outcome tables).
+pub const OUTCOMES: usize = 6;
+
+/// The `leaked=N` count of a RESULT line (None when absent or `n/a`, i.e. raw builds).
+pub fn leaked_count(result: &str) -> Option<u64> {
+    result.split_whitespace().find_map(|w| w.strip_prefix("leaked=")).and_then(|v| v.parse().ok())
 }
 
 impl Outcome {
-    /// Column index in the outcome tables: clean, deadlock, vanished, crash, failed.
+    /// Column index in the outcome tables: clean, deadlock, vanished, crash, failed, leaked.
     pub fn index(&self) -> usize {
         match self {
             Outcome::Clean(_) => 0,
@@ -354,6 +365,7 @@ impl Outcome {
             Outcome::Vanished(_) => 2,
             Outcome::Crash(_) => 3,
             Outcome::Failed(_) => 4,
+            Outcome::Leaked(_) => 5,
         }
     }
 
@@ -364,6 +376,7 @@ impl Outcome {
             Outcome::Deadlock => "deadlock",
             Outcome::Crash(_) => "crash",
             Outcome::Failed(_) => "failed",
+            Outcome::Leaked(_) => "leaked",
         }
     }
 }
@@ -371,7 +384,7 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Clean(r) | Outcome::Vanished(r) => write!(f, "{} ({r})", self.kind()),
+            Outcome::Clean(r) | Outcome::Vanished(r) | Outcome::Leaked(r) => write!(f, "{} ({r})", self.kind()),
             Outcome::Crash(s) => write!(f, "crash (signal {s})"),
             Outcome::Failed(c) => write!(f, "failed (exit {c})"),
             Outcome::Deadlock => write!(f, "deadlock (watchdog)"),
@@ -437,6 +450,7 @@ pub fn run(mut cmd: Command, timeout: Duration) -> RunResult {
             (_, Some(sig)) => Outcome::Crash(sig),
             (Some(code), _) => match result_line {
                 Some(r) if r.contains("vanished=") && !r.contains("vanished=0 ") => Outcome::Vanished(r),
+                Some(r) if leaked_count(&r).map_or(false, |n| n > 0) => Outcome::Leaked(r),
                 r if code == 0 => Outcome::Clean(r.unwrap_or_default()),
                 _ => Outcome::Failed(code),
             },
@@ -484,7 +498,8 @@ impl Rng {
     }
 }
 
-pub const MODES: [&str; 4] = ["gilstate", "tstate", "callback", "mixed"];
+/// The seed host's modes (c_tests/seed_host.c describes each).
+pub const MODES: [&str; 6] = ["gilstate", "tstate", "callback", "mixed", "nested", "subinterp"];
 
 /// Run jobs on `threads` workers, returning results in job order.
 pub fn parallel<J: Send + 'static, R: Send + 'static>(jobs: Vec<J>, threads: usize, f: impl Fn(J) -> R + Send + Sync + 'static) -> Vec<R> {
@@ -608,4 +623,26 @@ pub fn script_case(tally: &mut Tally, script: &str, p: &Python, timeout: Duratio
     let last = r.stdout.lines().last().unwrap_or("").to_string();
     println!("{:28} {script}: {last}", p.name);
     tally.case(&format!("{} {script}", p.name), ok, &format!("{}\n{}\n{}", r.outcome, r.stdout, r.stderr));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh_run(script: &str) -> Outcome {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        run(c, Duration::from_secs(20)).outcome
+    }
+
+    #[test]
+    fn result_lines_classify_leaked_regions() {
+        let line = "RESULT ok=3 finalizing=0 notinit=0 other=0 bad_ok=0 vanished=0 cycles=1 kills=0 hangs=0";
+        assert_eq!(sh_run(&format!("echo '{line} leaked=0'")).index(), 0);
+        assert_eq!(sh_run(&format!("echo '{line} leaked=n/a'")).index(), 0);
+        assert!(matches!(sh_run(&format!("echo '{line} leaked=2'; exit 1")), Outcome::Leaked(_)));
+        assert!(matches!(sh_run(&format!("echo '{line} leaked=1'")), Outcome::Leaked(_)));
+        assert_eq!(leaked_count("a=1 leaked=7 b=2"), Some(7));
+        assert_eq!(leaked_count("leaked=n/a"), None);
+    }
 }

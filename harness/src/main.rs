@@ -1,7 +1,8 @@
 //! `gilgate-harness demo [RUNS]`: the seed's host on raw CPython vs through gilgate, every CPython
 //! on the machine, a table of outcomes.
 //! `gilgate-harness stress [RUNS]`: the seed scenario with random timing, 1-16 workers, every
-//! mode and build, RUNS per CPython version (default 1000), outcome table.
+//! mode (gilstate, tstate, callback, mixed, nested, subinterp) and build, 1-3 init/finalize
+//! cycles, RUNS per CPython version (default 1000), outcome table with a leaked column.
 //! `gilgate-harness pythons`: what CPythons were found and which are absent.
 
 use gilgate_harness::*;
@@ -24,22 +25,29 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: gilgate-harness demo [RUNS] | stress [RUNS] | pythons");
+            eprintln!("usage: gilgate-harness demo [RUNS] | stress [RUNS] | pythons\n\
+                 \n  demo [RUNS]    the seed's host, raw CPython vs through gilgate, every CPython (default 20)\
+                 \n  stress [RUNS]  RUNS seed runs per CPython (default 1000): random mode ({}),\
+                 \n                 build, 1-16 workers, finalize timing, 1-3 init/finalize cycles; columns:\
+                 \n                 ok, deadlock, vanished, crash, failed, leaked (gated regions still open\
+                 \n                 after every worker left its region); exit 1 unless every run is ok;\
+                 \n                 GILGATE_STRESS_MODES=a,b and GILGATE_STRESS_PYTHONS=3.12,3.14 narrow it\
+                 \n  pythons        the CPythons found and the ones absent", MODES.join(", "));
             std::process::exit(64);
         }
     }
 }
 
-fn counts(rs: &[Outcome]) -> [usize; 5] {
-    let mut c = [0; 5];
+fn counts(rs: &[Outcome]) -> [usize; OUTCOMES] {
+    let mut c = [0; OUTCOMES];
     for o in rs {
         c[o.index()] += 1;
     }
     c
 }
 
-fn fmt(c: [usize; 5]) -> String {
-    format!("{:>4} {:>8} {:>8} {:>5} {:>6}", c[0], c[1], c[2], c[3], c[4])
+fn fmt(c: [usize; OUTCOMES]) -> String {
+    format!("{:>4} {:>8} {:>8} {:>5} {:>6} {:>6}", c[0], c[1], c[2], c[3], c[4], c[5])
 }
 
 fn demo(runs: u64) {
@@ -86,7 +94,7 @@ fn demo(runs: u64) {
 }
 
 fn fmt_header() -> String {
-    format!("{:>4} {:>8} {:>8} {:>5} {:>6}", "ok", "deadlock", "vanished", "crash", "failed")
+    format!("{:>4} {:>8} {:>8} {:>5} {:>6} {:>6}", "ok", "deadlock", "vanished", "crash", "failed", "leaked")
 }
 
 
@@ -96,10 +104,22 @@ fn stress(runs: u64) {
     for a in &d.absent {
         println!("{a}");
     }
-    println!("stress: {runs} runs per CPython, random mode/build/workers(1-16)/delay(<50ms)/cycles(1-3)\n");
+    let modes: Vec<&str> = match std::env::var("GILGATE_STRESS_MODES") {
+        Ok(v) if !v.trim().is_empty() => MODES.iter().copied().filter(|m| v.split(',').any(|x| x.trim() == *m)).collect(),
+        _ => MODES.to_vec(),
+    };
+    if modes.is_empty() {
+        eprintln!("GILGATE_STRESS_MODES names no known mode ({})", MODES.join(", "));
+        std::process::exit(64);
+    }
+    println!("stress: {runs} runs per CPython, random mode ({})/build/workers(1-16)/delay(<50ms)/cycles(1-3)\n", modes.join(","));
     println!("{:28} | {}", "CPython", fmt_header());
     let mut total_bad = 0;
+    let only = std::env::var("GILGATE_STRESS_PYTHONS").unwrap_or_default();
     for (i, p) in d.found.iter().enumerate() {
+        if !only.trim().is_empty() && !only.split(',').any(|x| !x.trim().is_empty() && p.name.contains(x.trim())) {
+            continue;
+        }
         let mut exes = vec![];
         for lang in Lang::ALL {
             match compile(p, "seed_host.c", lang, true) {
@@ -118,7 +138,7 @@ fn stress(runs: u64) {
             .map(|_| {
                 let exe = exes[rng.below(3) as usize].clone();
                 let run = SeedRun {
-                    mode: MODES[rng.below(4) as usize],
+                    mode: modes[rng.below(modes.len() as u64) as usize],
                     workers: 1 + rng.below(16) as u32,
                     delay_us: 1 + rng.below(50_000) as u32,
                     cycles: 1 + rng.below(3) as u32,

@@ -81,7 +81,7 @@ fn main() {
         let mut rng = Rng::new(0x5eed ^ (i as u64) << 32 ^ env_u64("GILGATE_TEST_SEED", 1));
         for k in 0..runs {
             let lang = Lang::ALL[(k % 3) as usize];
-            let mode = MODES[((k / 3) % 4) as usize];
+            let mode = MODES[((k / 3) % MODES.len() as u64) as usize];
             let run = SeedRun {
                 mode,
                 workers: 1 + rng.below(8) as u32,
@@ -133,7 +133,7 @@ fn main() {
     });
 
     // Per version: gilgate outcomes, raw outcomes.
-    let mut per: Vec<([u32; 5], [u32; 5])> = vec![([0; 5], [0; 5]); pys.len()];
+    let mut per: Vec<([u32; OUTCOMES], [u32; OUTCOMES])> = vec![([0; OUTCOMES], [0; OUTCOMES]); pys.len()];
     // Per version: no-drain runs, clean ones, kills+hangs intercepted in them.
     let mut nodrain: Vec<(u32, u32, u64)> = vec![(0, 0, 0); pys.len()];
     for (job, r) in &results {
@@ -182,7 +182,7 @@ fn main() {
         }
     }
     println!();
-    println!("{:28} | {:^39} | {:^30}", "CPython", "through gilgate: clean/deadlock/vanished/crash/failed", "raw CPython (harm expected)");
+    println!("{:28} | {:^39} | {:^30}", "CPython", "through gilgate: clean/deadlock/vanished/crash/failed/leaked", "raw CPython (harm expected)");
     for (i, p) in pys.iter().enumerate() {
         if broken.contains(&i) {
             println!("{:28} | build failed", p.name);
@@ -190,8 +190,8 @@ fn main() {
         }
         let (g, r) = per[i];
         let harm = r[1] + r[2] + r[3];
-        println!("{:28} | {:>5}/{}/{}/{}/{} {:>31} | {} of {} runs harmed (deadlock {}, vanished {}, crash {})",
-            p.name, g[0], g[1], g[2], g[3], g[4], "", harm, r.iter().sum::<u32>(), r[1], r[2], r[3]);
+        println!("{:28} | {:>5}/{}/{}/{}/{}/{} {:>29} | {} of {} runs harmed (deadlock {}, vanished {}, crash {})",
+            p.name, g[0], g[1], g[2], g[3], g[4], g[5], "", harm, r.iter().sum::<u32>(), r[1], r[2], r[3]);
         let (n, clean, caught) = nodrain[i];
         if n > 0 {
             println!("{:28} | drain disabled: {clean}/{n} clean (others: policy abort with diagnostic), {caught} kills/parks caught inside entries", "");

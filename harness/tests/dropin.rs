@@ -123,11 +123,11 @@ fn main() {
     struct Row {
         abort: [u32; 3],
         hang: [u32; 3],
-        exit: [u32; 5],
+        exit: [u32; OUTCOMES],
         stop_first: [u32; 2],
         ahead: [u32; 3],
         ct_pre: [u32; 4],
-        ct_raw: [u32; 5],
+        ct_raw: [u32; OUTCOMES],
         regr: [Option<(String, Vec<String>)>; 2],
     }
     let mut rows = vec![Row::default(); pys.len()];

@@ -6,7 +6,8 @@
 //! holds one with the GIL released: Py_FinalizeEx must not wait past the drain; a second
 //! runtime). The GILGATE_VERBOSE=1 load line must name the path. On CPythons with PEP 788
 //! also: the same with GILGATE_PEP788=0 (legacy path), and seed-scenario runs
-//! (gilstate/callback/mixed, C and C++, 3 init/finalize cycles) that must all end clean.
+//! (gilstate/callback/mixed/nested/subinterp, C and C++, 1 and 3 init/finalize cycles) that must
+//! all end clean (0 leaked regions).
 //!
 //! GILGATE_PEP788_RUNS (default 6): seed runs per mode on CPythons with PEP 788.
 //! GILGATE_ONLY_PYTHONS="3.15 3.14 3.12": only these CPythons (harness/src/lib.rs).
@@ -78,7 +79,7 @@ fn main() {
         }
         let mut rng = Rng::new(0x788 ^ env_u64("GILGATE_TEST_SEED", 1));
         let mut jobs = vec![];
-        for mode in ["gilstate", "callback", "mixed"] {
+        for mode in ["gilstate", "callback", "mixed", "nested", "subinterp"] {
             for k in 0..runs {
                 let (lang, exe) = builds[(k as usize) % builds.len()].clone();
                 let run = SeedRun {
@@ -102,7 +103,7 @@ fn main() {
             counts.entry(sr.mode).or_default()[r.outcome.index()] += 1;
             let on_path = r.stderr.lines().any(|l| l.contains("gilgate: loaded") && l.contains("gilstate path: PEP 788"));
             let bad_ok = match &r.outcome {
-                Outcome::Clean(l) => !l.contains("bad_ok=0 "),
+                Outcome::Clean(l) => !l.contains("bad_ok=0 ") || !l.contains("leaked=0"),
                 _ => true,
             };
             tally.case(&format!("{} seed {} {}", p.name, lang.tag(), sr.describe()), on_path && !bad_ok,

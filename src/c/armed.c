@@ -28,7 +28,7 @@
  * Returned in rax:rdx, so the value of PyGILState_Ensure comes back without a memory round trip.
  * Not reentrant: callers check gg_jb.armed first (an armed call only runs inside a region, and
  * the fast paths are outermost entries, so they never see it set).
- * errno is not restored on the kill path: it is only meaningful after a successful entry. */
+ * Callers restore errno on the kill path (CPython's kill leaves whatever its waits set). */
 struct gg_ret {
     intptr_t value;
     intptr_t kill;
@@ -139,16 +139,23 @@ GG_API int gg_armed_call_p(void (*f)(void *), void *arg) {
         f(arg);
         return 0;
     }
-    return (int)gg_arm_call(arg, (void *)f).kill;
+    int e = errno;
+    struct gg_ret r = gg_arm_call(arg, (void *)f);
+    if (r.kill)
+        errno = e;
+    return (int)r.kill;
 }
 GG_API int gg_armed_call_ri(int (*f)(void), int *out) {
     if (gg_jb.armed) {
         *out = f();
         return 0;
     }
+    int e = errno;
     struct gg_ret r = gg_arm_call(NULL, (void *)f);
     if (!r.kill)
         *out = (int)r.value;
+    else
+        errno = e;
     return (int)r.kill;
 }
 GG_API int gg_armed_call_v(void (*f)(void)) {
@@ -156,7 +163,11 @@ GG_API int gg_armed_call_v(void (*f)(void)) {
         f();
         return 0;
     }
-    return (int)gg_arm_call(NULL, (void *)f).kill;
+    int e = errno;
+    struct gg_ret r = gg_arm_call(NULL, (void *)f);
+    if (r.kill)
+        errno = e;
+    return (int)r.kill;
 }
 
 /* What started this thread, decided once by origin.rs: 0 unknown, 1 host, 2 CPython.
@@ -184,6 +195,8 @@ struct slot {
     _Atomic uint8_t in_use;
     _Atomic uint8_t detached;
     _Atomic uint64_t fast_state; /* see gate.rs: the state word this thread may enter fast in */
+    int *errno_ptr;              /* the owner thread's errno (its address is fixed per thread) */
+    int saved_errno;             /* errno at the armed call, restored when a kill is caught */
 };
 _Static_assert(offsetof(struct slot, depth) == 0, "Slot layout");
 _Static_assert(offsetof(struct slot, suspended) == 4, "Slot layout");
@@ -193,7 +206,9 @@ _Static_assert(offsetof(struct slot, open_sp) == 24, "Slot layout");
 _Static_assert(offsetof(struct slot, in_use) == 32, "Slot layout");
 _Static_assert(offsetof(struct slot, detached) == 33, "Slot layout");
 _Static_assert(offsetof(struct slot, fast_state) == 40, "Slot layout");
-_Static_assert(sizeof(struct slot) == 48, "Slot layout");
+_Static_assert(offsetof(struct slot, errno_ptr) == 48, "Slot layout");
+_Static_assert(offsetof(struct slot, saved_errno) == 56, "Slot layout");
+_Static_assert(sizeof(struct slot) == 64, "Slot layout");
 
 /* Read-mostly words every entry reads, on one cache line of their own: the state word (gate.rs
  * STATE: state in the low 2 bits, generation above), whether membarrier is in use, and CPython's
@@ -305,9 +320,12 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
         return -1;
     }
     atomic_store_explicit(&sl->open_sp, sp, RLX);
+    sl->saved_errno = *sl->errno_ptr;
     struct gg_ret r = gg_arm_call(arg, f);
-    if (__builtin_expect(r.kill != 0, 0))
+    if (__builtin_expect(r.kill != 0, 0)) {
+        *sl->errno_ptr = sl->saved_errno;
         return (int)r.kill; /* the caller hands it to Rust (bookkeeping, error or policy) */
+    }
     if (value_out)
         *value_out = (int)r.value;
     atomic_store_explicit(&sl->entries, atomic_load_explicit(&sl->entries, RLX) + 1, RLX);
