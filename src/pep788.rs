@@ -307,6 +307,11 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     let Some(rec) = my_rec() else { return Ensure::Legacy };
     let gen = gate::gen_of(t.snapshot);
     levels_of_gen(rec, gen);
+    // A failed entry leaves errno as it was (the guard's mutex and allocation may touch it).
+    // SAFETY: this thread's errno location.
+    let errno_at_entry = unsafe { *libc::__errno_location() };
+    // SAFETY: as above.
+    let restore_errno = || unsafe { *libc::__errno_location() = errno_at_entry };
     // Levels of a previous runtime generation (the finalizing thread's levels end with the
     // runtime, without a release): drop them. Not by depth: a gilgate_save_thread inside a level
     // lowers the gate depth while the level stays open (and a new level may nest in it).
@@ -343,6 +348,7 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
             Ok(()) => GILGATE_ERR_FINALIZING,
         };
         undo(t, e);
+        restore_errno();
         return Ensure::Refused(e);
     }
     let e = &rec.ent[n];
@@ -368,6 +374,7 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     }
     if rc != 0 {
         rec.len.store(n, Release);
+        restore_errno();
         return Ensure::Killed(rc);
     }
     if call.token.is_null() {
@@ -378,6 +385,7 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
             Ok(()) => GILGATE_ERR_INTERNAL,
         };
         undo(t, err);
+        restore_errno();
         return Ensure::Refused(err);
     }
     e.token.store(call.token, Relaxed);
