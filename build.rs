@@ -15,6 +15,14 @@ fn main() {
         .flag_if_supported("-fomit-frame-pointer")
         .opt_level(2)
         .compile("gilgate_armed");
+    // PEP 788 path (src/pep788.rs): the trampoline for its armed call.
+    println!("cargo:rerun-if-changed=src/c/pep788.c");
+    cc::Build::new()
+        .file("src/c/pep788.c")
+        .flag_if_supported("-Wall")
+        .flag_if_supported("-Wextra")
+        .opt_level(2)
+        .compile("gilgate_pep788");
 
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     for f in ["src", "cbindgen.toml"] {

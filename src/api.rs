@@ -70,8 +70,11 @@ pub(crate) fn publish(api: &Api) {
     gate::publish_py(gate::PY_SAVE, p(api.PyEval_SaveThread as usize));
     gate::publish_py(gate::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
     gate::publish_py(gate::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
-    gate::publish_py(gate::PY_API_ENSURE, p(api.PyGILState_Ensure as usize));
-    gate::publish_py(gate::PY_API_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
+    // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release must reach their
+    // Rust bodies: no C fast path for the API's gilstate pair (the drop-in pair keeps its own).
+    let gil = |f: usize| if crate::pep788::active(api).is_none() { p(f) } else { std::ptr::null_mut() };
+    gate::publish_py(gate::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
+    gate::publish_py(gate::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -275,6 +278,18 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
             Ok(t) => t,
             Err(e) => return e,
         };
+        // CPython 3.15+: PEP 788 guard + PyThreadState_Ensure (src/pep788.rs); same contract.
+        match crate::pep788::ensure(api, &t) {
+            crate::pep788::Ensure::Ok(st) => {
+                gate::entered(api, &t);
+                // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
+                unsafe { *state_out = st };
+                return GILGATE_OK;
+            }
+            crate::pep788::Ensure::Refused(e) => return e,
+            crate::pep788::Ensure::Killed(rc) => return entry_killed(&t, rc, true, "gilgate_gilstate_ensure"),
+            crate::pep788::Ensure::Legacy => {}
+        }
         let mut st: c_int = 0;
         // SAFETY: PyGILState_Ensure takes nothing and returns an int-sized enum.
         let rc = unsafe { gg_armed_call_ri(api.PyGILState_Ensure, &mut st) };
@@ -282,6 +297,7 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
             return entry_killed(&t, rc, true, "gilgate_gilstate_ensure");
         }
         gate::entered(api, &t);
+        crate::pep788::note_legacy(api, &t);
         // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
         unsafe { *state_out = st };
         GILGATE_OK
@@ -308,7 +324,12 @@ extern "C" fn rs_gilstate_release(state: c_int) {
             }
             return;
         }
-        if !runtime_gone(api) && !slot.detached.load(std::sync::atomic::Ordering::Relaxed) {
+        let skip = runtime_gone(api) || slot.detached.load(std::sync::atomic::Ordering::Relaxed);
+        if crate::pep788::release(api, slot, skip) {
+            gate::leave(slot);
+            return;
+        }
+        if !skip {
             // SAFETY: pairs with the successful PyGILState_Ensure that opened this region.
             unsafe { (api.PyGILState_Release)(state) };
         }

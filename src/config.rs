@@ -41,6 +41,7 @@ pub(crate) fn parse_bool(var: &str, default: bool) -> bool {
     let name = match var {
         "GILGATE_VERBOSE" => &b"GILGATE_VERBOSE\0"[..],
         "GILGATE_SHOW_STATS" => &b"GILGATE_SHOW_STATS\0"[..],
+        "GILGATE_PEP788" => &b"GILGATE_PEP788\0"[..],
         _ => return default,
     };
     match getenv(name) {

@@ -65,6 +65,20 @@ pub(crate) struct Api {
     pub PyErr_Fetch: unsafe extern "C" fn(*mut PyObj, *mut PyObj, *mut PyObj),
     pub PyErr_Restore: unsafe extern "C" fn(PyObj, PyObj, PyObj),
     pub none: PyObj,
+    /// PEP 788 (CPython 3.15+): present only when the whole set is exported (see pep788.rs).
+    pub pep788: Option<Pep788Api>,
+}
+
+/// PEP 788's thread-state API (CPython 3.15+). Views, guards and tokens are opaque pointers.
+#[allow(non_snake_case)]
+pub(crate) struct Pep788Api {
+    pub PyInterpreterView_FromMain: unsafe extern "C" fn() -> *mut c_void,
+    pub PyInterpreterGuard_FromView: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+    pub PyInterpreterGuard_Close: unsafe extern "C" fn(*mut c_void),
+    pub PyThreadState_Ensure: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+    pub PyThreadState_Release: unsafe extern "C" fn(*mut c_void),
+    pub PyThreadState_GetUnchecked: unsafe extern "C" fn() -> TState,
+    pub PyGILState_GetThisThreadState: unsafe extern "C" fn() -> TState,
 }
 
 // SAFETY: `none` is the address of CPython's immortal-for-our-purposes None object; Api is
@@ -220,6 +234,20 @@ fn resolve() -> Option<Api> {
         if none.is_null() {
             return None;
         }
+        // PEP 788: PyThreadState_EnsureFromView marks a CPython that has it (3.15+); gilgate
+        // uses its two halves (GuardFromView + Ensure) so that the drain can own the guard.
+        let pep788 = (|| -> Option<Pep788Api> {
+            let _marker: unsafe extern "C" fn(*mut c_void) -> *mut c_void = opt!("PyThreadState_EnsureFromView")?;
+            Some(Pep788Api {
+                PyInterpreterView_FromMain: opt!("PyInterpreterView_FromMain")?,
+                PyInterpreterGuard_FromView: opt!("PyInterpreterGuard_FromView")?,
+                PyInterpreterGuard_Close: opt!("PyInterpreterGuard_Close")?,
+                PyThreadState_Ensure: opt!("PyThreadState_Ensure")?,
+                PyThreadState_Release: opt!("PyThreadState_Release")?,
+                PyThreadState_GetUnchecked: opt!("PyThreadState_GetUnchecked")?,
+                PyGILState_GetThisThreadState: opt!("PyGILState_GetThisThreadState")?,
+            })
+        })();
         Some(Api {
             version,
             Py_IsInitialized: req!("Py_IsInitialized"),
@@ -256,6 +284,7 @@ fn resolve() -> Option<Api> {
             PyErr_Fetch: req!("PyErr_Fetch"),
             PyErr_Restore: req!("PyErr_Restore"),
             none,
+            pep788,
         })
     }
 }

@@ -135,6 +135,9 @@ pub(crate) fn drain(api: &Api, why: &str) {
             (api.PyEval_RestoreThread)(ts);
         }
     }
+    // PEP 788 (3.15+): Py_FinalizeEx waits, without a bound, for interpreter guards: close every
+    // guard gilgate holds, so that it waits for none past this drain (src/pep788.rs).
+    crate::pep788::after_drain(api, left > 0);
     let ns = start.elapsed().as_nanos() as u64;
     crate::stats::drained(ns, left > 0);
     if crate::config::get().verbose || left > 0 {

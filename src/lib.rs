@@ -8,6 +8,7 @@
 //! - `gate`: the per-thread region slots and the runtime state machine;
 //! - `drain`: closing the gate and waiting for gated threads before finalization;
 //! - `interpose`: gilgate's `pthread_exit`/`pause`, which turn a kill into an error;
+//! - `pep788`: the gilstate path on PEP 788 guards where CPython has them (3.15+);
 //! - `cpython`: finding the CPython already loaded in the process;
 //! - `policy`, `config`, `stats`, `log`: what happens where no error can be returned, the
 //!   `GILGATE_*` variables, counters, and allocation-free diagnostics.
@@ -50,6 +51,7 @@ mod gate;
 pub mod interpose;
 mod log;
 mod origin;
+mod pep788;
 pub mod policy;
 pub mod stats;
 pub mod status;
@@ -85,6 +87,7 @@ extern "C" fn gilgate_init() {
                 })
                 .s(if gate::fast_barrier() { "; membarrier on" } else { "; membarrier off (fenced entries)" })
                 .s("; drain timeout ").u(config::drain_timeout_ms()).s(" ms")
+                .s(pep788::describe(cpython::api_if_resolved()))
                 .emit();
         }
     });
