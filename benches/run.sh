@@ -36,21 +36,38 @@ for v in 3.8.18 3.9.18 3.10.13 3.11.7 3.12.1 3.13.0; do
     PYTHONS+=("pyenv-$v|/root/.pyenv/versions/$v/bin/python3-config|/root/.pyenv/versions/$v/bin/python3")
 done
 PYTHONS+=("debian-3.11|/usr/bin/python3.11-config|/usr/bin/python3.11")
+# Debian unstable's 3.14/3.15 trees (scripts/debian-python.sh, fetched and cached by the tests):
+# hosts built against the tree, run through its own loader. Its python executable is statically
+# linked (README drop-in case c), so the preload workload there measures the interposer only.
+for v in 3.14 3.15; do PYTHONS+=("debian-unstable-$v|debian:$v|"); done
 
 PRESENT=()
 for entry in "${PYTHONS[@]}"; do
     IFS='|' read -r name cfg exe <<<"$entry"
     if [ -n "${BENCH_PYTHONS:-}" ] && [[ " $BENCH_PYTHONS " != *" $name "* ]]; then continue; fi
-    if [ ! -x "$cfg" ] || [ ! -x "$exe" ]; then
-        echo "$name: absent" >&2
-        echo "$name" >>"$OUT/absent.tmp"
-        continue
+    RUN=()
+    if [[ $cfg == debian:* ]]; then
+        if ! envs=$(bash scripts/debian-python.sh --env "${cfg#debian:}" 2>/dev/null); then
+            echo "$name: absent ($(echo "$envs" | tail -1))" >&2
+            echo "$name" >>"$OUT/absent.tmp"
+            continue
+        fi
+        eval "$envs"
+        inc=$PY_CFLAGS; ld=$PY_LDFLAGS; libdir=$PY_LIBDIR
+        RUN=(env PYTHONHOME="$PY_HOME" "$PY_LOADER" --library-path "$PY_LIBRARY_PATH")
+        exe=$PY_EXE
+    else
+        if [ ! -x "$cfg" ] || [ ! -x "$exe" ]; then
+            echo "$name: absent" >&2
+            echo "$name" >>"$OUT/absent.tmp"
+            continue
+        fi
+        libdir=$("$exe" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+        inc=$("$cfg" --includes)
+        ld=$("$cfg" --ldflags --embed)
     fi
     d=$OUT/$name
     mkdir -p "$d"
-    libdir=$("$exe" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
-    inc=$("$cfg" --includes)
-    ld=$("$cfg" --ldflags --embed)
     common=(-O2 -Wall -Wextra -Iinclude $inc)
     echo "$name: building hosts" >&2
     # shellcheck disable=SC2086
@@ -64,8 +81,8 @@ for entry in "${PYTHONS[@]}"; do
         $ld -Wl,-rpath,"$libdir" -ldl -lpthread
 
     echo "$name: pair" >&2
-    "$d/pair" >"$d/pair.txt"
-    "$d/pair-nogg" | sed 's/^R \([a-z_]*\) /R \1 nogg_/' >>"$d/pair.txt"
+    "${RUN[@]}" "$d/pair" >"$d/pair.txt"
+    "${RUN[@]}" "$d/pair-nogg" | sed 's/^R \([a-z_0-9]*\) /R \1 nogg_/' >>"$d/pair.txt"
 
     echo "$name: workload ($WL_RUNS x 2 interleaved runs)" >&2
     : >"$d/workload.txt"
@@ -73,9 +90,9 @@ for entry in "${PYTHONS[@]}"; do
         if ((i % 2)); then order="pre raw"; else order="raw pre"; fi
         for w in $order; do
             if [ "$w" = pre ]; then
-                t=$(LD_PRELOAD="$LIB/libgilgate.so" "$exe" benches/workload.py "$WL_N")
+                t=$(LD_PRELOAD="$LIB/libgilgate.so" "${RUN[@]}" "$exe" benches/workload.py "$WL_N")
             else
-                t=$("$exe" benches/workload.py "$WL_N")
+                t=$("${RUN[@]}" "$exe" benches/workload.py "$WL_N")
             fi
             echo "W $w $i $t" >>"$d/workload.txt"
         done
@@ -86,13 +103,13 @@ for entry in "${PYTHONS[@]}"; do
     for ((i = 0; i < DRAIN_RUNS; i++)); do
         for m in idle busy; do
             for n in 1 8 64; do
-                "$d/drain" $m $n >>"$d/drain.txt"
+                "${RUN[@]}" "$d/drain" $m $n >>"$d/drain.txt"
             done
         done
     done
     for ((i = 0; i < RSS_RUNS; i++)); do
-        "$d/drain" rss-raw 1000 >>"$d/drain.txt"
-        "$d/drain" rss-gg 1000 >>"$d/drain.txt"
+        "${RUN[@]}" "$d/drain" rss-raw 1000 >>"$d/drain.txt"
+        "${RUN[@]}" "$d/drain" rss-gg 1000 >>"$d/drain.txt"
     done
     PRESENT+=("$name")
 done
