@@ -306,7 +306,15 @@ int main(void) {
     };
     run_blocks("save_restore", sr, sizeof sr / sizeof sr[0], blocks, n);
 
-    PyThreadState *main_ts = r_save(); /* the GIL is free from here: gilstate pairs acquire it */
+    /* The GIL is free from here: gilstate pairs acquire it. gilgate's save, so that the region
+     * the save/restore phase left open (its last gilgate restore) is closed too; otherwise every
+     * gilgate gilstate pair below would be a nested entry (the Rust path), not the common case. */
+#ifndef NO_GILGATE
+    PyThreadState *main_ts = gilgate_save_thread();
+    if (!main_ts) die("gilgate_save_thread returned NULL");
+#else
+    PyThreadState *main_ts = r_save();
+#endif
     struct variant gs[] = {
         {"raw", gs_raw, buf + 4 * blocks},
         {"shim", gs_shim, buf + 5 * blocks},

@@ -84,6 +84,8 @@ for entry in "${PYTHONS[@]}"; do
     "${RUN[@]}" "$d/pair" >"$d/pair.txt"
     "${RUN[@]}" "$d/pair-nogg" | sed 's/^R \([a-z_0-9]*\) /R \1 nogg_/' >>"$d/pair.txt"
 
+    # BENCH_ONLY=pair: re-measure the pairs only (the other outputs stay as they were).
+    [ "${BENCH_ONLY:-}" = pair ] && { PRESENT+=("$name"); continue; }
     echo "$name: workload ($WL_RUNS x 2 interleaved runs)" >&2
     : >"$d/workload.txt"
     for ((i = 0; i < WL_RUNS; i++)); do
