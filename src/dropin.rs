@@ -2,7 +2,9 @@
 //! gets the protection from linking gilgate ahead of libpython or from LD_PRELOAD.
 //!
 //! Every export starts with a two-instruction trampoline that hands the implementation its
-//! caller's return address and stack pointer, then:
+//! caller's return address and stack pointer. For the hot six (restore/acquire/ensure and their
+//! releases) the implementation is a C fast path in armed.c (`gg_drop_*`) that handles the common
+//! cases and calls the `*_impl` functions below for the rest. Either way:
 //! - a call from CPython's own code, or on a thread CPython created, goes straight to the real
 //!   function (native behaviour, no bookkeeping: see origin.rs);
 //! - a host thread's outermost entry goes through the gate like the fallible API; where CPython

@@ -216,7 +216,7 @@ _Static_assert(sizeof(struct slot) == 64, "Slot layout");
  * the fast paths then defer to Rust), CPython's code range and main interpreter. */
 struct gg_hot {
     _Atomic uint64_t state;
-    _Atomic uint32_t fast_barrier;
+    _Atomic uint32_t fast_barrier; /* read by Rust only: fast_state is set only when it is 1 */
     uint32_t pad_;
     void *_Atomic py[8];
     _Atomic uintptr_t text_lo, text_hi; /* CPython's executable segments (origin.rs) */
@@ -230,7 +230,7 @@ enum { GG_PY_RESTORE, GG_PY_ACQUIRE, GG_PY_ENSURE, GG_PY_SAVE, GG_PY_RELEASE_THR
 _Static_assert(sizeof(struct gg_hot) == 128, "gg_hot layout");
 GG_API _Alignas(128) struct gg_hot gg_hot = { .state = 4 /* UNKNOWN, generation 1 */ };
 
-enum { GG_OK = 0, GG_ERR_FINALIZING = 1, GG_ERR_NO_PYTHON = 3, GG_ERR_NULL_ARGUMENT = 4 };
+enum { GG_OK = 0, GG_ERR_FINALIZING = 1, GG_ERR_NO_PYTHON = 3 }; /* status.rs numbers */
 enum { GG_W_RESTORE = 0, GG_W_ACQUIRE = 1, GG_W_ENSURE = 2 };
 
 /* The Rust side (api.rs): full paths, and the bookkeeping of an entry CPython tried to kill.
