@@ -177,7 +177,7 @@ GG_API int gg_thread_kind(void) { return gg_kind; }
 GG_API void gg_set_thread_kind(int k) { gg_kind = k; }
 
 /* This thread's gate slot (gate.rs), for the entry hot path. */
-static GG_TLS void *gg_slot;
+static GG_TLS void *gg_slot __attribute__((used));
 GG_API void *gg_slot_get(void) { return gg_slot; }
 GG_API void gg_slot_set(void *p) { gg_slot = p; }
 
@@ -266,7 +266,7 @@ static int stub_drop_ensure(uintptr_t a, uintptr_t b) { (void)a; (void)b; __buil
 static void *stub_drop_save(uintptr_t a, uintptr_t b) { (void)a; (void)b; __builtin_trap(); }
 static void stub_drop_gs_release(int st, uintptr_t a, uintptr_t b) { (void)st; (void)a; (void)b; __builtin_trap(); }
 static void stub_drop_killed(struct slot *s, int k, int w) { (void)s; (void)k; (void)w; __builtin_trap(); }
-static struct gg_rust gg_rust = { stub_entry, stub_entry, stub_ensure, stub_save, stub_release_thread,
+GG_API struct gg_rust gg_rust = { stub_entry, stub_entry, stub_ensure, stub_save, stub_release_thread,
                                   stub_gilstate_release, stub_killed, stub_drop_p, stub_drop_p,
                                   stub_drop_ensure, stub_drop_save, stub_drop_p, stub_drop_gs_release,
                                   stub_drop_killed };
@@ -332,6 +332,91 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
     return GG_OK;
 }
 
+#if defined(__x86_64__)
+/* The API entries, written out in assembly: gg_fast_entry and gg_arm_call fused into one frame, so
+ * an outermost entry costs one call into CPython and no second call level. Same sequence as
+ * gg_fast_entry (depth store, then the state load: the membarrier pairing in gate.rs; x86 keeps
+ * the program order of these plain moves apart from store->load, which membarrier covers), the
+ * jump buffer armed as gg_arm_call arms it, but resuming at the entry's own kill label: there
+ * rbx..r15 are the caller's again (gg_kill_hook restored them) and rsp is the entry's frame.
+ * Offsets are asserted below against struct slot, struct gg_hot, struct gg_jb and struct gg_rust.
+ * Fast path: ts != NULL, slot, CPython function bound, depth 0, state == slot->fast_state,
+ * ts->interp == main interpreter (API restore/acquire only). Else the Rust path, by tail jump. */
+#define GG_S(x) #x
+#define GG_ENTRY_ASM(name, pyoff, slowoff, which, is_ensure)                                         \
+    "  .text\n  .p2align 4\n  .globl " name "\n  .hidden " name "\n  .type " name ", @function\n"     \
+    name ":\n"                                                                                       \
+    "  .cfi_startproc\n"                                                                             \
+    "  movq gg_slot@gottpoff(%rip), %rax\n"                                                          \
+    "  movq %fs:(%rax), %rcx\n"                                                                      \
+    "  movq gg_hot+" GG_S(pyoff) "(%rip), %rsi\n"                                                    \
+    "  testq %rcx, %rcx\n  jz 9f\n"                                                                  \
+    "  testq %rdi, %rdi\n  jz 9f\n"                                                                  \
+    "  testq %rsi, %rsi\n  jz 9f\n"                                                                  \
+    "  cmpl $0, 0(%rcx)\n  jne 9f\n"               /* nested or busy slot: Rust */                   \
+    "  movl $1, 0(%rcx)\n"                          /* depth = 1 (store, then ...) */                \
+    "  movq gg_hot(%rip), %rax\n"                   /* ... the state load (barrier A) */             \
+    "  cmpq 40(%rcx), %rax\n  jne 8f\n"             /* != fast_state */                              \
+    GG_ENTRY_INTERP_##is_ensure                                                                      \
+    "  movq %rsp, 24(%rcx)\n"                       /* open_sp */                                    \
+    "  movq 48(%rcx), %rax\n  movl (%rax), %eax\n  movl %eax, 56(%rcx)\n" /* saved_errno */         \
+    "  movq gg_jb@gottpoff(%rip), %rdx\n"                                                            \
+    "  movq %rbx, %fs:0(%rdx)\n  movq %rbp, %fs:8(%rdx)\n  movq %r12, %fs:16(%rdx)\n"               \
+    "  movq %r13, %fs:24(%rdx)\n  movq %r14, %fs:32(%rdx)\n  movq %r15, %fs:40(%rdx)\n"             \
+    "  pushq %rbx\n  .cfi_adjust_cfa_offset 8\n  .cfi_rel_offset %rbx, 0\n"                         \
+    GG_ENTRY_PUSH_##is_ensure                                                                        \
+    "  movq %rsp, %fs:48(%rdx)\n"                                                                    \
+    "  leaq 7f(%rip), %rax\n  movq %rax, %fs:56(%rdx)\n"                                             \
+    "  movl $1, %fs:64(%rdx)\n"                     /* armed */                                      \
+    "  movq %rcx, %rbx\n"                                                                            \
+    "  call *%rsi\n"                                                                                 \
+    "  movq gg_jb@gottpoff(%rip), %rdx\n  movl $0, %fs:64(%rdx)\n"                                  \
+    "  addq $1, 16(%rbx)\n"                         /* entries (owner-only counter) */               \
+    GG_ENTRY_POP_##is_ensure                                                                         \
+    "  popq %rbx\n  .cfi_adjust_cfa_offset -8\n  .cfi_restore %rbx\n"                               \
+    "  xorl %eax, %eax\n  ret\n"                                                                     \
+    "7:\n"                                          /* killed: gg_kill_hook jumped here */           \
+    "  .cfi_adjust_cfa_offset " GG_ENTRY_FRAME_##is_ensure "\n"                                      \
+    "  addq $" GG_ENTRY_FRAME_##is_ensure ", %rsp\n"                                                 \
+    "  .cfi_adjust_cfa_offset -" GG_ENTRY_FRAME_##is_ensure "\n"                                     \
+    "  movq gg_slot@gottpoff(%rip), %rax\n  movq %fs:(%rax), %rdi\n"                                \
+    "  movq 48(%rdi), %rax\n  movl 56(%rdi), %ecx\n  movl %ecx, (%rax)\n" /* errno back */          \
+    "  movl %edx, %esi\n  movl $" GG_S(which) ", %edx\n"                                            \
+    "  jmp *gg_rust+48(%rip)\n"                     /* killed(slot, kind, which) */                  \
+    "8:\n"                                                                                           \
+    "  movl $0, 0(%rcx)\n"                          /* depth back to 0 (release store) */            \
+    "9:\n"                                                                                           \
+    "  jmp *gg_rust+" GG_S(slowoff) "(%rip)\n"                                                      \
+    "  .cfi_endproc\n  .size " name ", .-" name "\n"
+/* restore/acquire: ts->interp (third pointer of struct _ts) must be the main interpreter. */
+#define GG_ENTRY_INTERP_0 "  movq gg_hot+96(%rip), %rax\n  cmpq %rax, 16(%rdi)\n  jne 8f\n"
+#define GG_ENTRY_PUSH_0 ""
+#define GG_ENTRY_POP_0 ""
+#define GG_ENTRY_FRAME_0 "8"
+/* ensure: rdi is `out`, kept on the stack (with an alignment slot) and written after the call. */
+#define GG_ENTRY_INTERP_1 ""
+#define GG_ENTRY_PUSH_1 "  pushq %rdi\n  .cfi_adjust_cfa_offset 8\n  subq $8, %rsp\n  .cfi_adjust_cfa_offset 8\n"
+#define GG_ENTRY_POP_1 "  addq $8, %rsp\n  .cfi_adjust_cfa_offset -8\n  popq %rdi\n  .cfi_adjust_cfa_offset -8\n" \
+                       "  movl %eax, (%rdi)\n"
+#define GG_ENTRY_FRAME_1 "24"
+/* pyoff = 16 + 8 * GG_PY_x; slowoff = offsetof(struct gg_rust, x) */
+__asm__(GG_ENTRY_ASM("gg_api_restore_thread", 16, 0, 0, 0));
+__asm__(GG_ENTRY_ASM("gg_api_acquire_thread", 24, 8, 1, 0));
+__asm__(GG_ENTRY_ASM("gg_api_gilstate_ensure", 64, 16, 2, 1));
+GG_API int gg_api_restore_thread(void *ts);
+GG_API int gg_api_acquire_thread(void *ts);
+GG_API int gg_api_gilstate_ensure(int *out);
+_Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_RESTORE == 16, "asm offsets");
+_Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_ACQUIRE == 24, "asm offsets");
+_Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_API_ENSURE == 64, "asm offsets");
+_Static_assert(offsetof(struct gg_hot, main_interp) == 96, "asm offsets");
+_Static_assert(offsetof(struct gg_rust, restore) == 0, "asm offsets");
+_Static_assert(offsetof(struct gg_rust, acquire) == 8, "asm offsets");
+_Static_assert(offsetof(struct gg_rust, ensure) == 16, "asm offsets");
+_Static_assert(offsetof(struct gg_rust, killed) == 48, "asm offsets");
+_Static_assert(GG_W_RESTORE == 0 && GG_W_ACQUIRE == 1 && GG_W_ENSURE == 2, "asm constants");
+_Static_assert(offsetof(struct gg_jb, reg) == 0 && offsetof(struct gg_jb, armed) == 64, "asm offsets");
+#else
 GG_API int gg_api_restore_thread(void *ts) {
     struct slot *sl = gg_slot;
     void *f = gg_py(GG_PY_RESTORE);
@@ -365,6 +450,8 @@ GG_API int gg_api_gilstate_ensure(int *out) {
         return rc < 0 ? gg_rust.ensure(out) : gg_rust.killed(sl, rc, GG_W_ENSURE);
     return GG_OK;
 }
+
+#endif
 
 /* Close the region after the real release returned (gate.rs `leave` at depth 1). */
 static inline void gg_leave_outermost(struct slot *sl) {
