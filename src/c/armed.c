@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unwind.h>
 
 #define GG_TLS __thread __attribute__((tls_model("initial-exec")))
 #define GG_API __attribute__((visibility("hidden")))
@@ -46,7 +47,7 @@ _Static_assert(offsetof(struct gg_jb, armed) == 64, "asm offsets");
  * restores them and "returns" from gg_arm_call with rdx = kind. No libc call, no signal mask
  * (kills never run in a signal handler), no frame of its own beyond the alignment slot. */
 struct gg_ret gg_arm_call(void *arg, void *f) GG_API;
-int gg_kill_hook(int kind) GG_API;
+__attribute__((noreturn)) void gg_jb_jump(int kind) GG_API;
 __asm__(
     "  .text\n"
     "  .p2align 4\n"
@@ -81,18 +82,13 @@ __asm__(
     "  .size gg_arm_call, .-gg_arm_call\n"
     "\n"
     "  .p2align 4\n"
-    "  .globl gg_kill_hook\n"
-    "  .hidden gg_kill_hook\n"
-    "  .type gg_kill_hook, @function\n"
-    "gg_kill_hook:\n"
+    "  .globl gg_jb_jump\n"
+    "  .hidden gg_jb_jump\n"
+    "  .type gg_jb_jump, @function\n"
+    "gg_jb_jump:\n" /* only called while armed (gg_kill_hook checks) */
     "  .cfi_startproc\n"
     "  movq gg_jb@gottpoff(%rip), %rax\n"
     "  addq %fs:0, %rax\n"
-    "  cmpl $0, 64(%rax)\n"
-    "  jne 1f\n"
-    "  xorl %eax, %eax\n"
-    "  ret\n"
-    "1:\n"
     "  movl $0, 64(%rax)\n"
     "  movslq %edi, %rdx\n"
     "  movl $1, %ecx\n"
@@ -107,7 +103,7 @@ __asm__(
     "  movq 48(%rax), %rsp\n"
     "  jmp *56(%rax)\n"
     "  .cfi_endproc\n"
-    "  .size gg_kill_hook, .-gg_kill_hook\n");
+    "  .size gg_jb_jump, .-gg_jb_jump\n");
 #else
 /* Portable variant: __builtin_setjmp saves the frame pointer, stack pointer and resume address;
  * the compiler makes this function save every callee-saved register. */
@@ -333,17 +329,19 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
 }
 
 #if defined(__x86_64__)
-/* The API entries, written out in assembly: gg_fast_entry and gg_arm_call fused into one frame, so
- * an outermost entry costs one call into CPython and no second call level. Same sequence as
- * gg_fast_entry (depth store, then the state load: the membarrier pairing in gate.rs; x86 keeps
- * the program order of these plain moves apart from store->load, which membarrier covers), the
- * jump buffer armed as gg_arm_call arms it, but resuming at the entry's own kill label: there
- * rbx..r15 are the caller's again (gg_kill_hook restored them) and rsp is the entry's frame.
- * Offsets are asserted below against struct slot, struct gg_hot, struct gg_jb and struct gg_rust.
+/* The API entries, written out in assembly: gg_fast_entry with nothing armed. The entry saves no
+ * registers for a kill: if CPython kills or parks the thread inside the call, gg_kill_hook finds
+ * this frame with the unwinder (its return address gg_ret_*, its stack pointer from open_sp), takes the
+ * caller's rbp and r12-r15 from the unwinder's context, rbx from the entry's own push, and
+ * resumes at the entry's kill label gg_kill_* with rsp = open_sp - 8. So a kill costs a stack walk
+ * and an entry costs no stores for it. Same sequence as gg_fast_entry otherwise (depth store,
+ * then the state load: the membarrier pairing in gate.rs; x86 keeps the program order of these
+ * plain moves apart from store->load, which membarrier covers).
+ * Offsets are asserted below against struct slot, struct gg_hot and struct gg_rust.
  * Fast path: ts != NULL, slot, CPython function bound, depth 0, state == slot->fast_state,
- * ts->interp == main interpreter (API restore/acquire only). Else the Rust path, by tail jump. */
+ * ts->interp == main interpreter (restore/acquire only). Else the Rust path, by tail jump. */
 #define GG_S(x) #x
-#define GG_ENTRY_ASM(name, pyoff, slowoff, which, is_ensure)                                         \
+#define GG_ENTRY_ASM(name, tag, pyoff, slowoff, which, is_ensure)                                    \
     "  .text\n  .p2align 4\n  .globl " name "\n  .hidden " name "\n  .type " name ", @function\n"     \
     name ":\n"                                                                                       \
     "  .cfi_startproc\n"                                                                             \
@@ -358,27 +356,22 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
     "  movq gg_hot(%rip), %rax\n"                   /* ... the state load (barrier A) */             \
     "  cmpq 40(%rcx), %rax\n  jne 8f\n"             /* != fast_state */                              \
     GG_ENTRY_INTERP_##is_ensure                                                                      \
-    "  movq %rsp, 24(%rcx)\n"                       /* open_sp */                                    \
+    "  movq %rsp, 24(%rcx)\n"                       /* open_sp = this frame's CFA - 8 */             \
     "  movq 48(%rcx), %rax\n  movl (%rax), %eax\n  movl %eax, 56(%rcx)\n" /* saved_errno */         \
-    "  movq gg_jb@gottpoff(%rip), %rdx\n"                                                            \
-    "  movq %rbx, %fs:0(%rdx)\n  movq %rbp, %fs:8(%rdx)\n  movq %r12, %fs:16(%rdx)\n"               \
-    "  movq %r13, %fs:24(%rdx)\n  movq %r14, %fs:32(%rdx)\n  movq %r15, %fs:40(%rdx)\n"             \
     "  pushq %rbx\n  .cfi_adjust_cfa_offset 8\n  .cfi_rel_offset %rbx, 0\n"                         \
     GG_ENTRY_PUSH_##is_ensure                                                                        \
-    "  movq %rsp, %fs:48(%rdx)\n"                                                                    \
-    "  leaq 7f(%rip), %rax\n  movq %rax, %fs:56(%rdx)\n"                                             \
-    "  movl $1, %fs:64(%rdx)\n"                     /* armed */                                      \
     "  movq %rcx, %rbx\n"                                                                            \
     "  call *%rsi\n"                                                                                 \
-    "  movq gg_jb@gottpoff(%rip), %rdx\n  movl $0, %fs:64(%rdx)\n"                                  \
+    "  .globl gg_ret_" tag "\n  .hidden gg_ret_" tag "\n"                                            \
+    "gg_ret_" tag ":\n"                                                                              \
     "  addq $1, 16(%rbx)\n"                         /* entries (owner-only counter) */               \
     GG_ENTRY_POP_##is_ensure                                                                         \
     "  popq %rbx\n  .cfi_adjust_cfa_offset -8\n  .cfi_restore %rbx\n"                               \
     "  xorl %eax, %eax\n  ret\n"                                                                     \
-    "7:\n"                                          /* killed: gg_kill_hook jumped here */           \
-    "  .cfi_adjust_cfa_offset " GG_ENTRY_FRAME_##is_ensure "\n"                                      \
-    "  addq $" GG_ENTRY_FRAME_##is_ensure ", %rsp\n"                                                 \
-    "  .cfi_adjust_cfa_offset -" GG_ENTRY_FRAME_##is_ensure "\n"                                     \
+    "  .globl gg_kill_" tag "\n  .hidden gg_kill_" tag "\n"                                          \
+    "gg_kill_" tag ":\n"                            /* rsp = open_sp - 8, edx = kind */              \
+    "  .cfi_adjust_cfa_offset 8\n  .cfi_rel_offset %rbx, 0\n"                                       \
+    "  popq %rbx\n  .cfi_adjust_cfa_offset -8\n  .cfi_restore %rbx\n"                               \
     "  movq gg_slot@gottpoff(%rip), %rax\n  movq %fs:(%rax), %rdi\n"                                \
     "  movq 48(%rdi), %rax\n  movl 56(%rdi), %ecx\n  movl %ecx, (%rax)\n" /* errno back */          \
     "  movl %edx, %esi\n  movl $" GG_S(which) ", %edx\n"                                            \
@@ -392,20 +385,20 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
 #define GG_ENTRY_INTERP_0 "  movq gg_hot+96(%rip), %rax\n  cmpq %rax, 16(%rdi)\n  jne 8f\n"
 #define GG_ENTRY_PUSH_0 ""
 #define GG_ENTRY_POP_0 ""
-#define GG_ENTRY_FRAME_0 "8"
 /* ensure: rdi is `out`, kept on the stack (with an alignment slot) and written after the call. */
 #define GG_ENTRY_INTERP_1 ""
 #define GG_ENTRY_PUSH_1 "  pushq %rdi\n  .cfi_adjust_cfa_offset 8\n  subq $8, %rsp\n  .cfi_adjust_cfa_offset 8\n"
 #define GG_ENTRY_POP_1 "  addq $8, %rsp\n  .cfi_adjust_cfa_offset -8\n  popq %rdi\n  .cfi_adjust_cfa_offset -8\n" \
                        "  movl %eax, (%rdi)\n"
-#define GG_ENTRY_FRAME_1 "24"
 /* pyoff = 16 + 8 * GG_PY_x; slowoff = offsetof(struct gg_rust, x) */
-__asm__(GG_ENTRY_ASM("gg_api_restore_thread", 16, 0, 0, 0));
-__asm__(GG_ENTRY_ASM("gg_api_acquire_thread", 24, 8, 1, 0));
-__asm__(GG_ENTRY_ASM("gg_api_gilstate_ensure", 64, 16, 2, 1));
+__asm__(GG_ENTRY_ASM("gg_api_restore_thread", "restore", 16, 0, 0, 0));
+__asm__(GG_ENTRY_ASM("gg_api_acquire_thread", "acquire", 24, 8, 1, 0));
+__asm__(GG_ENTRY_ASM("gg_api_gilstate_ensure", "ensure", 64, 16, 2, 1));
 GG_API int gg_api_restore_thread(void *ts);
 GG_API int gg_api_acquire_thread(void *ts);
 GG_API int gg_api_gilstate_ensure(int *out);
+extern const char gg_ret_restore[], gg_ret_acquire[], gg_ret_ensure[] GG_API;
+extern const char gg_kill_restore[], gg_kill_acquire[], gg_kill_ensure[] GG_API;
 _Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_RESTORE == 16, "asm offsets");
 _Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_ACQUIRE == 24, "asm offsets");
 _Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_API_ENSURE == 64, "asm offsets");
@@ -415,7 +408,80 @@ _Static_assert(offsetof(struct gg_rust, acquire) == 8, "asm offsets");
 _Static_assert(offsetof(struct gg_rust, ensure) == 16, "asm offsets");
 _Static_assert(offsetof(struct gg_rust, killed) == 48, "asm offsets");
 _Static_assert(GG_W_RESTORE == 0 && GG_W_ACQUIRE == 1 && GG_W_ENSURE == 2, "asm constants");
-_Static_assert(offsetof(struct gg_jb, reg) == 0 && offsetof(struct gg_jb, armed) == 64, "asm offsets");
+
+/* Resume a walked-to entry: callee-saved registers the entry did not touch, its stack pointer,
+ * the kill kind in edx, then its kill label. */
+struct gg_walk {
+    uintptr_t open_sp;  /* in: the open region's entry stack pointer */
+    const char *resume; /* out: the entry's kill label, or NULL */
+    uintptr_t rbp, r12, r13, r14, r15;
+};
+__attribute__((noreturn)) void gg_walk_resume(const struct gg_walk *w, intptr_t kind, uintptr_t rsp) GG_API;
+__asm__("  .text\n  .p2align 4\n  .globl gg_walk_resume\n  .hidden gg_walk_resume\n"
+        "  .type gg_walk_resume, @function\n"
+        "gg_walk_resume:\n"
+        "  .cfi_startproc\n"
+        "  movq 16(%rdi), %rbp\n  movq 24(%rdi), %r12\n  movq 32(%rdi), %r13\n"
+        "  movq 40(%rdi), %r14\n  movq 48(%rdi), %r15\n"
+        "  movq 8(%rdi), %rax\n"
+        "  movq %rdx, %rsp\n"
+        "  movq %rsi, %rdx\n"
+        "  jmp *%rax\n"
+        "  .cfi_endproc\n  .size gg_walk_resume, .-gg_walk_resume\n");
+_Static_assert(offsetof(struct gg_walk, resume) == 8 && offsetof(struct gg_walk, rbp) == 16
+               && offsetof(struct gg_walk, r15) == 48, "asm offsets");
+
+/* DWARF register numbers (x86-64 psABI). */
+enum { GG_DW_RBP = 6, GG_DW_R12 = 12, GG_DW_R13 = 13, GG_DW_R14 = 14, GG_DW_R15 = 15 };
+
+static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {
+    struct gg_walk *w = p;
+    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
+    /* The entry's stack pointer at its call: open_sp minus what it pushed (rbx; ensure also
+     * `out` and an alignment slot). libgcc hands the callback the context *at the call site*:
+     * IP is the return address in the entry, registers are the entry's, and "CFA" is still the
+     * callee's, i.e. that stack pointer. */
+    const char *resume;
+    uintptr_t call_sp;
+    if (ip == (uintptr_t)gg_ret_restore)
+        resume = gg_kill_restore, call_sp = w->open_sp - 8;
+    else if (ip == (uintptr_t)gg_ret_acquire)
+        resume = gg_kill_acquire, call_sp = w->open_sp - 8;
+    else if (ip == (uintptr_t)gg_ret_ensure)
+        resume = gg_kill_ensure, call_sp = w->open_sp - 24;
+    else
+        return _URC_NO_REASON;
+    if ((uintptr_t)_Unwind_GetCFA(ctx) != call_sp)
+        return _URC_END_OF_STACK; /* an entry frame that is not the open region's: never expected */
+    w->rbp = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_RBP);
+    w->r12 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R12);
+    w->r13 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R13);
+    w->r14 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R14);
+    w->r15 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R15);
+    w->resume = resume;
+    return _URC_END_OF_STACK; /* stop the walk */
+}
+
+/* Called by the pthread_exit/pause interposers. Returns 0 when the thread is not inside an armed
+ * call (the interposer goes on with the policy or the real function); otherwise does not return.
+ * An armed call is either gg_arm_call's (jump buffer armed: Rust paths, drop-in fast paths) or an
+ * API fast entry's (the region's outermost entry, found by the walk). The walk runs only when this
+ * thread has an open region, so only when CPython is killing or parking it inside one. */
+GG_API int gg_kill_hook(int kind) {
+    if (gg_jb.armed)
+        gg_jb_jump(kind);
+    struct slot *sl = gg_slot;
+    if (!sl || atomic_load_explicit(&sl->depth, RLX) == 0)
+        return 0;
+    uintptr_t sp = atomic_load_explicit(&sl->open_sp, RLX);
+    if (!sp)
+        return 0;
+    struct gg_walk w = { .open_sp = sp };
+    _Unwind_Backtrace(gg_walk_frame, &w);
+    if (!w.resume)
+        return 0;
+    gg_walk_resume(&w, kind > 0 ? kind : 1, sp - 8);
+}
 #else
 GG_API int gg_api_restore_thread(void *ts) {
     struct slot *sl = gg_slot;
