@@ -96,9 +96,14 @@ pub(crate) fn api() -> Option<&'static Api> {
     if let Some(a) = API.get() {
         return Some(a);
     }
-    let a = API.get_or_try_init(|| resolve().ok_or(())).ok()?;
-    crate::api::publish(a);
-    Some(a)
+    // Published before the cell is set: the C fast paths call CPython's functions without a
+    // NULL test once a thread could have entered (which needs the cell).
+    API.get_or_try_init(|| {
+        let a = resolve().ok_or(())?;
+        crate::api::publish(&a);
+        Ok::<_, ()>(a)
+    })
+    .ok()
 }
 
 /// Only what was already resolved: never resolves (for paths that must not allocate).

@@ -172,10 +172,6 @@ static GG_TLS int gg_kind;
 GG_API int gg_thread_kind(void) { return gg_kind; }
 GG_API void gg_set_thread_kind(int k) { gg_kind = k; }
 
-/* This thread's gate slot (gate.rs), for the entry hot path. */
-static GG_TLS void *gg_slot __attribute__((used));
-GG_API void *gg_slot_get(void) { return gg_slot; }
-GG_API void gg_slot_set(void *p) { gg_slot = p; }
 
 
 /* ---- The gate's shared data (gate.rs mirrors these layouts; both sides assert them) ---------- */
@@ -205,6 +201,18 @@ _Static_assert(offsetof(struct slot, fast_state) == 40, "Slot layout");
 _Static_assert(offsetof(struct slot, errno_ptr) == 48, "Slot layout");
 _Static_assert(offsetof(struct slot, saved_errno) == 56, "Slot layout");
 _Static_assert(sizeof(struct slot) == 64, "Slot layout");
+
+/* This thread's gate slot (gate.rs), for the entry hot path. A thread without one points at
+ * gg_no_slot instead of NULL: its depth (never 0, never 1) sends every fast path to Rust, so the
+ * entries need no NULL test. No fast path writes it (each writes only after that depth test). */
+static struct slot gg_no_slot = { .depth = UINT32_MAX };
+static GG_TLS void *gg_slot __attribute__((used)) = &gg_no_slot;
+static inline struct slot *gg_slot_or_null(void) {
+    struct slot *sl = gg_slot;
+    return sl == &gg_no_slot ? NULL : sl;
+}
+GG_API void *gg_slot_get(void) { return gg_slot_or_null(); }
+GG_API void gg_slot_set(void *p) { gg_slot = p ? p : &gg_no_slot; }
 
 /* Read-mostly words every entry reads, alone in a 128-byte block (two cache lines, which adjacent-
  * line prefetch pairs anyway): the state word (gate.rs STATE: state in the low 2 bits, generation
@@ -348,9 +356,8 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
     "  movq gg_slot@gottpoff(%rip), %rax\n"                                                          \
     "  movq %fs:(%rax), %rcx\n"                                                                      \
     "  movq gg_hot+" GG_S(pyoff) "(%rip), %rsi\n"                                                    \
-    "  testq %rcx, %rcx\n  jz 9f\n"                                                                  \
     "  testq %rdi, %rdi\n  jz 9f\n"                                                                  \
-    "  testq %rsi, %rsi\n  jz 9f\n"                                                                  \
+    GG_ENTRY_FTEST_##is_ensure                                                                       \
     "  cmpl $0, 0(%rcx)\n  jne 9f\n"               /* nested or busy slot: Rust */                   \
     "  movl $1, 0(%rcx)\n"                          /* depth = 1 (store, then ...) */                \
     "  movq gg_hot(%rip), %rax\n"                   /* ... the state load (barrier A) */             \
@@ -384,6 +391,10 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
 /* restore/acquire: ts->interp (third pointer of struct _ts) must be the main interpreter. */
 #define GG_ENTRY_INTERP_0 "  movq gg_hot+96(%rip), %rax\n  cmpq %rax, 16(%rdi)\n  jne 8f\n"
 #define GG_ENTRY_PUSH_0 ""
+/* restore/acquire: CPython's function is published before any slot can get a fast_state (the
+ * depth/state tests fail until then); ensure's is NULL on the PEP 788 path, so it is tested. */
+#define GG_ENTRY_FTEST_0 ""
+#define GG_ENTRY_FTEST_1 "  testq %rsi, %rsi\n  jz 9f\n"
 #define GG_ENTRY_POP_0 ""
 /* ensure: rdi is `out`, kept on the stack (with an alignment slot) and written after the call. */
 #define GG_ENTRY_INTERP_1 ""
@@ -470,7 +481,7 @@ static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {
 GG_API int gg_kill_hook(int kind) {
     if (gg_jb.armed)
         gg_jb_jump(kind);
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     if (!sl || atomic_load_explicit(&sl->depth, RLX) == 0)
         return 0;
     uintptr_t sp = atomic_load_explicit(&sl->open_sp, RLX);
@@ -484,7 +495,7 @@ GG_API int gg_kill_hook(int kind) {
 }
 #else
 GG_API int gg_api_restore_thread(void *ts) {
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     void *f = gg_py(GG_PY_RESTORE);
     if (__builtin_expect(!sl || !f || !ts, 0))
         return gg_rust.restore(ts);
@@ -495,7 +506,7 @@ GG_API int gg_api_restore_thread(void *ts) {
 }
 
 GG_API int gg_api_acquire_thread(void *ts) {
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     void *f = gg_py(GG_PY_ACQUIRE);
     if (__builtin_expect(!sl || !f || !ts, 0))
         return gg_rust.acquire(ts);
@@ -506,7 +517,7 @@ GG_API int gg_api_acquire_thread(void *ts) {
 }
 
 GG_API int gg_api_gilstate_ensure(int *out) {
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     void *f = gg_py(GG_PY_API_ENSURE);
     if (__builtin_expect(!sl || !f || !out, 0))
         return gg_rust.ensure(out);
@@ -519,47 +530,53 @@ GG_API int gg_api_gilstate_ensure(int *out) {
 
 #endif
 
-/* Close the region after the real release returned (gate.rs `leave` at depth 1). */
+/* Close the region after the real release returned (gate.rs `leave` at depth 1). `detached` is
+ * already 0 here: gate.rs clears fast_state whenever it sets detached, and the fast release
+ * needs state == fast_state. */
 static inline void gg_leave_outermost(struct slot *sl) {
     atomic_store_explicit(&sl->suspended, 0, RLX);
     atomic_store_explicit(&sl->open_sp, 0, RLX);
-    atomic_store_explicit(&sl->detached, 0, RLX);
     atomic_store_explicit(&sl->depth, 0, memory_order_release);
+}
+/* The same for a region whose detached flag is not known to be clear (drop-in saves). */
+static inline void gg_leave_outermost_any(struct slot *sl) {
+    atomic_store_explicit(&sl->detached, 0, RLX);
+    gg_leave_outermost(sl);
 }
 
 /* Release side: fast only for the outermost region while the state word still equals the slot's
- * fast_state (so: not detached, runtime alive, gate not closed); everything else is Rust's. */
-static inline int gg_release_fast(struct slot *sl, void *f) {
-    return sl && f && atomic_load_explicit(&sl->depth, RLX) == 1
+ * fast_state (so: not detached, runtime alive, gate not closed); everything else is Rust's.
+ * sl is gg_slot itself: gg_no_slot fails the depth test. A matching fast_state also means
+ * CPython's save/release functions are published (api.rs publishes before anyone can enter). */
+static inline int gg_release_fast(struct slot *sl) {
+    return atomic_load_explicit(&sl->depth, RLX) == 1
         && atomic_load_explicit(&gg_hot.state, memory_order_acquire)
                == atomic_load_explicit(&sl->fast_state, RLX);
 }
 
 GG_API void *gg_api_save_thread(void) {
     struct slot *sl = gg_slot;
-    void *(*f)(void) = (void *(*)(void))gg_py(GG_PY_SAVE);
-    if (__builtin_expect(!gg_release_fast(sl, (void *)f), 0))
+    if (__builtin_expect(!gg_release_fast(sl), 0))
         return gg_rust.save();
-    void *ts = f();
+    void *ts = ((void *(*)(void))gg_py(GG_PY_SAVE))();
     gg_leave_outermost(sl);
     return ts;
 }
 
 GG_API void gg_api_release_thread(void *ts) {
     struct slot *sl = gg_slot;
-    void (*f)(void *) = (void (*)(void *))gg_py(GG_PY_RELEASE_THREAD);
-    if (__builtin_expect(!ts || !gg_release_fast(sl, (void *)f), 0)) {
+    if (__builtin_expect(!ts || !gg_release_fast(sl), 0)) {
         gg_rust.release_thread(ts);
         return;
     }
-    f(ts);
+    ((void (*)(void *))gg_py(GG_PY_RELEASE_THREAD))(ts);
     gg_leave_outermost(sl);
 }
 
 GG_API void gg_api_gilstate_release(int st) {
     struct slot *sl = gg_slot;
-    void (*f)(int) = (void (*)(int))gg_py(GG_PY_API_GILSTATE_RELEASE);
-    if (__builtin_expect(!gg_release_fast(sl, (void *)f), 0)) {
+    void (*f)(int) = (void (*)(int))gg_py(GG_PY_API_GILSTATE_RELEASE); /* NULL on PEP 788's path */
+    if (__builtin_expect(!f || !gg_release_fast(sl), 0)) {
         gg_rust.gilstate_release(st);
         return;
     }
@@ -585,7 +602,7 @@ static inline int gg_from_cpython(uintptr_t ra) {
 /* A host thread's outermost entry; returns 1 if done (GIL held), 0 for Rust's path. */
 static inline __attribute__((always_inline)) int gg_drop_entry(void *f, void *arg, int *value_out,
                                                                 uintptr_t sp, int which) {
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     if (__builtin_expect(!sl || gg_kind != GG_HOST, 0))
         return 0;
     int rc = gg_fast_entry(sl, f, arg, value_out, sp, 0);
@@ -653,13 +670,13 @@ GG_API void *gg_drop_save_thread(uintptr_t ra, uintptr_t sp) {
         return gg_rust.drop_save(ra, sp);
     if (gg_from_cpython(ra))
         return f();
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     int k = gg_drop_leave_kind(sl, sp, 1);
     if (k == 2)
         return gg_rust.drop_save(ra, sp);
     void *ts = f();
     if (k == 1)
-        gg_leave_outermost(sl);
+        gg_leave_outermost_any(sl);
     return ts;
 }
 
@@ -673,7 +690,7 @@ GG_API void gg_drop_release_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         f(ts);
         return;
     }
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     int k = gg_drop_leave_kind(sl, sp, 1);
     if (k == 2) {
         gg_rust.drop_release_thread(ts, ra, sp);
@@ -681,7 +698,7 @@ GG_API void gg_drop_release_thread(void *ts, uintptr_t ra, uintptr_t sp) {
     }
     f(ts);
     if (k == 1)
-        gg_leave_outermost(sl);
+        gg_leave_outermost_any(sl);
 }
 
 GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
@@ -694,7 +711,7 @@ GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
         f(st);
         return;
     }
-    struct slot *sl = gg_slot;
+    struct slot *sl = gg_slot_or_null();
     int k = gg_drop_leave_kind(sl, sp, 0);
     if (k == 2) {
         gg_rust.drop_gilstate_release(st, ra, sp);
@@ -702,5 +719,5 @@ GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
     }
     f(st);
     if (k == 1)
-        gg_leave_outermost(sl);
+        gg_leave_outermost_any(sl);
 }
