@@ -168,7 +168,7 @@ GG_API int gg_armed_call_v(void (*f)(void)) {
 
 /* What started this thread, decided once by origin.rs: 0 unknown, 1 host, 2 CPython.
  * Initial-exec TLS: readable from interposed functions without allocation or locks. */
-static GG_TLS int gg_kind;
+static GG_TLS int gg_kind __attribute__((used));
 GG_API int gg_thread_kind(void) { return gg_kind; }
 GG_API void gg_set_thread_kind(int k) { gg_kind = k; }
 
@@ -420,79 +420,6 @@ _Static_assert(offsetof(struct gg_rust, ensure) == 16, "asm offsets");
 _Static_assert(offsetof(struct gg_rust, killed) == 48, "asm offsets");
 _Static_assert(GG_W_RESTORE == 0 && GG_W_ACQUIRE == 1 && GG_W_ENSURE == 2, "asm constants");
 
-/* Resume a walked-to entry: callee-saved registers the entry did not touch, its stack pointer,
- * the kill kind in edx, then its kill label. */
-struct gg_walk {
-    uintptr_t open_sp;  /* in: the open region's entry stack pointer */
-    const char *resume; /* out: the entry's kill label, or NULL */
-    uintptr_t rbp, r12, r13, r14, r15;
-};
-__attribute__((noreturn)) void gg_walk_resume(const struct gg_walk *w, intptr_t kind, uintptr_t rsp) GG_API;
-__asm__("  .text\n  .p2align 4\n  .globl gg_walk_resume\n  .hidden gg_walk_resume\n"
-        "  .type gg_walk_resume, @function\n"
-        "gg_walk_resume:\n"
-        "  .cfi_startproc\n"
-        "  movq 16(%rdi), %rbp\n  movq 24(%rdi), %r12\n  movq 32(%rdi), %r13\n"
-        "  movq 40(%rdi), %r14\n  movq 48(%rdi), %r15\n"
-        "  movq 8(%rdi), %rax\n"
-        "  movq %rdx, %rsp\n"
-        "  movq %rsi, %rdx\n"
-        "  jmp *%rax\n"
-        "  .cfi_endproc\n  .size gg_walk_resume, .-gg_walk_resume\n");
-_Static_assert(offsetof(struct gg_walk, resume) == 8 && offsetof(struct gg_walk, rbp) == 16
-               && offsetof(struct gg_walk, r15) == 48, "asm offsets");
-
-/* DWARF register numbers (x86-64 psABI). */
-enum { GG_DW_RBP = 6, GG_DW_R12 = 12, GG_DW_R13 = 13, GG_DW_R14 = 14, GG_DW_R15 = 15 };
-
-static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {
-    struct gg_walk *w = p;
-    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
-    /* The entry's stack pointer at its call: open_sp minus what it pushed (rbx; ensure also
-     * `out` and an alignment slot). libgcc hands the callback the context *at the call site*:
-     * IP is the return address in the entry, registers are the entry's, and "CFA" is still the
-     * callee's, i.e. that stack pointer. */
-    const char *resume;
-    uintptr_t call_sp;
-    if (ip == (uintptr_t)gg_ret_restore)
-        resume = gg_kill_restore, call_sp = w->open_sp - 8;
-    else if (ip == (uintptr_t)gg_ret_acquire)
-        resume = gg_kill_acquire, call_sp = w->open_sp - 8;
-    else if (ip == (uintptr_t)gg_ret_ensure)
-        resume = gg_kill_ensure, call_sp = w->open_sp - 24;
-    else
-        return _URC_NO_REASON;
-    if ((uintptr_t)_Unwind_GetCFA(ctx) != call_sp)
-        return _URC_END_OF_STACK; /* an entry frame that is not the open region's: never expected */
-    w->rbp = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_RBP);
-    w->r12 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R12);
-    w->r13 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R13);
-    w->r14 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R14);
-    w->r15 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R15);
-    w->resume = resume;
-    return _URC_END_OF_STACK; /* stop the walk */
-}
-
-/* Called by the pthread_exit/pause interposers. Returns 0 when the thread is not inside an armed
- * call (the interposer goes on with the policy or the real function); otherwise does not return.
- * An armed call is either gg_arm_call's (jump buffer armed: Rust paths, drop-in fast paths) or an
- * API fast entry's (the region's outermost entry, found by the walk). The walk runs only when this
- * thread has an open region, so only when CPython is killing or parking it inside one. */
-GG_API int gg_kill_hook(int kind) {
-    if (gg_jb.armed)
-        gg_jb_jump(kind);
-    struct slot *sl = gg_slot_or_null();
-    if (!sl || atomic_load_explicit(&sl->depth, RLX) == 0)
-        return 0;
-    uintptr_t sp = atomic_load_explicit(&sl->open_sp, RLX);
-    if (!sp)
-        return 0;
-    struct gg_walk w = { .open_sp = sp };
-    _Unwind_Backtrace(gg_walk_frame, &w);
-    if (!w.resume)
-        return 0;
-    gg_walk_resume(&w, kind > 0 ? kind : 1, sp - 8);
-}
 #else
 GG_API int gg_api_restore_thread(void *ts) {
     struct slot *sl = gg_slot_or_null();
@@ -599,6 +526,74 @@ static inline int gg_from_cpython(uintptr_t ra) {
     return ra - lo < atomic_load_explicit(&gg_hot.text_hi, RLX) - lo;
 }
 
+#if defined(__x86_64__)
+/* The drop-in entries, in assembly like the API entries (same sequence as gg_drop_entry +
+ * gg_fast_entry; kills found by gg_kill_hook's walk, resumed at gg_kill_drop_*, which hands the
+ * kill to Rust's drop_killed: the policy). Arguments as the trampolines pass them: restore and
+ * acquire (ts, ra, sp), ensure (ra, sp); sp is the caller's stack pointer after the return, i.e.
+ * this frame's entry rsp + 8, and becomes open_sp. Calls from CPython's own code, NULL thread
+ * states and CPython's threads go straight to CPython by tail jump; anything else Rust's. */
+#define GG_DROP_ASM(name, tag, pyoff, slowoff, which, RA, SP, TSTEST)                                \
+    "  .text\n  .p2align 4\n  .globl " name "\n  .hidden " name "\n  .type " name ", @function\n"     \
+    name ":\n"                                                                                       \
+    "  .cfi_startproc\n"                                                                             \
+    "  movq gg_hot+" GG_S(pyoff) "(%rip), %rax\n"                                                    \
+    "  testq %rax, %rax\n  jz 9f\n"                 /* CPython not resolved yet: Rust */             \
+    "  movq gg_hot+80(%rip), %rcx\n"                /* from CPython's own code? */                   \
+    "  movq " RA ", %r8\n  subq %rcx, %r8\n"                                                         \
+    "  movq gg_hot+88(%rip), %r9\n  subq %rcx, %r9\n"                                                \
+    "  cmpq %r9, %r8\n  jb 6f\n"                                                                     \
+    TSTEST                                                                                           \
+    "  movq gg_kind@gottpoff(%rip), %rcx\n  movl %fs:(%rcx), %ecx\n"                                \
+    "  cmpl $1, %ecx\n  jne 5f\n"                   /* not a host thread */                          \
+    "  movq gg_slot@gottpoff(%rip), %rcx\n  movq %fs:(%rcx), %rcx\n"                                \
+    "  cmpl $0, 0(%rcx)\n  jne 9f\n"                                                                 \
+    "  movl $1, 0(%rcx)\n"                                                                           \
+    "  movq gg_hot(%rip), %r8\n"                                                                     \
+    "  cmpq 40(%rcx), %r8\n  jne 8f\n"                                                               \
+    "  movq " SP ", 24(%rcx)\n"                     /* open_sp */                                    \
+    "  movq 48(%rcx), %r8\n  movl (%r8), %r8d\n  movl %r8d, 56(%rcx)\n" /* saved_errno */           \
+    "  pushq %rbx\n  .cfi_adjust_cfa_offset 8\n  .cfi_rel_offset %rbx, 0\n"                         \
+    "  movq %rcx, %rbx\n"                                                                            \
+    "  call *%rax\n"                                                                                 \
+    "  .globl gg_ret_" tag "\n  .hidden gg_ret_" tag "\n"                                            \
+    "gg_ret_" tag ":\n"                                                                              \
+    "  addq $1, 16(%rbx)\n"                                                                          \
+    "  popq %rbx\n  .cfi_adjust_cfa_offset -8\n  .cfi_restore %rbx\n"                               \
+    "  ret\n"                                       /* ensure: eax is PyGILState_Ensure's value */   \
+    "  .globl gg_kill_" tag "\n  .hidden gg_kill_" tag "\n"                                          \
+    "gg_kill_" tag ":\n"                            /* rsp = entry rsp - 8, edx = kind */            \
+    "  .cfi_adjust_cfa_offset 8\n  .cfi_rel_offset %rbx, 0\n"                                       \
+    "  popq %rbx\n  .cfi_adjust_cfa_offset -8\n  .cfi_restore %rbx\n"                               \
+    "  movq gg_slot@gottpoff(%rip), %rax\n  movq %fs:(%rax), %rdi\n"                                \
+    "  movq 48(%rdi), %rax\n  movl 56(%rdi), %ecx\n  movl %ecx, (%rax)\n"                           \
+    "  movl %edx, %esi\n  movl $" GG_S(which) ", %edx\n"                                            \
+    "  jmp *gg_rust+104(%rip)\n"                    /* drop_killed(slot, kind, which) */             \
+    "5:\n"                                                                                           \
+    "  cmpl $2, %ecx\n  jne 9f\n"                   /* CPython's thread: forward */                  \
+    "6:\n"                                                                                           \
+    "  jmp *%rax\n"                                                                                  \
+    "8:\n"                                                                                           \
+    "  movl $0, 0(%rcx)\n"                                                                           \
+    "9:\n"                                                                                           \
+    "  jmp *gg_rust+" GG_S(slowoff) "(%rip)\n"                                                      \
+    "  .cfi_endproc\n  .size " name ", .-" name "\n"
+#define GG_DROP_TSTEST "  testq %rdi, %rdi\n  jz 6f\n"
+__asm__(GG_DROP_ASM("gg_drop_restore_thread", "drop_restore", 16, 56, 0, "%rsi", "%rdx", GG_DROP_TSTEST));
+__asm__(GG_DROP_ASM("gg_drop_acquire_thread", "drop_acquire", 24, 64, 1, "%rsi", "%rdx", GG_DROP_TSTEST));
+__asm__(GG_DROP_ASM("gg_drop_gilstate_ensure", "drop_ensure", 32, 72, 2, "%rdi", "%rsi", ""));
+GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp);
+GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp);
+GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp);
+extern const char gg_ret_drop_restore[], gg_ret_drop_acquire[], gg_ret_drop_ensure[] GG_API;
+extern const char gg_kill_drop_restore[], gg_kill_drop_acquire[], gg_kill_drop_ensure[] GG_API;
+_Static_assert(offsetof(struct gg_hot, py) + 8 * GG_PY_ENSURE == 32, "asm offsets");
+_Static_assert(offsetof(struct gg_hot, text_lo) == 80 && offsetof(struct gg_hot, text_hi) == 88, "asm offsets");
+_Static_assert(offsetof(struct gg_rust, drop_restore) == 56 && offsetof(struct gg_rust, drop_acquire) == 64
+               && offsetof(struct gg_rust, drop_ensure) == 72 && offsetof(struct gg_rust, drop_killed) == 104,
+               "asm offsets");
+_Static_assert(GG_HOST == 1 && GG_CPYTHON == 2, "asm constants");
+#else
 /* A host thread's outermost entry; returns 1 if done (GIL held), 0 for Rust's path. */
 static inline __attribute__((always_inline)) int gg_drop_entry(void *f, void *arg, int *value_out,
                                                                 uintptr_t sp, int which) {
@@ -650,6 +645,8 @@ GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp) {
         return v;
     return gg_rust.drop_ensure(ra, sp);
 }
+
+#endif
 
 /* Save side: the host's own save closing its outermost region (not an extension's save deeper
  * in the stack, which suspends it: Rust), or any call outside a region: forwarded. */
@@ -721,3 +718,95 @@ GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
     if (k == 1)
         gg_leave_outermost_any(sl);
 }
+
+#if defined(__x86_64__)
+/* Resume a walked-to entry: callee-saved registers the entry did not touch, its stack pointer,
+ * the kill kind in edx, then its kill label. */
+struct gg_walk {
+    uintptr_t open_sp;  /* in: the open region's open_sp */
+    const char *resume; /* out: the entry's kill label, or NULL */
+    uintptr_t rbp, r12, r13, r14, r15;
+    uintptr_t resume_sp; /* out */
+};
+__attribute__((noreturn)) void gg_walk_resume(const struct gg_walk *w, intptr_t kind, uintptr_t rsp) GG_API;
+__asm__("  .text\n  .p2align 4\n  .globl gg_walk_resume\n  .hidden gg_walk_resume\n"
+        "  .type gg_walk_resume, @function\n"
+        "gg_walk_resume:\n"
+        "  .cfi_startproc\n"
+        "  movq 16(%rdi), %rbp\n  movq 24(%rdi), %r12\n  movq 32(%rdi), %r13\n"
+        "  movq 40(%rdi), %r14\n  movq 48(%rdi), %r15\n"
+        "  movq 8(%rdi), %rax\n"
+        "  movq %rdx, %rsp\n"
+        "  movq %rsi, %rdx\n"
+        "  jmp *%rax\n"
+        "  .cfi_endproc\n  .size gg_walk_resume, .-gg_walk_resume\n");
+_Static_assert(offsetof(struct gg_walk, resume) == 8 && offsetof(struct gg_walk, rbp) == 16
+               && offsetof(struct gg_walk, r15) == 48, "asm offsets");
+
+/* DWARF register numbers (x86-64 psABI). */
+enum { GG_DW_RBP = 6, GG_DW_R12 = 12, GG_DW_R13 = 13, GG_DW_R14 = 14, GG_DW_R15 = 15 };
+
+/* The assembly entries: where their call into CPython returns to, their kill label, and from
+ * open_sp, their stack pointer at that call and the one their kill label expects (pointing at
+ * the pushed rbx). API entries store their entry rsp as open_sp, drop-in ones entry rsp + 8. */
+static const struct gg_entry_site {
+    const char *ret, *kill;
+    uint8_t call_off, resume_off;
+} gg_sites[] = {
+    {gg_ret_restore, gg_kill_restore, 8, 8},
+    {gg_ret_acquire, gg_kill_acquire, 8, 8},
+    {gg_ret_ensure, gg_kill_ensure, 24, 8}, /* also `out` and an alignment slot */
+    {gg_ret_drop_restore, gg_kill_drop_restore, 16, 16},
+    {gg_ret_drop_acquire, gg_kill_drop_acquire, 16, 16},
+    {gg_ret_drop_ensure, gg_kill_drop_ensure, 16, 16},
+};
+
+static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {
+    struct gg_walk *w = p;
+    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
+    const struct gg_entry_site *e = NULL;
+    for (size_t i = 0; i < sizeof gg_sites / sizeof gg_sites[0]; i++)
+        if (ip == (uintptr_t)gg_sites[i].ret)
+            e = &gg_sites[i];
+    if (!e)
+        return _URC_NO_REASON;
+    /* libgcc hands the callback the context *at the call site*: IP is the return address in
+     * the entry, registers are the entry's, and "CFA" is still the callee's, i.e. the entry's
+     * stack pointer at the call. */
+    if ((uintptr_t)_Unwind_GetCFA(ctx) != w->open_sp - e->call_off)
+        return _URC_END_OF_STACK; /* an entry frame that is not the open region's: never expected */
+    w->resume_sp = w->open_sp - e->resume_off;
+    const char *resume = e->kill;
+    w->rbp = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_RBP);
+    w->r12 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R12);
+    w->r13 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R13);
+    w->r14 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R14);
+    w->r15 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R15);
+    w->resume = resume;
+    return _URC_END_OF_STACK; /* stop the walk */
+}
+
+/* Called by the pthread_exit/pause interposers. Returns 0 when the thread is not inside an armed
+ * call (the interposer goes on with the policy or the real function); otherwise does not return.
+ * An armed call is either gg_arm_call's (jump buffer armed: the Rust paths) or an assembly fast
+ * entry's (API or drop-in: the region's outermost entry, found by the walk). The walk runs only
+ * when this thread has an open region, so only when CPython is killing or parking it inside one.
+ * It needs unwind tables (.eh_frame) in CPython's frames between the entry and the kill site, as
+ * every CPython build tested here has (glibc's own forced unwind needs them too); without them
+ * the walk finds nothing and the kill goes to the policy (diagnosed abort by default). */
+GG_API int gg_kill_hook(int kind) {
+    if (gg_jb.armed)
+        gg_jb_jump(kind);
+    struct slot *sl = gg_slot_or_null();
+    if (!sl || atomic_load_explicit(&sl->depth, RLX) == 0)
+        return 0;
+    uintptr_t sp = atomic_load_explicit(&sl->open_sp, RLX);
+    if (!sp)
+        return 0;
+    struct gg_walk w = { .open_sp = sp };
+    _Unwind_Backtrace(gg_walk_frame, &w);
+    if (!w.resume)
+        return 0;
+    gg_walk_resume(&w, kind > 0 ? kind : 1, w.resume_sp);
+}
+#endif
