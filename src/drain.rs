@@ -125,8 +125,10 @@ pub(crate) fn drain(api: &Api, why: &str) {
     let me = gate::my_slot_if_any();
     let mut left = gate::others_inside(me);
     let inside_at_close = left;
-    if left > 0 {
-        let timeout = Duration::from_millis(crate::config::drain_timeout_ms());
+    let timeout = Duration::from_millis(crate::config::drain_timeout_ms());
+    // A zero bound disables the drain: the gate closes, but the GIL is not handed to the
+    // threads inside (which would let them finish their entry), so they meet CPython's kill.
+    if left > 0 && !timeout.is_zero() {
         // SAFETY: the caller holds the GIL; we give it up so drained threads can finish, and take
         // it back before returning (the runtime is not finalizing yet, so this cannot be killed).
         unsafe {
@@ -144,7 +146,9 @@ pub(crate) fn drain(api: &Api, why: &str) {
         let mut l = crate::log::Line::new();
         l.s("drain (").s(why).s("): gate closed, ").u(inside_at_close as u64)
             .s(" thread(s) were inside, ").u(ns / 1000).s(" us");
-        if left > 0 {
+        if left > 0 && timeout.is_zero() {
+            l.s("; drain disabled (bound 0): ").u(left as u64).s(" still inside");
+        } else if left > 0 {
             l.s("; TIMED OUT with ").u(left as u64)
                 .s(" still inside (raise GILGATE_DRAIN_TIMEOUT_MS or gilgate_set_drain_timeout_ms)");
         }

@@ -17,6 +17,8 @@ enum Job {
     Raw { py: usize, exe: std::path::PathBuf, run: SeedRun },
     Edges { py: usize, exe: std::path::PathBuf },
     LateLoad { py: usize, exe: std::path::PathBuf },
+    /// c_tests/entry_kill.c: a kill/park inside a thread's outermost fast entry, deterministic.
+    EntryKill { py: usize, exe: std::path::PathBuf, mode: &'static str },
 }
 
 fn main() {
@@ -56,6 +58,7 @@ fn main() {
         }
         build_jobs.push((i, "api_edges.c", Lang::C, true));
         build_jobs.push((i, "late_load.c", Lang::C, false));
+        build_jobs.push((i, "entry_kill.c", Lang::C, true));
     }
     let pys_b = pys.clone();
     let built = parallel(build_jobs.clone(), concurrency(), move |(i, src, lang, gg)| compile(&pys_b[i], src, lang, gg));
@@ -106,6 +109,14 @@ fn main() {
             jobs.push(Job::Raw { py: i, exe: exe_of[&(i, "seed_host.c", lang, false)].clone(), run });
         }
         jobs.push(Job::Edges { py: i, exe: exe_of[&(i, "api_edges.c", Lang::C, true)].clone() });
+        if p.minor() >= (3, 9) {
+            // gilgate_gilstate_ensure is no fast entry on 3.15+ (the PEP 788 path, which holds a
+            // guard that lets the thread in during finalization: pep788.rs covers it).
+            let modes: &[&'static str] = if p.minor() >= (3, 15) { &["api-restore", "dropin"] } else { &["api-restore", "api-ensure", "dropin"] };
+            for &mode in modes {
+                jobs.push(Job::EntryKill { py: i, exe: exe_of[&(i, "entry_kill.c", Lang::C, true)].clone(), mode });
+            }
+        }
         jobs.push(Job::LateLoad { py: i, exe: exe_of[&(i, "late_load.c", Lang::C, false)].clone() });
         let _ = p;
     }
@@ -117,6 +128,7 @@ fn main() {
             Job::Raw { py, exe, run, .. } => (*py, exe.clone(), run.args(), Duration::from_secs(4)),
             Job::Edges { py, exe } => (*py, exe.clone(), vec![], Duration::from_secs(30)),
             Job::LateLoad { py, exe } => (*py, exe.clone(), vec![lib_dir().join("libgilgate.so").display().to_string()], Duration::from_secs(30)),
+            Job::EntryKill { py, exe, mode } => (*py, exe.clone(), vec![mode.to_string()], Duration::from_secs(30)),
         };
         let mut cmd = pys_r[py].command(&exe);
         cmd.args(&args);
@@ -126,7 +138,7 @@ fn main() {
         if matches!(job, Job::Edges { .. }) {
             cmd.env("GILGATE_SHOW_STATS", "1");
         }
-        if matches!(job, Job::NoDrain { .. }) {
+        if matches!(job, Job::NoDrain { .. } | Job::EntryKill { .. }) {
             cmd.env("GILGATE_DRAIN_TIMEOUT_MS", "0").env("SEED_NO_SLEEP", "1");
         }
         (job, run(cmd, timeout))
@@ -172,6 +184,22 @@ fn main() {
                 nodrain[*py].2 += caught;
                 tally.case(&format!("{} no-drain seed {} {}", pys[*py].name, lang.tag(), run.describe()), ok,
                     &format!("{} stderr: {}", r.outcome, stderr_tail(r, 5)));
+            }
+            Job::EntryKill { py, mode, .. } => {
+                // api-*: the entry returned GILGATE_ERR_FINALIZING, errno unchanged, thread joined
+                // (the host checks, exit 0). dropin: the policy (abort) from the entry's own
+                // bookkeeping, naming the export, not the interposer's fallback for kills outside
+                // any entry ("pthread_exit on thread ..." / "pause on thread ...").
+                let ok = if *mode == "dropin" {
+                    matches!(r.outcome, Outcome::Crash(6))
+                        && r.stderr.contains("gilgate: PyGILState_Ensure on thread")
+                        && (r.stderr.contains("CPython tried to kill a host thread")
+                            || r.stderr.contains("CPython tried to park a host thread"))
+                } else {
+                    matches!(r.outcome, Outcome::Clean(_)) && r.stdout.contains(" ok")
+                };
+                tally.case(&format!("{} kill inside an outermost fast entry ({mode})", pys[*py].name), ok,
+                    &format!("{} stdout: {} stderr: {}", r.outcome, r.stdout.trim(), stderr_tail(r, 4)));
             }
             Job::LateLoad { py, .. } => {
                 // Loaded too late to interpose: it must say so, and still answer correctly.

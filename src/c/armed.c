@@ -1,15 +1,16 @@
 /* The only C in gilgate: a setjmp cannot be called soundly from Rust (it returns twice), Rust in a
  * cdylib only gets general-dynamic TLS (a __tls_get_addr call per access), and the entry hot path
- * needs initial-exec TLS and no frame it does not need. So the fast paths of the fallible API live
- * here (gg_api_*), and everything else (first use of a thread, nesting, refusals, kills, drain
- * bookkeeping) is Rust, reached through the gg_rust callbacks.
+ * needs initial-exec TLS and no frame it does not need. So the fast paths of the fallible API
+ * (gg_api_*) and of the drop-in exports (gg_drop_*) live here, and everything else (first use of
+ * a thread, nesting, refusals, kill bookkeeping, drain) is Rust, reached through gg_rust.
  *
- * A gated entry calls into CPython with the thread's jump buffer armed for exactly the duration
- * of that call. If CPython decides to kill the thread inside it (pthread_exit on 3.8-3.13, pause()
- * forever on 3.14+), gilgate's interposed pthread_exit/pause call gg_kill_hook(), which jumps back
- * here and the entry returns an error instead. Frames skipped by the jump are CPython's own
- * (take_gil, PyEval_RestoreThread, ...) and the interposer's Rust frame, none of which own anything
- * that needs unwinding at that point.
+ * If CPython decides to kill a thread inside a gated entry's call into it (pthread_exit on
+ * 3.8-3.13, pause() forever on 3.14+), gilgate's interposed pthread_exit/pause call gg_kill_hook(),
+ * which returns the thread to that entry, and the entry returns an error (or applies the policy)
+ * instead. Two ways back: the Rust paths arm a jump buffer around the call (gg_arm_call); the
+ * x86-64 fast entries arm nothing and are found by a stack walk (gg_kill_hook, at the end).
+ * Frames skipped either way are CPython's own (take_gil, PyEval_RestoreThread, ...) and the
+ * interposer's Rust frame, none of which own anything that needs unwinding at that point.
  *
  * Memory ordering of the entry (the Dekker pair with the drain) is argued in gate.rs; this file
  * implements the same sequence: depth store, barrier A, state load.

@@ -1,0 +1,115 @@
+/* A kill (3.9-3.13) or park (3.14+) inside a thread's outermost fast entry, made deterministic:
+ * the worker enters while the main thread holds the GIL, so it waits inside CPython's take_gil;
+ * the main thread then finalizes with the drain disabled (the harness sets
+ * GILGATE_DRAIN_TIMEOUT_MS=0), and CPython kills or parks the waiting worker inside the entry.
+ * The worker's first entry and save (the Rust path: claims the slot, learns the state) come
+ * first, so the measured entry is the thread's outermost fast entry.
+ *
+ *   entry_kill api-restore  gilgate_restore_thread must return GILGATE_ERR_FINALIZING with errno
+ *   entry_kill api-ensure   (resp. gilgate_gilstate_ensure) unchanged; the worker then ends
+ *                           normally and is joined. Exit 0 = every check held.
+ *   entry_kill dropin       PyGILState_Ensure (gilgate's export when linked ahead of libpython):
+ *                           the policy applies (default: abort with gilgate's diagnostic naming
+ *                           PyGILState_Ensure); the harness checks the signal and the message.
+ * Not for 3.8 (its waiters are killed only after they get the GIL, which finalization keeps). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "gilgate.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum { API_RESTORE, API_ENSURE, DROPIN };
+static int g_mode;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int warmed, go;
+static int entry_status = -1, errno_after = -1;
+
+static void wait_for(int *flag) {
+    pthread_mutex_lock(&mu);
+    while (!*flag)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+static void set(int *flag) {
+    pthread_mutex_lock(&mu);
+    *flag = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void *worker(void *arg) {
+    PyThreadState *ts = arg;
+    int st = 0;
+    /* Warm-up while the main thread has released the GIL: the first entry adopts the runtime,
+     * the second caches the fast state; the measured third one is a fast entry. */
+    for (int k = 0; k < 2; k++)
+    if (g_mode == API_RESTORE) {
+        if (gilgate_restore_thread(ts) != GILGATE_OK) { fprintf(stderr, "warm-up entry failed\n"); return NULL; }
+        gilgate_save_thread();
+    } else if (g_mode == API_ENSURE) {
+        if (gilgate_gilstate_ensure(&st) != GILGATE_OK) { fprintf(stderr, "warm-up entry failed\n"); return NULL; }
+        gilgate_gilstate_release(st);
+    } else {
+        st = PyGILState_Ensure();
+        PyGILState_Release(st);
+    }
+    set(&warmed);
+    wait_for(&go);
+    /* The main thread holds the GIL: this entry waits inside CPython until finalization kills
+     * or parks it. */
+    errno = 4242;
+    if (g_mode == API_RESTORE)
+        entry_status = gilgate_restore_thread(ts);
+    else if (g_mode == API_ENSURE)
+        entry_status = gilgate_gilstate_ensure(&st);
+    else {
+        st = PyGILState_Ensure(); /* the policy ends the process before this returns */
+        entry_status = GILGATE_OK;
+    }
+    errno_after = errno;
+    if (entry_status == GILGATE_OK) { /* not expected: hand the GIL back so the test can end */
+        if (g_mode == API_RESTORE) gilgate_save_thread();
+        else if (g_mode == API_ENSURE) gilgate_gilstate_release(st);
+        else PyGILState_Release(st);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: entry_kill api-restore|api-ensure|dropin\n"); return 2; }
+    g_mode = !strcmp(argv[1], "api-restore") ? API_RESTORE : !strcmp(argv[1], "api-ensure") ? API_ENSURE
+           : !strcmp(argv[1], "dropin") ? DROPIN : -1;
+    if (g_mode < 0) { fprintf(stderr, "bad mode\n"); return 2; }
+    Py_InitializeEx(0);
+    PyThreadState *ts = g_mode == API_RESTORE ? PyThreadState_New(PyInterpreterState_Main()) : NULL;
+    pthread_t th;
+    /* The worker must meet finalization, not slip in before it: with a switch interval of
+     * 1000 s the waiting worker never asks the main thread to drop the GIL, so nothing before
+     * CPython's finalizing flag hands it over; then a __del__ run when modules are cleared (after
+     * the flag) sleeps with the GIL released, and the worker takes it inside its entry and meets
+     * the kill (3.9-3.13) or park (3.14+). Without that window a fast finalization can end before
+     * the worker looks, and on 3.10/3.11 it then takes the GIL of a finalized runtime. */
+    PyRun_SimpleString("import sys, time\n"
+                       "sys.setswitchinterval(1000.0)\n"
+                       "class Busy:\n"
+                       "    def __del__(self):\n"
+                       "        time.sleep(0.1)\n"
+                       "busy = Busy()\n");
+    PyThreadState *main_ts = PyEval_SaveThread();
+    pthread_create(&th, NULL, worker, ts);
+    wait_for(&warmed);
+    PyEval_RestoreThread(main_ts);
+    set(&go);
+    struct timespec d = {0, 200 * 1000 * 1000}; /* the worker is now waiting for the GIL */
+    nanosleep(&d, NULL);
+    int fin = Py_FinalizeEx();
+    pthread_join(th, NULL);
+    int ok = entry_status == GILGATE_ERR_FINALIZING && errno_after == 4242;
+    printf("RESULT mode=%s finalize=%d entry=%s errno=%d %s\n", argv[1], fin,
+           entry_status < 0 ? "none" : gilgate_status_str(entry_status), errno_after, ok ? "ok" : "FAILED");
+    return ok ? 0 : 1;
+}
