@@ -169,6 +169,16 @@ static void run_blocks(const char *section, struct variant *vs, int nv, int bloc
             x->v[b] = x->f(n);
         }
     for (int k = 0; k < nv; k++) report(section, vs[k].name, vs[k].v, blocks);
+    /* Paired differences against raw (vs[0]) within each block: this machine drifts between a
+     * fast and a slow regime (a shared host), often within one run; a block's variants run
+     * back to back (~10 ms each), so per-block differences cancel most of the drift that a
+     * difference of medians over all blocks keeps. */
+    double *d = malloc(sizeof(double) * blocks);
+    for (int k = 1; k < nv; k++) {
+        for (int b = 0; b < blocks; b++) d[b] = vs[k].v[b] - vs[0].v[b];
+        printf("D %s %s %.2f %.2f %.2f\n", section, vs[k].name, pct(d, blocks, 0.5), pct(d, blocks, 0.1), pct(d, blocks, 0.9));
+    }
+    free(d);
 }
 
 /* ---- contended: N threads doing restore+save pairs ---- */

@@ -82,7 +82,7 @@ for entry in "${PYTHONS[@]}"; do
 
     echo "$name: pair" >&2
     "${RUN[@]}" "$d/pair" >"$d/pair.txt"
-    "${RUN[@]}" "$d/pair-nogg" | sed 's/^R \([a-z_0-9]*\) /R \1 nogg_/' >>"$d/pair.txt"
+    "${RUN[@]}" "$d/pair-nogg" | sed 's/^\([RD]\) \([a-z_0-9]*\) /\1 \2 nogg_/' >>"$d/pair.txt"
 
     # BENCH_ONLY=pair: re-measure the pairs only (the other outputs stay as they were).
     [ "${BENCH_ONLY:-}" = pair ] && { PRESENT+=("$name"); continue; }
