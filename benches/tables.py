@@ -7,6 +7,7 @@ import statistics
 import sys
 
 out, names = sys.argv[1], sys.argv[2:]
+BLOCKS = int(os.environ.get("PAIR_BLOCKS", "30"))
 
 
 def read(name, f):
@@ -19,11 +20,13 @@ def pair_rows(name):
     for t in read(name, "pair.txt"):
         if t and t[0] in ("R", "D"):
             r[(t[1], t[2] if t[0] == "R" else "d_" + t[2])] = tuple(float(x) for x in t[3:6])
+        elif t and t[0] == "F":
+            r[(t[1], "f_" + t[2])] = tuple(float(x) for x in t[3:6]) + (int(t[6]),)
     return r
 
 
 def dd(v):
-    return "%+.1f [%+.1f…%+.1f]" % v if v else "–"
+    return "%+.1f [%+.1f…%+.1f]" % v[:3] if v else "–"
 
 
 def ns(v):
@@ -55,13 +58,16 @@ for sec, title, ops in (
     print()
     print("Paired: per block, variant minus raw measured back to back in that block; median [p10…p90] "
           "over blocks, ns/pair (the verdict column uses the API's median).\n")
-    print("| CPython | floor: shim − raw | API − raw | exported − raw | API ≤ raw+5 ns? |")
-    print("|---|---|---|---|---|")
+    print("| CPython | floor: shim − raw | API − raw | exported − raw | API ≤ raw+5 ns? "
+          "| fast-regime blocks | shim − raw there | API − raw there | exported − raw there |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in names:
         r = pair_rows(n)
-        dshim, dgg, dexp = (r.get((sec, k)) for k in ("d_shim", "d_gg", "d_exp"))
+        dshim, dgg, dexp, fshim, fgg, fexp = (r.get((sec, k)) for k in ("d_shim", "d_gg", "d_exp", "f_shim", "f_gg", "f_exp"))
         ok = ("yes" if dgg[0] <= 5 else "**no**") if dgg else "–"
-        print("| %s | %s | %s | %s | %s |" % (n, dd(dshim), dd(dgg), dd(dexp), ok))
+        nf = "%d of %d" % (fgg[3], BLOCKS) if fgg else "–"
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            n, dd(dshim), dd(dgg), dd(dexp), ok, nf, dd(fshim), dd(fgg), dd(fexp)))
     print()
 
 print("### Contended: threads doing restore+save pairs on one GIL, pairs/s total, median [p10–p90] over rounds\n")
