@@ -24,8 +24,47 @@ enum Job {
     Regr { py: usize, preload: bool },
 }
 
+/// CPython's own test_threading starts grandchildren in new sessions; one of them
+/// (test_print_exception_gh_102056, exponential recursion stopped only by interrupt_main) can
+/// outlive the regrtest worker that --timeout kills, spinning forever, with or without gilgate.
+/// As a subreaper this process inherits such orphans, and kills them when its jobs are done.
+fn become_subreaper() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes plain integers and affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Kill and reap every remaining descendant (all jobs have finished: only orphans are left).
+fn kill_orphans() -> usize {
+    let me = std::process::id().to_string();
+    let mut n = 0;
+    for _ in 0..5 {
+        let kids: Vec<i32> = std::fs::read_dir("/proc").into_iter().flatten().flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+            .filter(|pid| {
+                // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces.
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+                    .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1) == Some(me.as_str())))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if kids.is_empty() {
+            break;
+        }
+        for pid in kids {
+            // SAFETY: kill(2) and waitpid(2) on a positive PID that is this process's own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
 fn main() {
     let t0 = Instant::now();
+    become_subreaper();
     let runs = env_u64("GILGATE_DROPIN_RUNS", 4);
     let d = discover();
     announce("gilgate drop-in mode (LD_PRELOAD / linked ahead, unmodified hosts)", &d);
@@ -217,8 +256,12 @@ fn main() {
             println!("  {:26} python executable is statically linked: ctypes runs are README case (c)", p.name);
         }
     }
+    let orphans = kill_orphans();
     println!();
     println!("CPython regression tests ({}) without / with LD_PRELOAD:", REGRTESTS.join(" "));
+    if orphans > 0 {
+        println!("  ({orphans} orphaned test subprocess(es) left by CPython's tests were killed)");
+    }
     for (i, p) in pys.iter().enumerate() {
         match &rows[i].regr {
             [Some((k0, s0)), Some((k1, s1))] => {
