@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 
 /// CPython's own tests for threads, the C API, shutdown and the sys module.
 const REGRTESTS: &[&str] = &["test_atexit", "test_thread", "test_threading", "test_capi", "test_sys"];
+/// Left out, with and without the preload alike: test_print_exception_gh_102056 (3.11+) recurses
+/// exponentially until interrupt_main stops it, and on this shared 2-core machine it sometimes
+/// never stops: its subprocess outlives the timed-out worker and spins, and the CPU it takes
+/// makes the timing-sensitive tests of every other version fail too (seen in three CI runs on
+/// 2026-11-26, identically with and without gilgate). Nothing in it concerns thread states.
+const REGRTEST_IGNORE: &[&str] = &["test_print_exception_gh_102056"];
 
 #[derive(Clone)]
 enum Job {
@@ -143,7 +149,8 @@ fn main() {
             Job::Regr { py, preload } => {
                 let p = &pys_r[*py];
                 let mut c = Command::new(&p.python_cmd[0]);
-                c.args(&p.python_cmd[1..]).args(["-m", "test", "-j2", "--timeout", "300"]).args(REGRTESTS);
+                c.args(&p.python_cmd[1..]).args(["-m", "test", "-j2", "--timeout", "300"])
+                    .args(REGRTEST_IGNORE.iter().flat_map(|t| ["-i", t])).args(REGRTESTS);
                 for (k, v) in &p.env {
                     c.env(k, v);
                 }
@@ -258,7 +265,7 @@ fn main() {
     }
     let orphans = kill_orphans();
     println!();
-    println!("CPython regression tests ({}) without / with LD_PRELOAD:", REGRTESTS.join(" "));
+    println!("CPython regression tests ({}; ignoring {}) without / with LD_PRELOAD:", REGRTESTS.join(" "), REGRTEST_IGNORE.join(" "));
     if orphans > 0 {
         println!("  ({orphans} orphaned test subprocess(es) left by CPython's tests were killed)");
     }
