@@ -215,12 +215,18 @@ fn main() {
                     // Case (c): a statically linked python executable's own exports win, so gilgate
                     // never sees the callback threads' PyGILState_Ensure; only the kill/park
                     // interception applies. On 3.14+ such a thread entering after Py_FinalizeEx
-                    // segfaults inside CPython (gh-124619) before any park: not interceptable.
+                    // segfaults inside CPython (gh-124619) before any park, or, binding its fresh
+                    // thread state after the runtime deleted its TSS key, CPython aborts itself
+                    // ("gilstate_tss_set: failed to set current tstate"): not interceptable either.
                     let case_c_314 = static_exe[*py] && pys[*py].minor() >= (3, 14);
+                    let tss_fatal = matches!(r.outcome, Outcome::Crash(6))
+                        && r.stderr.contains("Fatal Python error: gilstate_tss_set: failed to set current tstate (TSS)")
+                        && !r.stderr.contains("gilgate: ");
                     let k = match r.outcome {
                         Outcome::Clean(_) => 0,
                         Outcome::Crash(6) if diag("abort") => 1,
                         Outcome::Crash(11) if case_c_314 => 3,
+                        Outcome::Crash(6) if case_c_314 && tss_fatal => 3,
                         _ => 2,
                     };
                     row.ct_pre[k] += 1;
@@ -257,7 +263,8 @@ fn main() {
     }
 
     println!("(* SEGV: case (c) on 3.14+, a statically linked python whose own exports gilgate never sees:");
-    println!("   a callback thread entering after Py_FinalizeEx crashes inside CPython, gh-124619; see README)");
+    println!("   a callback thread entering after Py_FinalizeEx crashes inside CPython, gh-124619, or CPython");
+    println!("   aborts itself binding its thread state after the TSS key is gone; see README)");
     for (i, p) in pys.iter().enumerate() {
         if static_exe[i] {
             println!("  {:26} python executable is statically linked: ctypes runs are README case (c)", p.name);
