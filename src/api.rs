@@ -63,6 +63,7 @@ pub(crate) fn register_rust_paths() {
 
 /// Hand CPython's functions to the C fast paths, once resolved.
 pub(crate) fn publish(api: &Api) {
+    gate::publish_frame_offsets(cpython::frame_offsets(api.version));
     let p = |f: usize| f as *mut c_void;
     gate::publish_py(gate::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
     gate::publish_py(gate::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
@@ -129,7 +130,7 @@ fn restore_like(
         Ok(a) => a,
         Err(e) => return e,
     };
-    let t = match gate::enter(api) {
+    let t = match gate::enter(api, gate::KIND_API_TSTATE) {
         Ok(t) => t,
         Err(e) => return e,
     };
@@ -215,17 +216,33 @@ extern "C" fn rs_save_thread() -> TState {
             || (!in_region && unsafe { (api.Py_IsInitialized)() } == 0)
         {
             if let Some(s) = slot {
-                gate::leave(s);
+                api_tstate_leave(s, std::ptr::null_mut());
             }
             return std::ptr::null_mut();
         }
         // SAFETY: the caller holds the GIL (CPython's contract for PyEval_SaveThread).
         let ts = unsafe { (api.PyEval_SaveThread)() };
         if let Some(s) = slot {
-            gate::leave(s);
+            api_tstate_leave(s, ts);
         }
         ts
     })
+}
+
+/// `gilgate_save_thread`/`gilgate_release_thread` end the innermost API thread-state level; used
+/// inside a region opened otherwise, they are read like a drop-in save (region model: gate.rs).
+fn api_tstate_leave(slot: &gate::Slot, ts: TState) {
+    if !slot.pop_through(gate::KIND_API_TSTATE) {
+        crate::dropin::saved(slot, ts as *mut c_void);
+    }
+}
+
+/// `gilgate_gilstate_release` ends the innermost API gilstate level.
+fn api_gilstate_leave(slot: &gate::Slot) {
+    if !slot.pop_through(gate::KIND_API_GILSTATE) && crate::config::get().verbose {
+        crate::log::Line::new().s("gilgate_gilstate_release: no gilstate level open on thread ")
+            .u(crate::log::tid()).s(": region unchanged").emit();
+    }
 }
 
 /// `PyEval_ReleaseThread`: detach `tstate` and release the GIL; ends the gated region.
@@ -249,7 +266,7 @@ extern "C" fn rs_release_thread(tstate: TState) {
             unsafe { (api.PyEval_ReleaseThread)(tstate) };
         }
         if let Some(s) = slot {
-            gate::leave(s);
+            api_tstate_leave(s, tstate);
         }
     })
 }
@@ -274,7 +291,7 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
             Ok(a) => a,
             Err(e) => return e,
         };
-        let t = match gate::enter(api) {
+        let t = match gate::enter(api, gate::KIND_API_GILSTATE) {
             Ok(t) => t,
             Err(e) => return e,
         };
@@ -326,14 +343,14 @@ extern "C" fn rs_gilstate_release(state: c_int) {
         }
         let skip = runtime_gone(api) || slot.detached.load(std::sync::atomic::Ordering::Relaxed);
         if crate::pep788::release(api, slot, skip) {
-            gate::leave(slot);
+            api_gilstate_leave(slot);
             return;
         }
         if !skip {
             // SAFETY: pairs with the successful PyGILState_Ensure that opened this region.
             unsafe { (api.PyGILState_Release)(state) };
         }
-        gate::leave(slot);
+        api_gilstate_leave(slot);
     })
 }
 

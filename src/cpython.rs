@@ -47,6 +47,14 @@ pub(crate) struct Api {
     pub PyGILState_Release: unsafe extern "C" fn(c_int),
     pub PyGILState_Check: unsafe extern "C" fn() -> c_int,
     pub PyThreadState_New: unsafe extern "C" fn(*mut c_void) -> TState,
+    pub PyThreadState_DeleteCurrent: Option<unsafe extern "C" fn()>,
+    /// Exported by 3.9-3.12 (takes the current thread state), called by `DeleteCurrent` there.
+    pub _PyThreadState_DeleteCurrent: Option<unsafe extern "C" fn(TState)>,
+    pub PyThreadState_Swap: unsafe extern "C" fn(TState) -> TState,
+    /// The attached thread state or NULL, without a fatal error: `_PyThreadState_UncheckedGet`
+    /// (3.8-3.12) or `PyThreadState_GetUnchecked` (3.13+).
+    pub tstate_unchecked: unsafe extern "C" fn() -> TState,
+    pub PyCapsule_New: unsafe extern "C" fn(*mut c_void, *const c_char, Option<unsafe extern "C" fn(PyObj)>) -> PyObj,
     pub Py_FinalizeEx: unsafe extern "C" fn() -> c_int,
     pub Py_Finalize: unsafe extern "C" fn(),
     pub Py_AtExit: unsafe extern "C" fn(unsafe extern "C" fn()) -> c_int,
@@ -267,6 +275,18 @@ fn resolve() -> Option<Api> {
             PyGILState_Release: req!("PyGILState_Release"),
             PyGILState_Check: req!("PyGILState_Check"),
             PyThreadState_New: req!("PyThreadState_New"),
+            PyThreadState_DeleteCurrent: opt!("PyThreadState_DeleteCurrent"),
+            _PyThreadState_DeleteCurrent: if (3, 9) <= version && version <= (3, 12) {
+                opt!("_PyThreadState_DeleteCurrent")
+            } else {
+                None
+            },
+            PyThreadState_Swap: req!("PyThreadState_Swap"),
+            tstate_unchecked: match opt!("PyThreadState_GetUnchecked") {
+                Some(f) => f,
+                None => req!("_PyThreadState_UncheckedGet"),
+            },
+            PyCapsule_New: req!("PyCapsule_New"),
             Py_FinalizeEx: req!("Py_FinalizeEx"),
             Py_Finalize: req!("Py_Finalize"),
             Py_AtExit: req!("Py_AtExit"),
@@ -291,6 +311,20 @@ fn resolve() -> Option<Api> {
             none,
             pep788,
         })
+    }
+}
+
+/// Where a thread state says which Python frame it is executing: the offset of a pointer in
+/// `struct _ts`, and if that pointer is a `_PyCFrame` (3.11, 3.12), the offset of its
+/// `current_frame`. NULL at the host's level (no Python code running on the thread), non-NULL
+/// inside Python code. Read from each version's headers (`harness/tests/frame_offsets.rs` checks
+/// them against every CPython on the machine).
+pub(crate) fn frame_offsets(version: (u32, u32)) -> (u32, u32) {
+    match version {
+        (3, 8..=10) => (24, crate::gate::NO_CFRAME), // PyFrameObject *frame
+        (3, 11) => (56, 8),                          // _PyCFrame *cframe -> current_frame
+        (3, 12) => (56, 0),
+        _ => (72, crate::gate::NO_CFRAME), // 3.13+: _PyInterpreterFrame *current_frame
     }
 }
 

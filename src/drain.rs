@@ -5,12 +5,21 @@
 //! thus finish their region instead of being killed by the eval loop's GIL switch, and no gated
 //! thread waits for the GIL in CPython's late-finalization windows (known crashes in 3.10-3.12).
 //!
-//! Three ways in, whichever comes first for a generation:
-//!  1. `gilgate_finalize`, or gilgate's exported `Py_FinalizeEx`/`Py_Finalize`;
-//!  2. an `atexit` callback registered the first time gilgate holds the GIL in a generation
-//!     (atexit runs before CPython sets its finalizing flag, in every version);
+//! When: after every `atexit` handler of the interpreter, whatever their registration order
+//! (a program's handler may still need its threads to enter Python to stop them), and before
+//! CPython sets its finalizing flag. atexit runs handlers last-registered-first, and gilgate only
+//! registers when it first holds the GIL, usually after the program registered its own; so the
+//! trigger is not the callback itself but the death of the callback object, which CPython drops
+//! once the whole atexit pass is over (`atexit_callfuncs` ends with `atexit_cleanup`, 3.8-3.15;
+//! checked by experiment on each). The callback only marks that the pass began, so dropping it
+//! any other way (`atexit.unregister`, `atexit._clear`) disarms the trigger instead of draining.
+//!  1. the trigger above, registered the first time gilgate holds the GIL in a generation;
+//!  2. `gilgate_finalize`, gilgate's exported `Py_FinalizeEx`/`Py_Finalize`: they let the trigger
+//!     drain when it is armed, and drain first otherwise;
 //!  3. (end of finalization) a `Py_AtExit` callback marks the generation finalized, so later
 //!     calls answer NOT_INITIALIZED and a new `Py_Initialize` is recognised.
+//! A program that runs the atexit pass by hand (`atexit._run_exitfuncs()`) drains there: the
+//! gate stays closed for the rest of that generation.
 
 use crate::cpython::{Api, PyMethodDef, PyObj, METH_NOARGS};
 use crate::gate;
@@ -19,6 +28,12 @@ use std::time::{Duration, Instant};
 
 /// Generation for which the drain hooks were registered.
 static HOOKED_GEN: AtomicU64 = AtomicU64::new(0);
+/// Generation whose atexit trigger is armed (registered, not yet fired or dropped).
+static TRIGGER_GEN: AtomicU64 = AtomicU64::new(0);
+/// Generation in which CPython called the trigger's callback (its atexit pass began).
+static CALLED_GEN: AtomicU64 = AtomicU64::new(0);
+static CAPSULE_NAME: &[u8] = b"gilgate.drain_trigger\0";
+static CAPSULE_TARGET: u8 = 0;
 
 static ATEXIT_DEF: PyMethodDef = PyMethodDef {
     name: b"_gilgate_drain\0".as_ptr() as *const _,
@@ -28,13 +43,9 @@ static ATEXIT_DEF: PyMethodDef = PyMethodDef {
 };
 
 unsafe extern "C" fn atexit_drain(_self: PyObj, _args: PyObj) -> PyObj {
-    // Called by CPython's atexit machinery with the GIL held. No panic may escape into CPython.
-    let r = std::panic::catch_unwind(|| {
-        if let Some(api) = crate::cpython::api_if_resolved() {
-            drain(api, "atexit");
-        }
-    });
-    let _ = r;
+    // Called by CPython's atexit machinery with the GIL held: the pass has begun; the drain
+    // comes when the callback object dies at its end (trigger_dropped).
+    CALLED_GEN.store(gate::gen_of(gate::state()), Relaxed);
     match crate::cpython::api_if_resolved() {
         Some(api) => {
             // SAFETY: returning a new reference to None, as METH_NOARGS requires.
@@ -43,6 +54,29 @@ unsafe extern "C" fn atexit_drain(_self: PyObj, _args: PyObj) -> PyObj {
         }
         None => std::ptr::null_mut(),
     }
+}
+
+/// The trigger's capsule is freed (GIL held): at the end of the atexit pass, or because the
+/// callback was unregistered or cleared.
+unsafe extern "C" fn trigger_dropped(_capsule: PyObj) {
+    ffi_boundary!((), {
+        let gen = gate::gen_of(gate::state());
+        if TRIGGER_GEN.compare_exchange(gen, 0, AcqRel, Relaxed).is_err() {
+            return;
+        }
+        if CALLED_GEN.load(Relaxed) == gen {
+            if let Some(api) = crate::cpython::api_if_resolved() {
+                drain(api, "end of atexit");
+            }
+        } else if crate::config::get().verbose {
+            crate::log::Line::new().s("atexit drain trigger dropped before the atexit pass: the finalize call drains first").emit();
+        }
+    })
+}
+
+/// Whether this generation's drain will run at the end of the atexit pass.
+pub(crate) fn trigger_armed() -> bool {
+    TRIGGER_GEN.load(Acquire) == gate::gen_of(gate::state())
 }
 
 extern "C" fn finalized_hook() {
@@ -68,6 +102,9 @@ pub(crate) fn adopt(api: &Api) {
         if HOOKED_GEN.load(Relaxed) != gen {
             HOOKED_GEN.store(gen, Relaxed);
             let py_ok = register_atexit(api);
+            if py_ok {
+                TRIGGER_GEN.store(gen, Release);
+            }
             let c_ok = (api.Py_AtExit)(finalized_hook) == 0;
             if crate::config::get().verbose {
                 crate::log::Line::new()
@@ -91,7 +128,20 @@ unsafe fn register_atexit(api: &Api) -> bool {
     let module = (api.PyImport_ImportModule)(b"atexit\0".as_ptr() as *const _);
     if !module.is_null() {
         let register = (api.PyObject_GetAttrString)(module, b"register\0".as_ptr() as *const _);
-        let func = (api.PyCFunction_NewEx)(&ATEXIT_DEF, std::ptr::null_mut(), std::ptr::null_mut());
+        // The function object owns the only reference to the capsule: when CPython drops the
+        // callback, the capsule's destructor runs.
+        let capsule = (api.PyCapsule_New)(
+            &CAPSULE_TARGET as *const u8 as *mut std::ffi::c_void,
+            CAPSULE_NAME.as_ptr() as *const _,
+            Some(trigger_dropped),
+        );
+        let func = if capsule.is_null() {
+            std::ptr::null_mut()
+        } else {
+            let f = (api.PyCFunction_NewEx)(&ATEXIT_DEF, capsule, std::ptr::null_mut());
+            (api.Py_DecRef)(capsule);
+            f
+        };
         if !register.is_null() && !func.is_null() {
             let args = (api.PyTuple_New)(1);
             if !args.is_null() {
@@ -156,9 +206,13 @@ pub(crate) fn drain(api: &Api, why: &str) {
     }
 }
 
-/// Drain, then `Py_FinalizeEx`; the generation is finalized when it returns. Caller holds the GIL.
+/// `Py_FinalizeEx` with the drain: at the end of its atexit pass when the trigger is armed
+/// (the host's own atexit handlers may still need their threads), else first. The generation is
+/// finalized when it returns. Caller holds the GIL.
 pub(crate) fn finalize(api: &Api, why: &str) -> std::os::raw::c_int {
-    drain(api, why);
+    if !trigger_armed() {
+        drain(api, why);
+    }
     // SAFETY: the caller holds the GIL, as Py_FinalizeEx requires.
     let r = unsafe { (api.Py_FinalizeEx)() };
     gate::mark_finalized();

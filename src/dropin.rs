@@ -24,6 +24,7 @@ extern "C" {
     fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
     fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
     fn gg_armed_call_v(f: unsafe extern "C" fn()) -> c_int;
+    fn gg_armed_call_pp(f: unsafe extern "C" fn(TState) -> TState, arg: TState, out: *mut TState) -> c_int;
 }
 // src/c/armed.c: the fast paths the hot exports' trampolines jump to; they call the `*_impl`
 // functions below for everything they do not handle.
@@ -35,11 +36,6 @@ extern "C-unwind" {
     fn gg_drop_release_thread(ts: TState, ra: usize, sp: usize);
     fn gg_drop_gilstate_release(st: c_int, ra: usize, sp: usize);
 }
-
-/// A save this far (bytes) below the region's entry is nested in Python code (an extension's
-/// ALLOW_THREADS), not the host closing its region: a host's entry and exit calls come from the
-/// same frame, while any Python call in between costs several KiB of C stack.
-pub(crate) const NESTED_STACK_BYTES: usize = 512;
 
 macro_rules! export0 {
     ($(#[$m:meta])* $name:ident -> $ret:ty => $imp:ident) => {
@@ -80,6 +76,12 @@ export0!(/// CPython-compatible `PyEval_ReleaseLock` (CPython <= 3.12).
     PyEval_ReleaseLock -> () => release_lock_impl);
 export1!(/// CPython-compatible `PyThreadState_New`: refused (policy) once the gate is closed.
     PyThreadState_New(*mut c_void) -> TState => tstate_new_impl);
+export0!(/// CPython-compatible `PyThreadState_DeleteCurrent`: ends the innermost level.
+    PyThreadState_DeleteCurrent -> () => delete_current_impl);
+export1!(/// CPython-compatible `_PyThreadState_DeleteCurrent` (exported by CPython 3.9-3.12).
+    _PyThreadState_DeleteCurrent(TState) -> () => delete_current_ts_impl);
+export1!(/// CPython-compatible `PyThreadState_Swap`: on 3.12+ an attach is an entry, a detach a save.
+    PyThreadState_Swap(TState) -> TState => swap_impl);
 export0!(/// CPython-compatible `Py_FinalizeEx`, with gilgate's drain first.
     Py_FinalizeEx -> c_int => finalize_ex_impl);
 export0!(/// CPython-compatible `Py_Finalize`, with gilgate's drain first.
@@ -166,29 +168,34 @@ pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const Slot, kind: c_int
     })
 }
 
-/// A host thread's entry through an export. `call` makes the armed CPython call (0 or a kill kind).
+/// A host thread's entry through an export: a level of `kind` (region model: gate.rs `Slot`).
+/// `call` makes the armed CPython call (0 or a kill kind); `ts` is the thread state it attaches
+/// (for the level's Python frame; NULL where there is none).
 #[inline]
-fn host_enter(api: &Api, name: &str, sp: usize, retire: bool, call: impl FnOnce() -> c_int) -> Result<(), Exit> {
+fn host_enter(api: &Api, name: &str, sp: usize, kind: u8, retire: bool, ts: TState,
+              call: impl FnOnce() -> c_int) -> Result<(), Exit> {
     let Some(slot) = gate::my_slot() else { return Err(refuse(name, GILGATE_ERR_INTERNAL)) };
-    let d = slot.depth.load(Relaxed);
-    if d > 0 {
-        // Inside the thread's region: a resume after an extension's save, or a nested entry.
-        // Never refused: the drain waits for this thread.
-        let s = slot.suspended.load(Relaxed);
-        if s > 0 {
-            slot.suspended.store(s - 1, Relaxed);
+    if slot.depth.load(Relaxed) > 0 {
+        // Inside the thread's region: the resume of a suspension (a restore-like call), or a
+        // nested level. Never refused: the drain waits for this thread.
+        let resume = kind == gate::KIND_TSTATE && slot.top().0 == gate::KIND_SUSPEND;
+        if resume {
+            gate::leave(slot);
         } else {
-            slot.depth.store(d + 1, Relaxed);
+            slot.push(kind, 0);
         }
         let rc = call();
         if rc != 0 {
-            slot.depth.store(0, Release);
+            gate::close_region(slot);
             crate::stats::killed();
             return Err(killed_in_region(name, rc));
         }
+        if !resume && kind == gate::KIND_TSTATE {
+            slot.set_top_frame(gate::frame_of(ts as *mut c_void));
+        }
         return Ok(());
     }
-    let t = match gate::enter_with(api, slot) {
+    let t = match gate::enter_with(api, slot, kind) {
         Ok(t) => t,
         Err(e) => return Err(refuse(name, e)),
     };
@@ -198,23 +205,35 @@ fn host_enter(api: &Api, name: &str, sp: usize, retire: bool, call: impl FnOnce(
         gate::killed(&t, retire, rc == crate::interpose::KILL_PAUSE);
         return Err(killed_in_region(name, rc));
     }
+    if kind == gate::KIND_TSTATE {
+        slot.set_top_frame(gate::frame_of(ts as *mut c_void));
+    }
     gate::entered(api, &t);
     Ok(())
 }
 
-/// A host thread's save/release: suspends the region if nested in Python code, else closes it.
-#[inline]
-fn host_leave(slot: Option<&'static Slot>, sp: usize, may_suspend: bool) {
-    if let Some(s) = slot {
-        let d = s.depth.load(Relaxed);
-        if d == 0 {
-            return;
-        }
-        if may_suspend && sp + NESTED_STACK_BYTES < s.open_sp.load(Relaxed) {
-            s.suspended.store(s.suspended.load(Relaxed) + 1, Relaxed);
-        } else {
+/// A host thread's save-like call returned, having detached `ts` (NULL if unknown): close the
+/// innermost thread-state level if `ts` is back at its Python frame, else suspend the region.
+pub(crate) fn saved(s: &Slot, ts: *mut c_void) {
+    if s.depth.load(Relaxed) == 0 {
+        return;
+    }
+    match s.top() {
+        (gate::KIND_TSTATE, f0) if gate::frame_of(ts) == f0 => {
             gate::leave(s);
         }
+        (0, _) => {
+            gate::leave(s); // past gate::LEVELS: untyped
+        }
+        (gate::KIND_SUSPEND, _) => {} // already suspended (its resume went unseen)
+        _ => s.push(gate::KIND_SUSPEND, 0),
+    }
+}
+
+#[inline]
+fn host_leave(slot: Option<&'static Slot>, ts: TState) {
+    if let Some(s) = slot {
+        saved(s, ts as *mut c_void);
     }
 }
 
@@ -225,7 +244,7 @@ pub(crate) extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
         return unsafe { (api.PyEval_RestoreThread)(ts) };
     }
     guarded("PyEval_RestoreThread", || {
-        host_enter(api, "PyEval_RestoreThread", sp, false, || {
+        host_enter(api, "PyEval_RestoreThread", sp, gate::KIND_TSTATE, false, ts, || {
             // SAFETY: see api.rs: PyThreadState* passed through a void* parameter.
             unsafe { gg_armed_call_p(std::mem::transmute(api.PyEval_RestoreThread), ts as *mut c_void) }
         })
@@ -239,7 +258,7 @@ pub(crate) extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
         return unsafe { (api.PyEval_AcquireThread)(ts) };
     }
     guarded("PyEval_AcquireThread", || {
-        host_enter(api, "PyEval_AcquireThread", sp, false, || {
+        host_enter(api, "PyEval_AcquireThread", sp, gate::KIND_TSTATE, false, ts, || {
             // SAFETY: as above.
             unsafe { gg_armed_call_p(std::mem::transmute(api.PyEval_AcquireThread), ts as *mut c_void) }
         })
@@ -254,7 +273,7 @@ pub(crate) extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
     }
     guarded("PyGILState_Ensure", || {
         let mut st: c_int = 0;
-        host_enter(api, "PyGILState_Ensure", sp, true, || {
+        host_enter(api, "PyGILState_Ensure", sp, gate::KIND_GILSTATE, true, std::ptr::null_mut(), || {
             // SAFETY: PyGILState_Ensure takes nothing and returns an int-sized enum.
             unsafe { gg_armed_call_ri(api.PyGILState_Ensure, &mut st) }
         })?;
@@ -275,11 +294,13 @@ extern "C-unwind" fn acquire_lock_impl(ra: usize, sp: usize) {
     }
     guarded("PyEval_AcquireLock", || {
         // SAFETY: a void(void) CPython function.
-        host_enter(api, "PyEval_AcquireLock", sp, false, || unsafe { gg_armed_call_v(real) })
+        host_enter(api, "PyEval_AcquireLock", sp, gate::KIND_TSTATE, false, std::ptr::null_mut(), || unsafe {
+            gg_armed_call_v(real)
+        })
     })
 }
 
-pub(crate) extern "C-unwind" fn save_impl(ra: usize, sp: usize) -> TState {
+pub(crate) extern "C-unwind" fn save_impl(ra: usize, _sp: usize) -> TState {
     let api = api_or_die("PyEval_SaveThread");
     if native(ra) {
         // SAFETY: forwarding unchanged.
@@ -288,11 +309,11 @@ pub(crate) extern "C-unwind" fn save_impl(ra: usize, sp: usize) -> TState {
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call (it holds the GIL, CPython's contract).
     let ts = unsafe { (api.PyEval_SaveThread)() };
-    host_leave(slot, sp, true);
+    host_leave(slot, ts);
     ts
 }
 
-pub(crate) extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, sp: usize) {
+pub(crate) extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, _sp: usize) {
     let api = api_or_die("PyEval_ReleaseThread");
     if native(ra) {
         // SAFETY: forwarding unchanged.
@@ -301,7 +322,7 @@ pub(crate) extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, sp: u
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call.
     unsafe { (api.PyEval_ReleaseThread)(ts) };
-    host_leave(slot, sp, true);
+    host_leave(slot, ts);
 }
 
 pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usize) {
@@ -313,10 +334,14 @@ pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usiz
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call.
     unsafe { (api.PyGILState_Release)(st) };
-    host_leave(slot, 0, false);
+    if let Some(s) = slot {
+        // Closes its own level: a callback's release inside a suspended region (ctypes, cffi,
+        // numpy, SWIG, PyO3) leaves the suspension open.
+        s.pop_through(gate::KIND_GILSTATE);
+    }
 }
 
-extern "C-unwind" fn release_lock_impl(ra: usize, sp: usize) {
+extern "C-unwind" fn release_lock_impl(ra: usize, _sp: usize) {
     let api = api_or_die("PyEval_ReleaseLock");
     let Some(real) = api.PyEval_ReleaseLock else {
         crate::log::Line::new().s("fatal: PyEval_ReleaseLock called but this CPython (3.13+) has none").emit();
@@ -328,9 +353,11 @@ extern "C-unwind" fn release_lock_impl(ra: usize, sp: usize) {
         return unsafe { real() };
     }
     let slot = gate::my_slot_if_any();
+    // SAFETY: reads the attached thread state (the caller holds the GIL).
+    let ts = unsafe { (api.tstate_unchecked)() };
     // SAFETY: forwarding the host's call.
     unsafe { real() };
-    host_leave(slot, sp, true);
+    host_leave(slot, ts);
 }
 
 extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize) -> TState {
@@ -354,6 +381,80 @@ extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize)
     }
     // SAFETY: forwarding the call unchanged.
     unsafe { (api.PyThreadState_New)(interp) }
+}
+
+extern "C-unwind" fn delete_current_impl(ra: usize, _sp: usize) {
+    let api = api_or_die("PyThreadState_DeleteCurrent");
+    let Some(real) = api.PyThreadState_DeleteCurrent else {
+        crate::log::Line::new().s("fatal: PyThreadState_DeleteCurrent called but this CPython has none").emit();
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    };
+    let slot = if native(ra) { None } else { gate::my_slot_if_any() };
+    // SAFETY: forwarding the call unchanged (the caller holds the GIL, CPython's contract).
+    unsafe { real() };
+    if let Some(s) = slot {
+        gate::leave(s);
+    }
+}
+
+extern "C-unwind" fn delete_current_ts_impl(ts: TState, ra: usize, _sp: usize) {
+    let api = api_or_die("_PyThreadState_DeleteCurrent");
+    let Some(real) = api._PyThreadState_DeleteCurrent else {
+        crate::log::Line::new().s("fatal: _PyThreadState_DeleteCurrent called but this CPython has none").emit();
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    };
+    let slot = if native(ra) { None } else { gate::my_slot_if_any() };
+    // SAFETY: forwarding the call unchanged.
+    unsafe { real(ts) };
+    if let Some(s) = slot {
+        gate::leave(s);
+    }
+}
+
+/// `PyThreadState_Swap` takes and releases the GIL on 3.12+ only (earlier it stores a pointer).
+extern "C-unwind" fn swap_impl(ts: TState, ra: usize, sp: usize) -> TState {
+    let api = api_or_die("PyThreadState_Swap");
+    if native(ra) || api.version < (3, 12) {
+        // SAFETY: forwarding unchanged.
+        return unsafe { (api.PyThreadState_Swap)(ts) };
+    }
+    guarded("PyThreadState_Swap", || {
+        // SAFETY: reads this thread's attached thread state; no precondition.
+        let old = unsafe { (api.tstate_unchecked)() };
+        let mut r: TState = std::ptr::null_mut();
+        if old.is_null() && !ts.is_null() {
+            // An attach: an entry like PyEval_RestoreThread (Cython >= 3.2's `with nogil` end
+            // on 3.13+ uses RestoreThread after a Swap(NULL); mod_wsgi and JEP switch this way).
+            host_enter(api, "PyThreadState_Swap", sp, gate::KIND_TSTATE, false, ts, || {
+                // SAFETY: Swap takes and returns a thread state pointer.
+                unsafe { gg_armed_call_pp(api.PyThreadState_Swap, ts, &mut r) }
+            })?;
+            return Ok(r);
+        }
+        let slot = gate::my_slot_if_any();
+        let inside = slot.map_or(false, |s| s.depth.load(Relaxed) > 0);
+        if !ts.is_null() && inside {
+            // A switch inside the region: CPython may wait for a GIL in between; the level stays.
+            // SAFETY: as above.
+            let rc = unsafe { gg_armed_call_pp(api.PyThreadState_Swap, ts, &mut r) };
+            if rc != 0 {
+                if let Some(s) = slot {
+                    gate::close_region(s);
+                }
+                crate::stats::killed();
+                return Err(killed_in_region("PyThreadState_Swap", rc));
+            }
+            return Ok(r);
+        }
+        // SAFETY: forwarding: a detach (Swap(NULL): a save), or a switch outside any region.
+        r = unsafe { (api.PyThreadState_Swap)(ts) };
+        if ts.is_null() && !old.is_null() {
+            host_leave(slot, old);
+        }
+        Ok(r)
+    })
 }
 
 extern "C-unwind" fn finalize_ex_impl(ra: usize, _sp: usize) -> c_int {

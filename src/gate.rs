@@ -52,9 +52,41 @@ pub(crate) struct Hot {
     text_lo: AtomicUsize,
     text_hi: AtomicUsize,
     main_interp: AtomicPtr<std::ffi::c_void>,
-    _tail_pad: [u8; 24],
+    /// `cpython::frame_offsets` of the loaded CPython (the drop-in saves' Python-frame test).
+    frame_off: AtomicU32,
+    cframe_off: AtomicU32,
+    _tail_pad: [u8; 16],
 }
 const _: () = assert!(std::mem::size_of::<Hot>() == 128);
+
+/// `frame_off`/`cframe_off` meaning "no `_PyCFrame` indirection".
+pub(crate) const NO_CFRAME: u32 = u32::MAX;
+
+/// Publish where thread states keep their current Python frame (before any entry can succeed).
+pub(crate) fn publish_frame_offsets((off, cf): (u32, u32)) {
+    hot().frame_off.store(off, Relaxed);
+    hot().cframe_off.store(cf, Relaxed);
+}
+
+/// The Python frame `ts` is executing (NULL: none, i.e. the host's own level). `ts` must be a
+/// live thread state owned by the calling thread (only the owner changes these fields).
+pub(crate) fn frame_of(ts: *mut std::ffi::c_void) -> usize {
+    if ts.is_null() {
+        return 0;
+    }
+    let off = hot().frame_off.load(Relaxed) as usize;
+    let cf = hot().cframe_off.load(Relaxed);
+    // SAFETY: per-version offsets of pointer fields inside CPython's `struct _ts` / `_PyCFrame`
+    // (cpython::frame_offsets); the caller passes its own live thread state.
+    unsafe {
+        let p = *((ts as *const u8).add(off) as *const usize);
+        if cf == NO_CFRAME || p == 0 {
+            p
+        } else {
+            *((p as *const u8).add(cf as usize) as *const usize)
+        }
+    }
+}
 
 /// This generation's main interpreter, for the C fast paths' thread-state check. Published
 /// before the state word says RUNNING (the fast path reads it only after seeing RUNNING).
@@ -94,19 +126,39 @@ pub(crate) fn state() -> u64 {
     hot().state.load(Acquire)
 }
 
-/// One host thread's view. Only its owner writes `depth`/`entries`/`open_sp`; the drain and
-/// stats read. `#[repr(C)]`: the C fast paths (`struct slot` in armed.c) use the same layout.
+pub(crate) mod layout {
+    include!("layout.rs");
+}
+pub(crate) use layout::*;
+use std::sync::atomic::AtomicU8;
+
+/// One host thread's view. Only its owner writes it (the drain and stats read `depth`).
+/// `#[repr(C)]`: the C fast paths use the same layout (src/layout.rs, asserted below).
+///
+/// The region model: `depth` levels, the first `LEVELS` with their kind (`KIND_*`) and, for
+/// `KIND_TSTATE`, the Python frame the thread state was executing when the level opened. Every
+/// release closes exactly the level it belongs to:
+/// - a gilstate release closes the innermost gilstate level of its family (API or drop-in), and
+///   whatever unseen levels lie above it;
+/// - a drop-in save-like call (`PyEval_SaveThread`/`ReleaseThread`/`ReleaseLock`,
+///   `PyThreadState_Swap(NULL)` on 3.12+) closes a `KIND_TSTATE` level when the thread state is
+///   back at that level's Python frame (the host ending its region), and otherwise opens a
+///   `KIND_SUSPEND` level (an extension's `Py_BEGIN_ALLOW_THREADS` inside Python code, or any
+///   save inside an API or gilstate level, which only their own release can end);
+/// - the next restore-like call on a suspended thread is its resume: it closes the suspension;
+/// - `PyThreadState_DeleteCurrent` closes the innermost level (pybind11's `gil_scoped_acquire`).
+/// A thread with `depth > 0` (suspended ones included) is inside: the drain waits for it, and
+/// its nested entries and resumes are never refused.
 #[derive(Default)]
 #[repr(C)]
 pub(crate) struct Slot {
     pub depth: AtomicU32,
-    /// Extension-module saves inside the region awaiting their restore.
-    pub suspended: AtomicU32,
+    _reserved: AtomicU32,
     /// Generation in which this thread lost a PyGILState thread state to a kill: retired until
     /// the runtime is re-initialized.
     pub retired_gen: AtomicU64,
     pub entries: AtomicU64,
-    /// Caller stack pointer at the region's outermost entry (drop-in nesting heuristic).
+    /// Stack pointer of the region's outermost entry (the kill walk finds that frame with it).
     pub open_sp: AtomicUsize,
     in_use: AtomicBool,
     /// A nested re-entry inside the region failed: the thread no longer holds the GIL, so the
@@ -123,16 +175,95 @@ pub(crate) struct Slot {
     /// path around its armed call, restored when a kill is caught (only the owner touches them).
     errno_ptr: AtomicPtr<std::os::raw::c_int>,
     saved_errno: std::sync::atomic::AtomicI32,
+    _pad: AtomicU32,
+    pub kinds: [AtomicU8; LEVELS],
+    /// Python frame at the opening of each `KIND_TSTATE` level; `frames[0]` is 0 at depth 0.
+    pub frames: [AtomicUsize; LEVELS],
 }
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(offset_of!(Slot, depth) == 0 && offset_of!(Slot, suspended) == 4);
-    assert!(offset_of!(Slot, retired_gen) == 8 && offset_of!(Slot, entries) == 16);
-    assert!(offset_of!(Slot, open_sp) == 24 && offset_of!(Slot, in_use) == 32);
-    assert!(offset_of!(Slot, detached) == 33 && offset_of!(Slot, fast_state) == 40);
-    assert!(offset_of!(Slot, errno_ptr) == 48 && offset_of!(Slot, saved_errno) == 56);
-    assert!(size_of::<Slot>() == 64);
+    assert!(offset_of!(Slot, depth) == SLOT_DEPTH && offset_of!(Slot, retired_gen) == SLOT_RETIRED_GEN);
+    assert!(offset_of!(Slot, entries) == SLOT_ENTRIES && offset_of!(Slot, open_sp) == SLOT_OPEN_SP);
+    assert!(offset_of!(Slot, in_use) == SLOT_IN_USE && offset_of!(Slot, detached) == SLOT_DETACHED);
+    assert!(offset_of!(Slot, fast_state) == SLOT_FAST_STATE && offset_of!(Slot, errno_ptr) == SLOT_ERRNO_PTR);
+    assert!(offset_of!(Slot, saved_errno) == SLOT_SAVED_ERRNO && offset_of!(Slot, kinds) == SLOT_KINDS);
+    assert!(offset_of!(Slot, frames) == SLOT_FRAMES && size_of::<Slot>() == SLOT_SIZE);
+    assert!(offset_of!(Hot, state) == HOT_STATE && offset_of!(Hot, py) == HOT_PY);
+    assert!(offset_of!(Hot, text_lo) == HOT_TEXT_LO && offset_of!(Hot, text_hi) == HOT_TEXT_HI);
+    assert!(offset_of!(Hot, main_interp) == HOT_MAIN_INTERP && offset_of!(Hot, frame_off) == HOT_FRAME_OFF);
+    assert!(offset_of!(Hot, cframe_off) == HOT_CFRAME_OFF && size_of::<Hot>() == HOT_SIZE);
 };
+
+impl Slot {
+    /// Kind of the innermost level (0 past `LEVELS`: untyped), with its recorded frame.
+    #[inline]
+    pub(crate) fn top(&self) -> (u8, usize) {
+        let d = self.depth.load(Relaxed) as usize;
+        if d == 0 || d > LEVELS {
+            return (0, 0);
+        }
+        (self.kinds[d - 1].load(Relaxed), self.frames[d - 1].load(Relaxed))
+    }
+
+    /// Record the kind and frame of level `i` (0-based), owner only.
+    #[inline]
+    fn record(&self, i: u32, kind: u8, frame: usize) {
+        if (i as usize) < LEVELS {
+            self.kinds[i as usize].store(kind, Relaxed);
+            self.frames[i as usize].store(frame, Relaxed);
+        }
+    }
+
+    /// The innermost level's Python frame, known once its entry holds the GIL.
+    #[inline]
+    pub(crate) fn set_top_frame(&self, frame: usize) {
+        let d = self.depth.load(Relaxed) as usize;
+        if d > 0 && d <= LEVELS {
+            self.frames[d - 1].store(frame, Relaxed);
+        }
+    }
+
+    /// Open a level inside the region (depth > 0: the drain already counts this thread).
+    #[inline]
+    pub(crate) fn push(&self, kind: u8, frame: usize) {
+        let d = self.depth.load(Relaxed);
+        self.record(d, kind, frame);
+        self.depth.store(d + 1, Release);
+    }
+
+    /// Close levels down to and including the innermost one of `kind` (levels above it were
+    /// opened by calls gilgate did not see end). False, and nothing changed, if there is none;
+    /// past `LEVELS`, the untyped innermost level is taken as the one.
+    pub(crate) fn pop_through(&self, kind: u8) -> bool {
+        let d = self.depth.load(Relaxed) as usize;
+        if d > LEVELS {
+            return leave(self);
+        }
+        for i in (0..d).rev() {
+            if self.kinds[i].load(Relaxed) == kind {
+                if i == 0 {
+                    close_all(self);
+                } else {
+                    self.depth.store(i as u32, Release);
+                }
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Close the whole region (depth 0), owner only.
+pub(crate) fn close_region(slot: &Slot) {
+    close_all(slot)
+}
+
+fn close_all(slot: &Slot) {
+    slot.open_sp.store(0, Relaxed);
+    slot.detached.store(false, Relaxed);
+    slot.frames[0].store(0, Relaxed);
+    slot.depth.store(0, Release);
+}
 
 const CHUNK: usize = 32;
 struct Chunk {
@@ -142,17 +273,24 @@ struct Chunk {
 
 impl Chunk {
     const fn new() -> Self {
+        #[allow(clippy::declare_interior_mutable_const)]
+        const K: AtomicU8 = AtomicU8::new(0);
+        #[allow(clippy::declare_interior_mutable_const)]
+        const F: AtomicUsize = AtomicUsize::new(0);
         const S: CachePadded<Slot> = CachePadded::new(Slot {
             depth: AtomicU32::new(0),
+            _reserved: AtomicU32::new(0),
             in_use: AtomicBool::new(false),
             retired_gen: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             open_sp: AtomicUsize::new(0),
-            suspended: AtomicU32::new(0),
             detached: AtomicBool::new(false),
             fast_state: AtomicU64::new(0),
             errno_ptr: AtomicPtr::new(std::ptr::null_mut()),
             saved_errno: std::sync::atomic::AtomicI32::new(0),
+            _pad: AtomicU32::new(0),
+            kinds: [K; LEVELS],
+            frames: [F; LEVELS],
         });
         Chunk { slots: [S; CHUNK], next: AtomicPtr::new(std::ptr::null_mut()) }
     }
@@ -183,7 +321,8 @@ fn claim_slot() -> &'static Slot {
         for s in c.slots.iter() {
             if !s.in_use.load(Relaxed) && s.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
                 s.depth.store(0, Relaxed);
-                s.suspended.store(0, Relaxed);
+                s.frames[0].store(0, Relaxed);
+                s.open_sp.store(0, Relaxed);
                 s.detached.store(false, Relaxed);
                 s.retired_gen.store(0, Relaxed);
                 s.fast_state.store(0, Relaxed);
@@ -228,8 +367,7 @@ impl Drop for Local {
             unsafe { gg_slot_set(std::ptr::null()) };
             // A thread that ends inside a region (killed by a policy `exit`, or a host bug)
             // must not hold the drain up forever.
-            s.suspended.store(0, Relaxed);
-            s.depth.store(0, Release);
+            close_all(s);
             s.in_use.store(false, Release);
         }
     }
@@ -334,17 +472,19 @@ impl Ticket {
     }
 }
 
-/// Open a gated region on this thread, or refuse without touching the GIL.
+/// Open a level of `kind` on this thread (a gated region if it is the outermost), or refuse
+/// without touching the GIL.
 #[inline]
-pub(crate) fn enter(api: &Api) -> Result<Ticket, gilgate_status> {
+pub(crate) fn enter(api: &Api, kind: u8) -> Result<Ticket, gilgate_status> {
     let slot = my_slot().ok_or(GILGATE_ERR_INTERNAL)?;
-    enter_with(api, slot)
+    enter_with(api, slot, kind)
 }
 
 /// `enter` for a caller that already has this thread's slot.
 #[inline]
-pub(crate) fn enter_with(api: &Api, slot: &'static Slot) -> Result<Ticket, gilgate_status> {
+pub(crate) fn enter_with(api: &Api, slot: &'static Slot, kind: u8) -> Result<Ticket, gilgate_status> {
     let d = slot.depth.load(Relaxed);
+    slot.record(d, kind, 0);
     slot.depth.store(d + 1, Relaxed);
     barrier_entry();
     let s = hot().state.load(Acquire);
@@ -436,6 +576,7 @@ pub(crate) fn killed(t: &Ticket, retire: bool, hang: bool) {
     }
     if t.depth_before == 0 {
         t.slot.open_sp.store(0, Relaxed);
+        t.slot.frames[0].store(0, Relaxed);
     } else {
         t.slot.detached.store(true, Relaxed);
         t.slot.fast_state.store(0, Relaxed);
@@ -455,11 +596,10 @@ pub(crate) fn leave(slot: &Slot) -> bool {
         return false;
     }
     if d == 1 {
-        slot.suspended.store(0, Relaxed);
-        slot.open_sp.store(0, Relaxed);
-        slot.detached.store(false, Relaxed);
+        close_all(slot);
+    } else {
+        slot.depth.store(d - 1, Release);
     }
-    slot.depth.store(d - 1, Release);
     true
 }
 
@@ -518,6 +658,20 @@ pub(crate) fn wait_drained(me: Option<&'static Slot>, timeout: Duration) -> u32 
             std::thread::sleep(Duration::from_micros(if spins < 256 { 20 } else { 200 }));
         }
     }
+}
+
+/// `pthread_atfork` child handler: only the forking thread exists in the child, so every other
+/// slot's regions are dropped (their owners' TLS destructors will never run there). Atomic
+/// stores only: async-signal-safe, as a fork child handler must be.
+pub(crate) extern "C" fn after_fork_child() {
+    let me = my_slot_if_any();
+    for_each_slot(|s| {
+        if me.map_or(true, |m| !std::ptr::eq(m, s)) && s.in_use.load(Relaxed) {
+            s.fast_state.store(0, Relaxed);
+            close_all(s);
+            s.in_use.store(false, Release);
+        }
+    });
 }
 
 pub(crate) fn sum_entries() -> (u64, u64) {

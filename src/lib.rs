@@ -77,6 +77,8 @@ extern "C" fn gilgate_init() {
         let _ = policy::current();
         // SAFETY: registering a plain extern "C" fn with libc's atexit.
         unsafe { libc::atexit(stats::print_at_exit) };
+        // SAFETY: a child handler that only does atomic stores (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(gate::after_fork_child)) };
         if config::get().verbose {
             log::Line::new()
                 .s("loaded ").s(env!("CARGO_PKG_VERSION"))

@@ -19,8 +19,8 @@ extern "C" {
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
 }
 
-pub(crate) const HOST: c_int = 1;
-pub(crate) const CPYTHON: c_int = 2;
+pub(crate) const HOST: c_int = crate::gate::THREAD_HOST;
+pub(crate) const CPYTHON: c_int = crate::gate::THREAD_CPYTHON;
 
 /// Executable address range of the CPython object, [start, end); 0/0 until known.
 static PY_TEXT_START: AtomicUsize = AtomicUsize::new(0);
