@@ -315,17 +315,28 @@ fn resolve() -> Option<Api> {
 }
 
 /// Where a thread state says which Python frame it is executing: the offset of a pointer in
-/// `struct _ts`, and if that pointer is a `_PyCFrame` (3.11, 3.12), the offset of its
-/// `current_frame`. NULL at the host's level (no Python code running on the thread), non-NULL
-/// inside Python code. Read from each version's headers (`harness/tests/frame_offsets.rs` checks
-/// them against every CPython on the machine).
-pub(crate) fn frame_offsets(version: (u32, u32)) -> (u32, u32) {
+/// `struct _ts`, and the offset of a word in what it points to, or `gate::NO_CFRAME`:
+/// - 3.8-3.10 `frame`, 3.13-3.14 `current_frame`: NULL at the host's level (no Python code
+///   running on the thread), else the frame;
+/// - 3.11, 3.12 `cframe`, then its `current_frame`;
+/// - 3.15+ `current_frame`, which at the host's level points at the thread's base frame, the only
+///   frame whose `previous` (second word) is NULL (`FrameStyle::Sentinel`).
+/// Read from each version's headers and checked by experiment on every CPython here.
+pub(crate) fn frame_offsets(version: (u32, u32)) -> (u32, u32, FrameStyle) {
     match version {
-        (3, 8..=10) => (24, crate::gate::NO_CFRAME), // PyFrameObject *frame
-        (3, 11) => (56, 8),                          // _PyCFrame *cframe -> current_frame
-        (3, 12) => (56, 0),
-        _ => (72, crate::gate::NO_CFRAME), // 3.13+: _PyInterpreterFrame *current_frame
+        (3, 8..=10) => (24, crate::gate::NO_CFRAME, FrameStyle::Direct), // PyFrameObject *frame
+        (3, 11) => (56, 8, FrameStyle::CFrame),                          // _PyCFrame *cframe
+        (3, 12) => (56, 0, FrameStyle::CFrame),
+        (3, 13..=14) => (72, crate::gate::NO_CFRAME, FrameStyle::Direct), // current_frame
+        _ => (72, 8, FrameStyle::Sentinel),
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum FrameStyle {
+    Direct,
+    CFrame,
+    Sentinel,
 }
 
 impl Api {

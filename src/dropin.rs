@@ -100,6 +100,20 @@ fn api_or_die(name: &str) -> &'static Api {
     }
 }
 
+/// Outside any region, a thread state executing a Python frame is being resumed: the end of an
+/// extension's `Py_BEGIN_ALLOW_THREADS` pair inside Python code that runs outside any region (an
+/// embedding host's main thread, CPython's own extension modules there). Not a region entry:
+/// forwarded as is (armed.c's drop-in entries make the same test).
+#[inline]
+fn resumes_python(ts: TState) -> bool {
+    outside_region() && gate::frame_of(ts as *mut c_void) != 0
+}
+
+#[inline]
+fn outside_region() -> bool {
+    gate::my_slot_if_any().map_or(true, |s| s.depth.load(Relaxed) == 0)
+}
+
 /// Native path: CPython's own call site, or a thread CPython created.
 #[inline(always)]
 fn native(ra: usize) -> bool {
@@ -239,7 +253,7 @@ fn host_leave(slot: Option<&'static Slot>, ts: TState) {
 
 pub(crate) extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
     let api = api_or_die("PyEval_RestoreThread");
-    if native(ra) || ts.is_null() {
+    if native(ra) || ts.is_null() || resumes_python(ts) {
         // SAFETY: forwarding the caller's own call unchanged.
         return unsafe { (api.PyEval_RestoreThread)(ts) };
     }
@@ -253,7 +267,7 @@ pub(crate) extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
 
 pub(crate) extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
     let api = api_or_die("PyEval_AcquireThread");
-    if native(ra) || ts.is_null() {
+    if native(ra) || ts.is_null() || resumes_python(ts) {
         // SAFETY: forwarding unchanged.
         return unsafe { (api.PyEval_AcquireThread)(ts) };
     }
@@ -267,7 +281,10 @@ pub(crate) extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
 
 pub(crate) extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
     let api = api_or_die("PyGILState_Ensure");
-    if native(ra) {
+    // SAFETY: reads this thread's attached thread state; no precondition.
+    if native(ra) || (outside_region() && !unsafe { (api.tstate_unchecked)() }.is_null()) {
+        // Outside any region with a thread state attached: the thread holds the GIL already, so
+        // this only counts (no wait, no kill): not an entry (e.g. a callback on the main thread).
         // SAFETY: forwarding unchanged.
         return unsafe { (api.PyGILState_Ensure)() };
     }
@@ -424,7 +441,7 @@ extern "C-unwind" fn swap_impl(ts: TState, ra: usize, sp: usize) -> TState {
         // SAFETY: reads this thread's attached thread state; no precondition.
         let old = unsafe { (api.tstate_unchecked)() };
         let mut r: TState = std::ptr::null_mut();
-        if old.is_null() && !ts.is_null() {
+        if old.is_null() && !ts.is_null() && !resumes_python(ts) {
             // An attach: an entry like PyEval_RestoreThread (Cython >= 3.2's `with nogil` end
             // on 3.13+ uses RestoreThread after a Swap(NULL); mod_wsgi and JEP switch this way).
             host_enter(api, "PyThreadState_Swap", sp, gate::KIND_TSTATE, false, ts, || {

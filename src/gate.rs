@@ -62,28 +62,38 @@ const _: () = assert!(std::mem::size_of::<Hot>() == 128);
 /// `frame_off`/`cframe_off` meaning "no `_PyCFrame` indirection".
 pub(crate) const NO_CFRAME: u32 = u32::MAX;
 
+static FRAME_STYLE: AtomicU32 = AtomicU32::new(0);
+
 /// Publish where thread states keep their current Python frame (before any entry can succeed).
-pub(crate) fn publish_frame_offsets((off, cf): (u32, u32)) {
+/// The C fast paths only ask "is a Python frame executing" (the word at `cframe_off` is 0 or
+/// not); `frame_of` also tells frames apart.
+pub(crate) fn publish_frame_offsets((off, cf, style): (u32, u32, crate::cpython::FrameStyle)) {
+    FRAME_STYLE.store(style as u32, Relaxed);
     hot().frame_off.store(off, Relaxed);
     hot().cframe_off.store(cf, Relaxed);
 }
 
-/// The Python frame `ts` is executing (NULL: none, i.e. the host's own level). `ts` must be a
+/// The Python frame `ts` is executing (0: none, i.e. the host's own level). `ts` must be a
 /// live thread state owned by the calling thread (only the owner changes these fields).
 pub(crate) fn frame_of(ts: *mut std::ffi::c_void) -> usize {
+    use crate::cpython::FrameStyle;
     if ts.is_null() {
         return 0;
     }
     let off = hot().frame_off.load(Relaxed) as usize;
     let cf = hot().cframe_off.load(Relaxed);
-    // SAFETY: per-version offsets of pointer fields inside CPython's `struct _ts` / `_PyCFrame`
-    // (cpython::frame_offsets); the caller passes its own live thread state.
+    // SAFETY: per-version offsets of pointer fields inside CPython's `struct _ts`, `_PyCFrame`
+    // and `_PyInterpreterFrame` (cpython::frame_offsets); the caller passes its own live state.
     unsafe {
         let p = *((ts as *const u8).add(off) as *const usize);
         if cf == NO_CFRAME || p == 0 {
-            p
+            return p;
+        }
+        let w = *((p as *const u8).add(cf as usize) as *const usize);
+        if FRAME_STYLE.load(Relaxed) == FrameStyle::Sentinel as u32 {
+            if w == 0 { 0 } else { p }
         } else {
-            *((p as *const u8).add(cf as usize) as *const usize)
+            w
         }
     }
 }

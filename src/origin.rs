@@ -139,6 +139,10 @@ fn classify() -> c_int {
     let libc_base = object_of(libc::pthread_create as *const () as usize).0;
     // SAFETY: getpid/gettid have no preconditions.
     let main_thread = unsafe { libc::getpid() as i64 == libc::syscall(libc::SYS_gettid) };
+    // The main executable: its frames outside any dynamic symbol (a launcher or host built
+    // without -rdynamic: `_start`, `main`) are skipped like a named `main`.
+    // SAFETY: getauxval has no preconditions; AT_ENTRY is the executable's entry point.
+    let exe_base = object_of(unsafe { libc::getauxval(libc::AT_ENTRY) } as usize).0;
     let mut seen_main = false;
     for &ip in outer.iter().take(count) {
         // A return address points after the call: step back one byte to stay in the caller.
@@ -157,6 +161,9 @@ fn classify() -> c_int {
             if sym == Some(&b"main"[..]) {
                 seen_main = true;
                 continue; // python's main is a stub: look at what it calls
+            }
+            if sym.is_none() && base == exe_base && !in_cpython(pc) {
+                continue; // an unnamed `_start`/`main`: look at what it calls
             }
         }
         return if in_cpython(pc) { CPYTHON } else { HOST };

@@ -550,6 +550,18 @@ GG_API void gg_api_gilstate_release(int st) {
  * inside a region, refusals, policy) is Rust's. */
 
 
+/* The Python frame a thread state is executing (gate.rs frame_of): NULL at the host's level. */
+static inline uintptr_t gg_frame_of(void *ts) {
+    if (!ts)
+        return 0;
+    uint32_t off = atomic_load_explicit(&gg_hot.frame_off, RLX);
+    uint32_t cf = atomic_load_explicit(&gg_hot.cframe_off, RLX);
+    uintptr_t p = *(const uintptr_t *)((const char *)ts + off);
+    if (cf == UINT32_MAX || !p)
+        return p;
+    return *(const uintptr_t *)(p + cf);
+}
+
 static inline int gg_from_cpython(uintptr_t ra) {
     uintptr_t lo = atomic_load_explicit(&gg_hot.text_lo, memory_order_acquire);
     return ra - lo < atomic_load_explicit(&gg_hot.text_hi, RLX) - lo;
@@ -562,7 +574,7 @@ static inline int gg_from_cpython(uintptr_t ra) {
  * acquire (ts, ra, sp), ensure (ra, sp); sp is the caller's stack pointer after the return, i.e.
  * this frame's entry rsp + 8, and becomes open_sp. Calls from CPython's own code, NULL thread
  * states and CPython's threads go straight to CPython by tail jump; anything else Rust's. */
-#define GG_DROP_ASM(name, tag, pyoff, slowoff, which, RA, SP, TSTEST, kind)                                \
+#define GG_DROP_ASM(name, tag, pyoff, slowoff, which, RA, SP, TSTEST, FRAMETEST, kind)                                \
     "  .text\n  .p2align 4\n  .globl " name "\n  .hidden " name "\n  .type " name ", @function\n"     \
     name ":\n"                                                                                       \
     "  .cfi_startproc\n"                                                                             \
@@ -574,7 +586,8 @@ static inline int gg_from_cpython(uintptr_t ra) {
     "  cmpq %r9, %r8\n  jb 6f\n"                                                                     \
     TSTEST                                                                                           \
     "  movq gg_kind@gottpoff(%rip), %rcx\n  movl %fs:(%rcx), %ecx\n"                                \
-    "  cmpl $" GG_XS(GG_HOST) ", %ecx\n  jne 5f\n"                   /* not a host thread */                          \
+    "  cmpl $" GG_XS(GG_HOST) ", %ecx\n  jne 5f\n"                                                   \
+    FRAMETEST                   /* not a host thread */                          \
     "  movq gg_slot@gottpoff(%rip), %rcx\n  movq %fs:(%rcx), %rcx\n"                                \
     "  cmpl $0, " GG_XS(GG_SLOT_DEPTH) "(%rcx)\n  jne 9f\n"                                                                 \
     "  movl $1, " GG_XS(GG_SLOT_DEPTH) "(%rcx)\n"                                                                           \
@@ -611,9 +624,18 @@ static inline int gg_from_cpython(uintptr_t ra) {
     "  jmp *gg_rust+" GG_S(slowoff) "(%rip)\n"                                                      \
     "  .cfi_endproc\n  .size " name ", .-" name "\n"
 #define GG_DROP_TSTEST "  testq %rdi, %rdi\n  jz 6f\n"
-__asm__(GG_DROP_ASM("gg_drop_restore_thread", "drop_restore", 16, 56, 0, "%rsi", "%rdx", GG_DROP_TSTEST, GG_KIND_TSTATE));
-__asm__(GG_DROP_ASM("gg_drop_acquire_thread", "drop_acquire", 24, 64, 1, "%rsi", "%rdx", GG_DROP_TSTEST, GG_KIND_TSTATE));
-__asm__(GG_DROP_ASM("gg_drop_gilstate_ensure", "drop_ensure", 32, 72, 2, "%rdi", "%rsi", "", GG_KIND_GILSTATE));
+/* restore/acquire: a thread state executing a Python frame resumes Python code that ran outside
+ * any region (an extension's Py_END_ALLOW_THREADS on, e.g., an embedding host's main thread):
+ * Rust forwards it without opening a region (gate.rs `frame_of`, the same two reads). */
+#define GG_DROP_FRAMETEST                                                                            \
+    "  movl gg_hot+" GG_XS(GG_HOT_FRAME_OFF) "(%rip), %r8d\n  movq (%rdi,%r8), %r8\n"              \
+    "  testq %r8, %r8\n  jz 4f\n"                                                                      \
+    "  movl gg_hot+" GG_XS(GG_HOT_CFRAME_OFF) "(%rip), %r9d\n  cmpl $-1, %r9d\n  je 9f\n"            \
+    "  cmpq $0, (%r8,%r9)\n  jne 9f\n"                                                                \
+    "4:\n"
+__asm__(GG_DROP_ASM("gg_drop_restore_thread", "drop_restore", 16, 56, 0, "%rsi", "%rdx", GG_DROP_TSTEST, GG_DROP_FRAMETEST, GG_KIND_TSTATE));
+__asm__(GG_DROP_ASM("gg_drop_acquire_thread", "drop_acquire", 24, 64, 1, "%rsi", "%rdx", GG_DROP_TSTEST, GG_DROP_FRAMETEST, GG_KIND_TSTATE));
+__asm__(GG_DROP_ASM("gg_drop_gilstate_ensure", "drop_ensure", 32, 72, 2, "%rdi", "%rsi", "", "", GG_KIND_GILSTATE));
 GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp);
 GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp);
 GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp);
@@ -647,7 +669,7 @@ GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         f(ts);
         return;
     }
-    if (!gg_drop_entry((void *)f, ts, NULL, sp, GG_W_RESTORE, GG_KIND_TSTATE))
+    if (gg_frame_of(ts) || !gg_drop_entry((void *)f, ts, NULL, sp, GG_W_RESTORE, GG_KIND_TSTATE))
         gg_rust.drop_restore(ts, ra, sp);
 }
 
@@ -661,7 +683,7 @@ GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         f(ts);
         return;
     }
-    if (!gg_drop_entry((void *)f, ts, NULL, sp, GG_W_ACQUIRE, GG_KIND_TSTATE))
+    if (gg_frame_of(ts) || !gg_drop_entry((void *)f, ts, NULL, sp, GG_W_ACQUIRE, GG_KIND_TSTATE))
         gg_rust.drop_acquire(ts, ra, sp);
 }
 
@@ -678,18 +700,6 @@ GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp) {
 }
 
 #endif
-
-/* The Python frame a thread state is executing (gate.rs frame_of): NULL at the host's level. */
-static inline uintptr_t gg_frame_of(void *ts) {
-    if (!ts)
-        return 0;
-    uint32_t off = atomic_load_explicit(&gg_hot.frame_off, RLX);
-    uint32_t cf = atomic_load_explicit(&gg_hot.cframe_off, RLX);
-    uintptr_t p = *(const uintptr_t *)((const char *)ts + off);
-    if (cf == UINT32_MAX || !p)
-        return p;
-    return *(const uintptr_t *)(p + cf);
-}
 
 /* Save side (gate.rs `Slot` has the model). 0: no region, forward. 1: the outermost level is the
  * host's own thread-state level: forward, then close it if the thread state is back at that
