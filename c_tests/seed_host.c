@@ -8,11 +8,14 @@
  * worker turns into a deadlock that the harness's watchdog reports.
  *
  * usage: seed_host MODE WORKERS DELAY_US CYCLES SEED
- *   MODE: gilstate | tstate | callback | mixed | nested | subinterp
+ *   MODE: gilstate | tstate | callback | mixed | nested | subinterp | allowcb
  *     gilstate  ensure / Python work / release
  *     tstate    the worker's own PyThreadState: restore / work / save
  *     callback  Python calls back into the host, which ensures again (nested inside Python)
  *     mixed     workers alternate gilstate, tstate, callback
+ *     allowcb   tstate, and the Python work calls back into a host function that waits for a
+ *               shared host lock with the GIL released (Py_BEGIN/END_ALLOW_THREADS: CPython's
+ *               own names, so gilgate's exports where it is linked ahead) inside the API region
  *     nested    ensure, work, ensure again, work, release the inner, work (time.sleep(0) releases
  *               the GIL inside the outer region), release the outer
  *     subinterp even workers: their own PyThreadState of a subinterpreter (Py_NewInterpreter,
@@ -51,7 +54,7 @@
 #endif
 
 #define MAX_WORKERS 64
-enum { M_GILSTATE, M_TSTATE, M_CALLBACK, M_MIXED, M_NESTED, M_SUBINTERP };
+enum { M_GILSTATE, M_TSTATE, M_CALLBACK, M_MIXED, M_NESTED, M_SUBINTERP, M_ALLOWCB };
 enum { RES_OK, RES_FINALIZING, RES_NOTINIT, RES_OTHER, RES_BAD_OK, RES_N };
 
 static int g_mode, g_workers, g_cycles;
@@ -63,7 +66,7 @@ static pthread_mutex_t g_host[MAX_WORKERS];
 static pthread_mutex_t g_count_lock = PTHREAD_MUTEX_INITIALIZER;
 static long g_results[RES_N];
 static int g_finished[MAX_WORKERS];
-static PyObject *g_work, *g_work_cb, *g_cb; /* per cycle, set by main before go */
+static PyObject *g_work, *g_work_cb, *g_cb, *g_block_cb; /* per cycle, set by main before go */
 static PyInterpreterState *g_interp;
 static PyInterpreterState *g_sub;  /* subinterp mode: this cycle's subinterpreter */
 static PyObject *g_sub_work;        /* its `work`, defined in its own __main__ */
@@ -153,10 +156,24 @@ static PyObject *host_cb(PyObject *self, PyObject *args) {
 }
 static PyMethodDef host_cb_def = {"host_cb", host_cb, METH_NOARGS, NULL};
 
+/* allowcb mode: a host function Python calls, blocking on a host lock with the GIL released. */
+static pthread_mutex_t g_block = PTHREAD_MUTEX_INITIALIZER;
+static PyObject *host_block(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&g_block);
+    struct timespec t = {0, 20000};
+    nanosleep(&t, NULL);
+    pthread_mutex_unlock(&g_block);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+static PyMethodDef host_block_def = {"host_block", host_block, METH_NOARGS, NULL};
+
 static void python_work(int callback, unsigned *seed) {
     PyObject *r;
     if (callback)
-        r = PyObject_CallFunction(g_work_cb, "O", g_cb);
+        r = PyObject_CallFunction(g_work_cb, "O", callback == 2 ? g_block_cb : g_cb);
     else
         r = PyObject_CallFunction(g_work, "i", (int)(rand_r(seed) % 200));
     if (r) Py_DECREF(r);
@@ -186,20 +203,20 @@ static void one_gilstate(int id, int callback, unsigned *seed) {
     HOST_UNLOCK(&g_host[id]);
 }
 
-static void one_tstate(int id, PyThreadState *ts, int *dead, unsigned *seed) {
+static void one_tstate(int id, PyThreadState *ts, int *dead, unsigned *seed, int callback) {
     HOST_LOCK(&g_host[id]);
 #ifdef GG_RAW
     (void)dead;
     PyEval_RestoreThread(ts);
     check_ok();
-    python_work(0, seed);
+    python_work(callback, seed);
     PyEval_SaveThread();
 #else
     errno = ERRNO_MARK;
     int st = *dead ? GILGATE_ERR_FINALIZING : gilgate_restore_thread(ts);
     if (st == GILGATE_OK) {
         check_ok();
-        python_work(0, seed);
+        python_work(callback, seed);
         if (gilgate_save_thread() != ts) count(RES_OTHER);
     } else {
         check_errno_after_error();
@@ -306,7 +323,7 @@ static void *worker(void *arg) {
         int dead = 0;
         int mode = g_mode == M_MIXED ? id % 3 : g_mode;
         if (mode == M_SUBINTERP && id % 2) mode = M_GILSTATE; /* the main interpreter's workers */
-        if (mode == M_TSTATE) ts = PyThreadState_New(g_interp); /* no GIL needed */
+        if (mode == M_TSTATE || mode == M_ALLOWCB) ts = PyThreadState_New(g_interp); /* no GIL needed */
         if (mode == M_SUBINTERP) ts = PyThreadState_New(g_sub);
         bump(&g_ready[c]);
         while (load(&g_stop) < c) {
@@ -318,7 +335,7 @@ static void *worker(void *arg) {
                     break;
                 }
                 one_sub(id, ts, &dead, &seed);
-            } else if (mode == M_TSTATE) one_tstate(id, ts, &dead, &seed);
+            } else if (mode == M_TSTATE || mode == M_ALLOWCB) one_tstate(id, ts, &dead, &seed, mode == M_ALLOWCB ? 2 : 0);
             else if (mode == M_NESTED) one_nested(id, &seed);
             else one_gilstate(id, mode == M_CALLBACK, &seed);
             if (rand_r(&seed) % 4 == 0) sleep_us(rand_r(&seed) % 200);
@@ -354,6 +371,7 @@ static void setup_python(void) {
     g_work = PyDict_GetItemString(d, "work");
     g_work_cb = PyDict_GetItemString(d, "work_cb");
     g_cb = PyCFunction_New(&host_cb_def, NULL);
+    g_block_cb = PyCFunction_New(&host_block_def, NULL);
     Py_INCREF(g_work); Py_INCREF(g_work_cb);
     g_interp = PyThreadState_Get()->interp;
 }
@@ -401,13 +419,14 @@ static void end_subinterp(PyThreadState *main_ts, PyThreadState *sub_ts) {
 
 int main(int argc, char **argv) {
     if (argc != 6) {
-        fprintf(stderr, "usage: %s gilstate|tstate|callback|mixed|nested|subinterp WORKERS DELAY_US CYCLES SEED\n", argv[0]);
+        fprintf(stderr, "usage: %s gilstate|tstate|callback|mixed|nested|subinterp|allowcb WORKERS DELAY_US CYCLES SEED\n", argv[0]);
         return 64;
     }
     const char *m = argv[1];
     g_mode = !strcmp(m, "gilstate") ? M_GILSTATE : !strcmp(m, "tstate") ? M_TSTATE
            : !strcmp(m, "callback") ? M_CALLBACK : !strcmp(m, "mixed") ? M_MIXED
-           : !strcmp(m, "nested") ? M_NESTED : !strcmp(m, "subinterp") ? M_SUBINTERP : -1;
+           : !strcmp(m, "nested") ? M_NESTED : !strcmp(m, "subinterp") ? M_SUBINTERP
+           : !strcmp(m, "allowcb") ? M_ALLOWCB : -1;
     g_workers = atoi(argv[2]);
     long delay_us = atol(argv[3]);
     g_cycles = atoi(argv[4]);

@@ -190,6 +190,12 @@ pub(crate) fn drain(api: &Api, why: &str) {
     // PEP 788 (3.15+): Py_FinalizeEx waits, without a bound, for interpreter guards: close every
     // guard gilgate holds, so that it waits for none past this drain (src/pep788.rs).
     crate::pep788::after_drain(api, left > 0);
+    // The draining thread is the finalizing one (atexit runs on it, and so do the finalize
+    // entries): its own region, if any, ends with the runtime (e.g. pybind11's embedded
+    // interpreter, whose last `gil_scoped_release` re-entered before `finalize_interpreter`).
+    if let Some(m) = me {
+        gate::close_region(m);
+    }
     let ns = start.elapsed().as_nanos() as u64;
     crate::stats::drained(ns, left > 0);
     if crate::config::get().verbose || left > 0 {
@@ -218,7 +224,7 @@ pub(crate) fn finalize(api: &Api, why: &str) -> std::os::raw::c_int {
     gate::mark_finalized();
     // The finalizing thread's own region (if it entered through gilgate) ends with the runtime.
     if let Some(s) = gate::my_slot_if_any() {
-        s.depth.store(0, Release);
+        gate::close_region(s);
     }
     r
 }

@@ -499,7 +499,7 @@ impl Rng {
 }
 
 /// The seed host's modes (c_tests/seed_host.c describes each).
-pub const MODES: [&str; 6] = ["gilstate", "tstate", "callback", "mixed", "nested", "subinterp"];
+pub const MODES: [&str; 7] = ["gilstate", "tstate", "callback", "mixed", "nested", "subinterp", "allowcb"];
 
 /// Run jobs on `threads` workers, returning results in job order.
 pub fn parallel<J: Send + 'static, R: Send + 'static>(jobs: Vec<J>, threads: usize, f: impl Fn(J) -> R + Send + Sync + 'static) -> Vec<R> {

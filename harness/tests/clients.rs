@@ -1,0 +1,632 @@
+//! Real-client conformance suite: real programs built with the real client libraries (pybind11
+//! extension module and embedding host, Cython, cffi, ctypes), on every CPython on the machine,
+//! each run raw and with `LD_PRELOAD=libgilgate.so`, classified. See clients/README.md.
+//!
+//! Env:
+//!   GILGATE_CLIENT_RUNS (default 2)      runs per (CPython, client, variant, raw|gilgate) cell
+//!   GILGATE_ONLY_PYTHONS                 the harness's CPython filter (names or versions)
+//!   GILGATE_CLIENTS_ONLY="cffi pybind11/rude"  cell filter: substrings of "client/variant"
+//!   GILGATE_CLIENT_TIMEOUT (default 60)  watchdog seconds, gilgate runs (raw runs: 30)
+//!   GILGATE_CACHE (default ~/.cache/gilgate)  client libraries go to $GILGATE_CACHE/clients/<python>/
+//!   GILGATE_CLIENT_PIP                   the python whose pip installs the client wheels
+//!                                        (default: newest pyenv python with pip)
+//!
+//! Asserted, gilgate runs only: polite variants end clean with the stats line showing
+//! drain_timeouts=0, open_regions=0 and gated_entries>0 (the last one not on a statically linked
+//! python executable, README case (c), where the executable's own exports win over the preload);
+//! rude variants end clean or in gilgate's diagnosed abort. Raw runs are recorded, not asserted,
+//! except that polite raw runs must be clean (else the program itself is wrong).
+
+use gilgate_harness::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PY_CLIENTS: &[&str] = &["pybind11", "cython", "cffi", "ctypes"];
+const PY_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "rude"];
+const EMBED_VARIANTS: &[&str] = &["polite", "rude"];
+/// pybind11 only: threads that stay alive idle in C after their last gil_scoped_acquire.
+const PYB_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "polite-idle", "rude"];
+
+fn clients_src() -> PathBuf {
+    repo_root().join("clients")
+}
+
+fn cache_root() -> PathBuf {
+    std::env::var_os("GILGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
+        .join("clients")
+}
+
+fn build_root() -> PathBuf {
+    repo_root().join("target/clients")
+}
+
+/// Bump when a build recipe (compiler flags, steps) below changes: part of every build hash.
+const RECIPE: &str = "clients-recipe-3";
+
+/// FNV-1a 64: a stable content hash for the build cache.
+fn fnv(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in std::iter::once(&RECIPE.as_bytes()).chain(parts.iter()) {
+        for b in p.iter().chain(b"\x00") {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn out(cmd: &mut Command) -> Result<String, String> {
+    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !o.status.success() {
+        let mut s = String::from_utf8_lossy(&o.stderr).to_string();
+        s.push_str(&String::from_utf8_lossy(&o.stdout));
+        let tail: Vec<&str> = s.lines().rev().take(12).collect();
+        return Err(format!("{:?} failed ({}):\n{}", cmd.get_program(), o.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// `python ARGS`, run the way this CPython runs (Debian trees through their loader).
+fn py_command(p: &Python) -> Command {
+    let mut c = Command::new(&p.python_cmd[0]);
+    c.args(&p.python_cmd[1..]);
+    for (k, v) in &p.env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Is the python executable itself exporting the C API (statically linked libpython)?
+fn static_exe(p: &Python) -> bool {
+    Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
+        .unwrap_or(false)
+}
+
+/// The python whose pip downloads wheels for every CPython (cross-installs with --python-version).
+fn pip_python(found: &[Python]) -> Option<Vec<String>> {
+    if let Ok(p) = std::env::var("GILGATE_CLIENT_PIP") {
+        return Some(vec![p]);
+    }
+    let mut cands: Vec<Vec<String>> = vec![];
+    let mut pyenv: Vec<&Python> = found.iter().filter(|p| p.name.starts_with("pyenv-") && p.minor() >= (3, 9)).collect();
+    pyenv.sort_by_key(|p| std::cmp::Reverse(p.minor()));
+    cands.extend(pyenv.iter().map(|p| vec![p.exe.display().to_string()]));
+    // Filtered-out pyenv builds still have a pip.
+    if let Ok(rd) = std::fs::read_dir(std::env::var("HOME").unwrap_or_default() + "/.pyenv/versions") {
+        let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path().join("bin/python3")).filter(|p| p.exists()).collect();
+        v.sort();
+        v.reverse();
+        cands.extend(v.into_iter().map(|p| vec![p.display().to_string()]));
+    }
+    cands.push(vec!["python3".into()]);
+    cands.into_iter().find(|c| Command::new(&c[0]).args(["-m", "pip", "--version"]).output().map(|o| o.status.success()).unwrap_or(false))
+}
+
+/// Install `spec` (one requirement, first that works of `specs`) for CPython `p` into
+/// cache/<python>/<key>, once. Returns (dir, "name-version") or why it is absent.
+fn install(p: &Python, pip: &[String], key: &str, specs: &[&str]) -> Result<(PathBuf, String), String> {
+    let dir = cache_root().join(&p.name).join(key);
+    let stamp = dir.join(".gg-installed");
+    if let Ok(v) = std::fs::read_to_string(&stamp) {
+        return Ok((dir, v.trim().to_string()));
+    }
+    let (a, b) = p.minor();
+    let tag = format!("cp{a}{b}");
+    let mut why = vec![];
+    for spec in specs {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut c = Command::new(&pip[0]);
+        c.args(&pip[1..]).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
+            "--no-warn-script-location", "--only-binary=:all:", "--target"]).arg(&dir)
+            .args(["--python-version", &format!("{a}.{b}"), "--implementation", "cp", "--abi", &tag, "--abi", "abi3", "--abi", "none"]);
+        for plat in ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_28_x86_64",
+            "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"] {
+            c.args(["--platform", plat]);
+        }
+        c.arg(spec);
+        match out(&mut c) {
+            Ok(_) => {
+                let base = spec.split(|ch: char| "<>=!~ ".contains(ch)).next().unwrap().to_lowercase();
+                let ver = std::fs::read_dir(&dir).into_iter().flatten().flatten()
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| {
+                        let (name, v) = s.split_once('-')?;
+                        (name.to_lowercase() == base).then(|| format!("{base}-{v}"))
+                    }))
+                    .unwrap_or_else(|| format!("{base}-?"));
+                std::fs::write(&stamp, &ver).map_err(|e| e.to_string())?;
+                return Ok((dir, ver));
+            }
+            Err(e) => why.push(format!("{spec}: {}", e.lines().filter(|l| l.contains("ERROR")).next().unwrap_or("pip failed"))),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Err(why.join("; "))
+}
+
+/// Run `build(dir)` into build_root()/<python>/<what>-<hash> unless already done.
+fn cached(pyname: &str, what: &str, hash: &str, build: impl FnOnce(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
+    let dir = build_root().join(pyname).join(format!("{what}-{hash}"));
+    if dir.join(".gg-built").exists() {
+        return Ok(dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    build(&dir)?;
+    std::fs::write(dir.join(".gg-built"), "").map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+fn src(name: &str) -> Vec<u8> {
+    std::fs::read(clients_src().join(name)).unwrap_or_else(|e| panic!("clients/{name}: {e}"))
+}
+
+/// Everything one CPython needs to run the clients.
+#[derive(Clone, Default)]
+struct Setup {
+    /// client -> (module dir or embed executable, PYTHONPATH entries)
+    ready: BTreeMap<&'static str, (PathBuf, Vec<PathBuf>)>,
+    /// client -> why absent
+    absent: BTreeMap<&'static str, String>,
+    /// client -> library version
+    versions: BTreeMap<&'static str, String>,
+    /// build-time check failures (e.g. Cython not compiling to PyThreadState_Swap on 3.13+)
+    check_failures: Vec<String>,
+    notes: Vec<String>,
+    static_exe: bool,
+}
+
+fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String>) -> Setup {
+    let mut s = Setup { static_exe: static_exe(p), ..Default::default() };
+    let ext = match out(py_command(p).args(["-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"])) {
+        Ok(e) => e,
+        Err(e) => {
+            for c in PY_CLIENTS.iter().chain(["embed"].iter()) {
+                s.absent.insert(c, format!("cannot ask this python for EXT_SUFFIX: {e}"));
+            }
+            return s;
+        }
+    };
+    let cflags = p.cflags.join(" ");
+    let cc_ext = |cc: &str, lang: &[&str], srcfile: &Path, outf: &Path, extra: &[String]| -> Result<(), String> {
+        let mut c = Command::new(cc);
+        // No -fvisibility=hidden for C: CPython 3.8's PyMODINIT_FUNC carries no visibility attribute.
+        c.args(lang).args(["-O1", "-shared", "-fPIC", "-pthread"]).args(&p.cflags).args(extra)
+            .arg(srcfile).arg("-o").arg(outf);
+        out(&mut c).map(|_| ())
+    };
+
+    // ctypes: a plain C library, nothing per CPython.
+    match ctypes_lib {
+        Ok(dir) => {
+            s.ready.insert("ctypes", (dir.clone(), vec![]));
+            s.versions.insert("ctypes", format!("ctypes (stdlib {})", p.version));
+        }
+        Err(e) => {
+            s.absent.insert("ctypes", e.clone());
+        }
+    }
+    let Some(pip) = pip else {
+        for c in ["pybind11", "embed", "cython", "cffi"] {
+            s.absent.insert(c, "no python with pip found to install the client library".into());
+        }
+        return s;
+    };
+
+    // pybind11: extension module and embedding host.
+    match install(p, pip, "pybind11", &["pybind11"]) {
+        Ok((dir, ver)) => {
+            let inc = format!("-I{}", dir.join("pybind11/include").display());
+            let cxx = ["-x", "c++", "-std=c++17", "-fvisibility=hidden"]; // pybind11's recommendation
+            let h = fnv(&[&src("gg_pyb.cpp"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
+            match cached(&p.name, "pybind11", &h, |d| cc_ext("g++", &cxx, &clients_src().join("gg_pyb.cpp"), &d.join(format!("gg_pyb{ext}")), &[inc.clone()])) {
+                Ok(d) => {
+                    s.ready.insert("pybind11", (d, vec![]));
+                }
+                Err(e) => {
+                    s.absent.insert("pybind11", format!("build failed: {e}"));
+                }
+            }
+            let ld = p.ldflags.join(" ");
+            let h = fnv(&[&src("gg_embed.cpp"), cflags.as_bytes(), ld.as_bytes(), ver.as_bytes()]);
+            let built = cached(&p.name, "embed", &h, |d| {
+                let mut c = Command::new("g++");
+                c.args(["-std=c++17", "-O1", "-pthread", "-fvisibility=hidden"]).args(&p.cflags).arg(&inc)
+                    .arg(clients_src().join("gg_embed.cpp")).arg("-o").arg(d.join("gg_embed")).args(&p.ldflags);
+                out(&mut c).map(|_| ())
+            });
+            match built {
+                Ok(d) => {
+                    s.ready.insert("embed", (d.join("gg_embed"), vec![]));
+                }
+                Err(e) => {
+                    s.absent.insert("embed", format!("build failed: {e}"));
+                }
+            }
+            s.versions.insert("pybind11", ver.clone());
+            s.versions.insert("embed", ver);
+        }
+        Err(e) => {
+            s.absent.insert("pybind11", format!("not installable: {e}"));
+            s.absent.insert("embed", format!("not installable: {e}"));
+        }
+    }
+
+    // Cython >= 3.2: cythonize with this CPython's own Cython, compile with its headers.
+    match install(p, pip, "cython", &["Cython>=3.2,<4"]) {
+        Ok((dir, ver)) => {
+            let h = fnv(&[&src("gg_cy.pyx"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
+            let built = cached(&p.name, "cython", &h, |d| {
+                let c_file = d.join("gg_cy.c");
+                out(py_command(p).env("PYTHONPATH", &dir).args(["-m", "cython", "-3"]).arg(clients_src().join("gg_cy.pyx")).arg("-o").arg(&c_file))?;
+                cc_ext("gcc", &[], &c_file, &d.join(format!("gg_cy{ext}")), &[])
+            });
+            match built {
+                Ok(d) => {
+                    // What `with nogil` inside a nogil function became: nm of the module.
+                    let so = d.join(format!("gg_cy{ext}"));
+                    let undef = out(Command::new("nm").args(["-D", "--undefined-only"]).arg(&so)).unwrap_or_default();
+                    let swap = undef.lines().any(|l| l.trim_end().ends_with(" PyThreadState_Swap"));
+                    s.notes.push(format!("{ver}: module {} PyThreadState_Swap", if swap { "calls" } else { "does not call" }));
+                    if p.minor() >= (3, 13) && !swap {
+                        s.check_failures.push(format!("{} cython {ver}: `with nogil` in a nogil function did not compile to PyThreadState_Swap on {}", p.name, p.version));
+                    }
+                    s.ready.insert("cython", (d, vec![]));
+                }
+                Err(e) => {
+                    s.absent.insert("cython", format!("build failed: {e}"));
+                }
+            }
+            s.versions.insert("cython", ver);
+        }
+        Err(e) => {
+            s.absent.insert("cython", format!("not installable: {e}"));
+        }
+    }
+
+    // cffi 2.x (1.17 where 2.x has no wheel): out-of-line API mode, C emitted by cffi, compiled here.
+    match install(p, pip, "cffi", &["cffi>=2,<3", "cffi>=1.17,<2"]) {
+        Ok((dir, ver)) => {
+            let h = fnv(&[&src("gg_cffi_build.py"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
+            let built = cached(&p.name, "cffi", &h, |d| {
+                let c_file = d.join("_gg_cffi.c");
+                out(py_command(p).env("PYTHONPATH", &dir).arg(clients_src().join("gg_cffi_build.py")).arg(&c_file))?;
+                cc_ext("gcc", &[], &c_file, &d.join(format!("_gg_cffi{ext}")), &[])
+            });
+            match built {
+                Ok(d) => {
+                    s.ready.insert("cffi", (d, vec![dir.clone()]));
+                }
+                Err(e) => {
+                    s.absent.insert("cffi", format!("build failed: {e}"));
+                }
+            }
+            s.versions.insert("cffi", ver);
+        }
+        Err(e) => {
+            s.absent.insert("cffi", format!("not installable: {e}"));
+        }
+    }
+    s
+}
+
+#[derive(Clone)]
+struct Job {
+    py: usize,
+    client: &'static str,
+    variant: &'static str,
+    preload: bool,
+}
+
+/// How one run ended.
+#[derive(Clone, Debug, PartialEq)]
+enum Class {
+    Clean,
+    /// SIGABRT with gilgate's policy line on stderr.
+    DiagAbort,
+    /// "Fatal Python error" on stderr (CPython aborted itself).
+    Fatal,
+    /// A worker did not leave its loop cleanly (RESULT vanished=N>0).
+    Vanished,
+    Hang,
+    Signal(i32),
+    Exit(i32),
+}
+
+impl Class {
+    fn letter(&self) -> char {
+        match self {
+            Class::Clean => 'C',
+            Class::DiagAbort => 'A',
+            Class::Fatal => 'F',
+            Class::Vanished => 'V',
+            Class::Hang => 'H',
+            Class::Signal(11) => 'S',
+            Class::Signal(7) => 'B',
+            Class::Signal(6) => 'a',
+            Class::Signal(_) => 'K',
+            Class::Exit(_) => 'X',
+        }
+    }
+}
+
+fn classify(r: &RunResult) -> Class {
+    let diag = r.stderr.lines().any(|l| l.starts_with("gilgate: ") && l.contains("policy abort"));
+    let fatal = r.stderr.contains("Fatal Python error");
+    match &r.outcome {
+        Outcome::Crash(6) if diag => Class::DiagAbort,
+        _ if fatal && !matches!(r.outcome, Outcome::Deadlock) => Class::Fatal,
+        Outcome::Clean(_) => Class::Clean,
+        Outcome::Vanished(_) => Class::Vanished,
+        Outcome::Deadlock => Class::Hang,
+        Outcome::Crash(s) => Class::Signal(*s),
+        Outcome::Failed(c) => Class::Exit(*c),
+        Outcome::Leaked(_) => Class::Exit(-2),
+    }
+}
+
+/// The last `gilgate: stats:` line, as key -> value.
+fn stats(stderr: &str) -> Option<BTreeMap<String, u64>> {
+    let line = stderr.lines().rev().find(|l| l.starts_with("gilgate: stats: "))?;
+    Some(line.trim_start_matches("gilgate: stats: ").split_whitespace()
+        .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))).collect())
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=+:,@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The command for one cell, and the same as a shell line for running it by hand.
+fn cell_command(p: &Python, s: &Setup, client: &str, variant: &str, preload: bool, lib: &Path) -> (Command, String) {
+    let (target, pypath) = s.ready[client].clone();
+    let mut env: Vec<(String, String)> = p.env.clone();
+    env.push(("GILGATE_SHOW_STATS".into(), "1".into()));
+    if preload {
+        env.push(("LD_PRELOAD".into(), lib.display().to_string()));
+    }
+    let mut argv: Vec<String> = vec![];
+    if client == "embed" {
+        argv.extend(p.run_prefix.iter().cloned());
+        argv.push(target.display().to_string());
+        argv.push(variant.to_string());
+    } else {
+        if !pypath.is_empty() {
+            env.push(("PYTHONPATH".into(), pypath.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")));
+        }
+        argv.extend(p.python_cmd.iter().cloned());
+        argv.push(clients_src().join("client_main.py").display().to_string());
+        argv.extend([client.to_string(), variant.to_string(), target.display().to_string()]);
+    }
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let line = std::iter::once("env".to_string())
+        .chain(env.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))))
+        .chain(argv.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>().join(" ");
+    (c, line)
+}
+
+fn short(p: &Python) -> String {
+    if p.name.starts_with("debian-unstable") {
+        format!("{}u", p.version)
+    } else if p.name.starts_with("debian") {
+        format!("{}d", p.version)
+    } else {
+        p.version.clone()
+    }
+}
+
+/// Built as `harness = false` (harness/Cargo.toml): main runs the suite, exit 1 on any failure.
+/// Under libtest the #[test] below runs the same thing.
+#[allow(dead_code)]
+fn main() {
+    let failures = real_clients_suite();
+    std::process::exit(if failures == 0 { 0 } else { 1 });
+}
+
+#[test]
+fn real_clients() {
+    let failures = real_clients_suite();
+    assert!(failures == 0, "{failures} real-client cells failed (see above)");
+}
+
+/// Runs everything, prints the table; returns the number of failures.
+fn real_clients_suite() -> usize {
+    let t0 = Instant::now();
+    let runs = env_u64("GILGATE_CLIENT_RUNS", 2) as usize;
+    let timeout = Duration::from_secs(env_u64("GILGATE_CLIENT_TIMEOUT", 60));
+    let raw_timeout = Duration::from_secs(env_u64("GILGATE_CLIENT_TIMEOUT", 60).min(30));
+    let only: Vec<String> = std::env::var("GILGATE_CLIENTS_ONLY").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
+    let wanted = |client: &str, variant: &str| only.is_empty() || only.iter().any(|w| format!("{client}/{variant}").contains(w.as_str()));
+
+    let d = discover();
+    announce("gilgate real-client suite (pybind11, pybind11 embed, Cython, cffi, ctypes; raw vs LD_PRELOAD)", &d);
+    let pys = d.found.clone();
+    // The built library itself (not the shared target/c_tests/lib links, which other suites
+    // re-point): GILGATE_LIB_DIR=... then affects this run only.
+    let lib = built_lib();
+    assert!(lib.exists(), "{} not found: run `cargo build --release -p gilgate` first", lib.display());
+    let pip = pip_python(&pys);
+    println!("client wheels installed by: {}", pip.as_ref().map(|v| v.join(" ")).unwrap_or_else(|| "NONE (no pip found)".into()));
+
+    // ctypes' C library: no Python in it, built once.
+    let ctypes_lib = cached("common", "ctypes", &fnv(&[&src("gg_ct.c")]), |d| {
+        out(Command::new("gcc").args(["-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror"])
+            .arg(clients_src().join("gg_ct.c")).arg("-o").arg(d.join("libgg_ct.so"))).map(|_| ())
+    });
+
+    let tb = Instant::now();
+    let setups: Vec<Setup> = {
+        let (pys2, pip2, ct2) = (pys.clone(), pip.clone(), ctypes_lib.clone());
+        parallel((0..pys.len()).collect(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            move |i| setup(&pys2[i], pip2.as_deref(), &ct2))
+    };
+    println!("setup (installs + builds, cached): {:.1}s", tb.elapsed().as_secs_f64());
+
+    let clients_all: Vec<(&'static str, &'static [&'static str])> =
+        PY_CLIENTS.iter().map(|c| (*c, if *c == "pybind11" { PYB_VARIANTS } else { PY_VARIANTS })).chain(std::iter::once(("embed", EMBED_VARIANTS))).collect();
+    let mut jobs = vec![];
+    for (i, s) in setups.iter().enumerate() {
+        for (client, variants) in &clients_all {
+            if !s.ready.contains_key(client) {
+                continue;
+            }
+            for variant in variants.iter() {
+                if !wanted(client, variant) {
+                    continue;
+                }
+                for _ in 0..runs {
+                    for preload in [false, true] {
+                        jobs.push(Job { py: i, client, variant, preload });
+                    }
+                }
+            }
+        }
+    }
+    let njobs = jobs.len();
+    let tr = Instant::now();
+    let (pys_r, setups_r, lib_r) = (pys.clone(), setups.clone(), lib.clone());
+    let results = parallel(jobs, concurrency(), move |job| {
+        let (cmd, line) = cell_command(&pys_r[job.py], &setups_r[job.py], job.client, job.variant, job.preload, &lib_r);
+        let r = run(cmd, if job.preload { timeout } else { raw_timeout });
+        (job, r, line)
+    });
+    println!("{njobs} runs: {:.1}s", tr.elapsed().as_secs_f64());
+
+    // cell -> (raw letters, gilgate letters)
+    let mut cells: BTreeMap<(usize, &str, &str), (String, String)> = BTreeMap::new();
+    let mut failures: Vec<String> = vec![];
+    let mut raw_notes: Vec<String> = vec![];
+    let mut checked = 0;
+    for (job, r, line) in &results {
+        let p = &pys[job.py];
+        let s = &setups[job.py];
+        let class = classify(r);
+        let polite = job.variant.starts_with("polite");
+        let name = format!("{} {}/{} {}", p.name, job.client, job.variant, if job.preload { "gilgate" } else { "raw" });
+        let mut letter = class.letter();
+        let mut problem: Option<String> = None;
+        if job.preload {
+            checked += 1;
+            if polite {
+                if class != Class::Clean {
+                    problem = Some(format!("polite program not clean under gilgate: {class:?}"));
+                } else {
+                    match stats(&r.stderr) {
+                        None => {
+                            letter = '?';
+                            problem = Some("no `gilgate: stats:` line on stderr".into());
+                        }
+                        Some(st) => {
+                            let g = |k: &str| st.get(k).copied().unwrap_or(u64::MAX);
+                            // Case (c): a python-hosted client on a statically linked python never
+                            // reaches gilgate's exports (the executable's own win).
+                            let case_c = s.static_exe && job.client != "embed";
+                            if g("drain_timeouts") != 0 {
+                                letter = 'T';
+                                problem = Some(format!("drain_timeouts={}", g("drain_timeouts")));
+                            } else if g("open_regions") != 0 {
+                                letter = 'L';
+                                problem = Some(format!("open_regions={} (leaked regions)", g("open_regions")));
+                            } else if g("gated_entries") == 0 && !case_c {
+                                letter = 'N';
+                                problem = Some("gated_entries=0: gilgate never saw the client's calls".into());
+                            } else if g("gated_entries") == 0 {
+                                letter = 'c';
+                            }
+                        }
+                    }
+                }
+            } else if !matches!(class, Class::Clean | Class::DiagAbort) {
+                let c = if s.static_exe && job.client != "embed" {
+                " [README case (c): statically linked python, the client's calls never reach gilgate; only the kill/park interception applies]"
+            } else {
+                ""
+            };
+            problem = Some(format!("rude program under gilgate must end clean or in the diagnosed abort: {class:?}{c}"));
+            }
+        } else if polite && class != Class::Clean {
+            // The program itself must be right: a polite program is clean on raw CPython.
+            problem = Some(format!("polite program not clean WITHOUT gilgate (program bug?): {class:?}"));
+        } else if !polite && class != Class::Clean {
+            raw_notes.push(format!("{name}: {class:?}"));
+        }
+        if let Some(why) = problem {
+            failures.push(format!("FAIL {name}: {why}\n    outcome: {}\n    stderr: {}\n    by hand: {line}", r.outcome, stderr_tail(r, 3)));
+        }
+        let e = cells.entry((job.py, job.client, job.variant)).or_default();
+        if job.preload { e.1.push(letter) } else { e.0.push(letter) }
+    }
+
+    // Table: rows client/variant, columns CPython; cell = raw|gilgate, one letter per run.
+    println!();
+    println!("Outcomes per run, raw|gilgate. C clean, A gilgate's diagnosed abort, F CPython fatal error,");
+    println!("S SIGSEGV, B SIGBUS, a SIGABRT without gilgate's message, K other signal, H hang (watchdog),");
+    println!("V worker vanished, X non-zero exit; gilgate polite runs that exited 0: T drain timeout,");
+    println!("L open regions leaked, N gated_entries=0, ? no stats line, c gated_entries=0 on a statically");
+    println!("linked python (README case (c), not asserted). `-` absent or filtered.");
+    let w = (runs * 2 + 1).max(7);
+    let mut hdr = format!("{:30}", "client/variant");
+    for p in &pys {
+        hdr.push_str(&format!(" {:^w$}", short(p)));
+    }
+    println!("{hdr}");
+    for (client, variants) in &clients_all {
+        for variant in variants.iter() {
+            let mut row = format!("{:30}", format!("{client}/{variant}"));
+            for i in 0..pys.len() {
+                let cell = match cells.get(&(i, *client, *variant)) {
+                    Some((a, b)) => format!("{a}|{b}"),
+                    None => "-".into(),
+                };
+                row.push_str(&format!(" {cell:^w$}"));
+            }
+            println!("{row}");
+        }
+    }
+    println!("(columns: u = Debian unstable tree, d = Debian's /usr/bin/python3.11, others pyenv)");
+
+    println!();
+    println!("Client libraries and builds per CPython:");
+    for (i, p) in pys.iter().enumerate() {
+        let s = &setups[i];
+        let vers: Vec<String> = s.versions.iter().filter(|(k, _)| **k != "embed" && **k != "ctypes").map(|(_, v)| v.clone()).collect();
+        println!("  {:26} {}{}", p.name, vers.join(" "), if s.static_exe { "  [static python executable: README case (c)]" } else { "" });
+        for n in &s.notes {
+            println!("  {:26}   {n}", "");
+        }
+        for (c, why) in &s.absent {
+            println!("  {:26}   ABSENT {c}: {why}", "");
+        }
+    }
+    for a in &d.absent {
+        println!("  ABSENT CPython: {a}");
+    }
+    if !raw_notes.is_empty() {
+        println!();
+        println!("Raw rude runs that did not end clean (recorded, not asserted): {}", raw_notes.len());
+    }
+    let mut all_fail: Vec<String> = setups.iter().flat_map(|s| s.check_failures.iter().map(|f| format!("FAIL {f}"))).collect();
+    all_fail.extend(failures);
+    println!();
+    for f in &all_fail {
+        println!("{f}");
+    }
+    println!();
+    println!("elapsed {:.1}s; {checked} gilgate runs checked; {} failures", t0.elapsed().as_secs_f64(), all_fail.len());
+    all_fail.len()
+}
