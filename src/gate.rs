@@ -163,7 +163,8 @@ use std::sync::atomic::AtomicU8;
 #[repr(C)]
 pub(crate) struct Slot {
     pub depth: AtomicU32,
-    _reserved: AtomicU32,
+    /// The kind of level 0 (`kinds[0]` is unused): beside `depth` for the C fast releases.
+    kind0: AtomicU32,
     /// Generation in which this thread lost a PyGILState thread state to a kill: retired until
     /// the runtime is re-initialized.
     pub retired_gen: AtomicU64,
@@ -187,12 +188,15 @@ pub(crate) struct Slot {
     saved_errno: std::sync::atomic::AtomicI32,
     _pad: AtomicU32,
     pub kinds: [AtomicU8; LEVELS],
-    /// Python frame at the opening of each `KIND_TSTATE` level; `frames[0]` is 0 at depth 0.
+    /// Python frame at the opening of each `KIND_TSTATE` level. `frames[0]` is always 0: an
+    /// outermost restore of a thread state that executes a Python frame is not an entry
+    /// (dropin.rs `resumes_python`), which the C fast save relies on.
     pub frames: [AtomicUsize; LEVELS],
 }
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(offset_of!(Slot, depth) == SLOT_DEPTH && offset_of!(Slot, retired_gen) == SLOT_RETIRED_GEN);
+    assert!(offset_of!(Slot, kind0) == SLOT_KIND0);
     assert!(offset_of!(Slot, entries) == SLOT_ENTRIES && offset_of!(Slot, open_sp) == SLOT_OPEN_SP);
     assert!(offset_of!(Slot, in_use) == SLOT_IN_USE && offset_of!(Slot, detached) == SLOT_DETACHED);
     assert!(offset_of!(Slot, fast_state) == SLOT_FAST_STATE && offset_of!(Slot, errno_ptr) == SLOT_ERRNO_PTR);
@@ -212,13 +216,25 @@ impl Slot {
         if d == 0 || d > LEVELS {
             return (0, 0);
         }
-        (self.kinds[d - 1].load(Relaxed), self.frames[d - 1].load(Relaxed))
+        (self.kind_at(d - 1), self.frames[d - 1].load(Relaxed))
+    }
+
+    #[inline]
+    fn kind_at(&self, i: usize) -> u8 {
+        if i == 0 {
+            self.kind0.load(Relaxed) as u8
+        } else {
+            self.kinds[i].load(Relaxed)
+        }
     }
 
     /// Record the kind and frame of level `i` (0-based), owner only.
     #[inline]
     fn record(&self, i: u32, kind: u8, frame: usize) {
-        if (i as usize) < LEVELS {
+        if i == 0 {
+            self.kind0.store(kind as u32, Relaxed);
+            self.frames[0].store(frame, Relaxed);
+        } else if (i as usize) < LEVELS {
             self.kinds[i as usize].store(kind, Relaxed);
             self.frames[i as usize].store(frame, Relaxed);
         }
@@ -250,7 +266,7 @@ impl Slot {
             return leave(self);
         }
         for i in (0..d).rev() {
-            if self.kinds[i].load(Relaxed) == kind {
+            if self.kind_at(i) == kind {
                 if i == 0 {
                     close_all(self);
                 } else {
@@ -289,7 +305,7 @@ impl Chunk {
         const F: AtomicUsize = AtomicUsize::new(0);
         const S: CachePadded<Slot> = CachePadded::new(Slot {
             depth: AtomicU32::new(0),
-            _reserved: AtomicU32::new(0),
+            kind0: AtomicU32::new(0),
             in_use: AtomicBool::new(false),
             retired_gen: AtomicU64::new(0),
             entries: AtomicU64::new(0),

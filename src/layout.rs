@@ -7,6 +7,8 @@ pub const LEVELS: usize = 16;
 
 /// `Slot` field offsets (bytes).
 pub const SLOT_DEPTH: usize = 0;
+/// Kind of level 0, next to `depth`: the fast releases test both with one 64-bit compare.
+pub const SLOT_KIND0: usize = 4;
 pub const SLOT_RETIRED_GEN: usize = 8;
 pub const SLOT_ENTRIES: usize = 16;
 pub const SLOT_OPEN_SP: usize = 24;

@@ -198,7 +198,7 @@ GG_API void gg_set_thread_kind(int k) { gg_kind = k; }
  * entries, open_sp; the drain reads depth. */
 struct slot {
     _Atomic uint32_t depth;
-    _Atomic uint32_t reserved_;
+    _Atomic uint32_t kind0;      /* the kind of level 0 (kinds[0] unused) */
     _Atomic uint64_t retired_gen;
     _Atomic uint64_t entries;
     _Atomic uintptr_t open_sp;
@@ -209,9 +209,10 @@ struct slot {
     int saved_errno;             /* errno at the armed call, restored when a kill is caught */
     uint32_t pad2_;
     _Atomic uint8_t kinds[GG_LEVELS];    /* each level's kind (GG_KIND_*), gate.rs `Slot` */
-    _Atomic uintptr_t frames[GG_LEVELS]; /* Python frame at a KIND_TSTATE level's opening */
+    _Atomic uintptr_t frames[GG_LEVELS]; /* Python frame at a KIND_TSTATE level's opening; [0] is always 0 */
 };
 _Static_assert(offsetof(struct slot, depth) == GG_SLOT_DEPTH, "Slot layout");
+_Static_assert(offsetof(struct slot, kind0) == GG_SLOT_KIND0, "Slot layout");
 _Static_assert(offsetof(struct slot, retired_gen) == GG_SLOT_RETIRED_GEN, "Slot layout");
 _Static_assert(offsetof(struct slot, entries) == GG_SLOT_ENTRIES, "Slot layout");
 _Static_assert(offsetof(struct slot, open_sp) == GG_SLOT_OPEN_SP, "Slot layout");
@@ -343,7 +344,7 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
         atomic_store_explicit(&sl->depth, 0, memory_order_release);
         return -1;
     }
-    atomic_store_explicit(&sl->kinds[0], (uint8_t)kind, RLX);
+    atomic_store_explicit(&sl->kind0, (uint32_t)kind, RLX);
     /* The fallible API validates its PyThreadState: one of the main interpreter passes here
      * (`interp` is the third pointer of struct _ts in every CPython 3.8-3.15); any other one is
      * checked by Rust against the runtime's live interpreters. Read only once the runtime is
@@ -390,7 +391,7 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
     "  movl $1, " GG_XS(GG_SLOT_DEPTH) "(%rcx)\n"              /* depth = 1 (store, then ...) */        \
     "  movq gg_hot(%rip), %rax\n"                   /* ... the state load (barrier A) */             \
     "  cmpq " GG_XS(GG_SLOT_FAST_STATE) "(%rcx), %rax\n  jne 8f\n" /* != fast_state */                  \
-    "  movb $" GG_XS(kind) ", " GG_XS(GG_SLOT_KINDS) "(%rcx)\n" /* kinds[0] */                           \
+    "  movl $" GG_XS(kind) ", " GG_XS(GG_SLOT_KIND0) "(%rcx)\n" /* kinds[0] */                           \
     GG_ENTRY_INTERP_##is_ensure                                                                      \
     "  movq %rsp, " GG_XS(GG_SLOT_OPEN_SP) "(%rcx)\n"          /* open_sp = this frame's CFA - 8 */     \
     "  movq " GG_XS(GG_SLOT_ERRNO_PTR) "(%rcx), %rax\n  movl (%rax), %eax\n"                             \
@@ -495,20 +496,26 @@ static inline void gg_leave_outermost(struct slot *sl) {
     atomic_store_explicit(&sl->open_sp, 0, RLX);
     atomic_store_explicit(&sl->depth, 0, memory_order_release);
 }
-/* The same for a region whose detached flag and frame are not known to be clear (drop-in). */
+/* The same for a region whose detached flag is not known to be clear (drop-in). */
 static inline void gg_leave_outermost_any(struct slot *sl) {
     atomic_store_explicit(&sl->detached, 0, RLX);
-    atomic_store_explicit(&sl->frames[0], 0, RLX);
     gg_leave_outermost(sl);
 }
+
+/* depth and kind0 in one load: only the owner thread writes either (the drain reads depth). */
+static inline uint64_t gg_depth_kind(const struct slot *sl) {
+    uint64_t v;
+    __builtin_memcpy(&v, (const void *)sl, sizeof v);
+    return v;
+}
+#define GG_OUTERMOST(kind) (1u | ((uint64_t)(kind) << 32)) /* depth 1, level 0 of `kind` */
 
 /* Release side: fast only for an outermost level of `kind` while the state word still equals the
  * slot's fast_state (so: not detached, runtime alive, gate not closed); everything else is Rust's.
  * sl is gg_slot itself: gg_no_slot fails the depth test. A matching fast_state also means
  * CPython's save/release functions are published (api.rs publishes before anyone can enter). */
 static inline int gg_release_fast(struct slot *sl, int kind) {
-    return atomic_load_explicit(&sl->depth, RLX) == 1
-        && atomic_load_explicit(&sl->kinds[0], RLX) == kind
+    return gg_depth_kind(sl) == GG_OUTERMOST(kind)
         && atomic_load_explicit(&gg_hot.state, memory_order_acquire)
                == atomic_load_explicit(&sl->fast_state, RLX);
 }
@@ -550,16 +557,16 @@ GG_API void gg_api_gilstate_release(int st) {
  * inside a region, refusals, policy) is Rust's. */
 
 
-/* The Python frame a thread state is executing (gate.rs frame_of): NULL at the host's level. */
-static inline uintptr_t gg_frame_of(void *ts) {
-    if (!ts)
-        return 0;
+/* Whether a thread state is executing a Python frame (gate.rs frame_of() != 0): the pointer at
+ * frame_off, and where cframe_off is set, the word there must be non-NULL (3.11/3.12: the cframe's
+ * current frame; 3.15: the frame's `previous`, NULL only for the thread's base frame). */
+static inline int gg_in_python(const void *ts) {
     uint32_t off = atomic_load_explicit(&gg_hot.frame_off, RLX);
-    uint32_t cf = atomic_load_explicit(&gg_hot.cframe_off, RLX);
     uintptr_t p = *(const uintptr_t *)((const char *)ts + off);
-    if (cf == UINT32_MAX || !p)
-        return p;
-    return *(const uintptr_t *)(p + cf);
+    if (!p)
+        return 0;
+    uint32_t cf = atomic_load_explicit(&gg_hot.cframe_off, RLX);
+    return cf == UINT32_MAX || *(const uintptr_t *)(p + cf) != 0;
 }
 
 static inline int gg_from_cpython(uintptr_t ra) {
@@ -593,7 +600,7 @@ static inline int gg_from_cpython(uintptr_t ra) {
     "  movl $1, " GG_XS(GG_SLOT_DEPTH) "(%rcx)\n"                                                                           \
     "  movq gg_hot(%rip), %r8\n"                                                                     \
     "  cmpq " GG_XS(GG_SLOT_FAST_STATE) "(%rcx), %r8\n  jne 8f\n"                                 \
-    "  movb $" GG_XS(kind) ", " GG_XS(GG_SLOT_KINDS) "(%rcx)\n"                                                               \
+    "  movl $" GG_XS(kind) ", " GG_XS(GG_SLOT_KIND0) "(%rcx)\n"                                                               \
     "  movq " SP ", " GG_XS(GG_SLOT_OPEN_SP) "(%rcx)\n"                     /* open_sp */                                    \
     "  movq " GG_XS(GG_SLOT_ERRNO_PTR) "(%rcx), %r8\n  movl (%r8), %r8d\n"                         \
     "  movl %r8d, " GG_XS(GG_SLOT_SAVED_ERRNO) "(%rcx)\n" /* saved_errno */           \
@@ -669,7 +676,7 @@ GG_API void gg_drop_restore_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         f(ts);
         return;
     }
-    if (gg_frame_of(ts) || !gg_drop_entry((void *)f, ts, NULL, sp, GG_W_RESTORE, GG_KIND_TSTATE))
+    if (gg_in_python(ts) || !gg_drop_entry((void *)f, ts, NULL, sp, GG_W_RESTORE, GG_KIND_TSTATE))
         gg_rust.drop_restore(ts, ra, sp);
 }
 
@@ -683,7 +690,7 @@ GG_API void gg_drop_acquire_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         f(ts);
         return;
     }
-    if (gg_frame_of(ts) || !gg_drop_entry((void *)f, ts, NULL, sp, GG_W_ACQUIRE, GG_KIND_TSTATE))
+    if (gg_in_python(ts) || !gg_drop_entry((void *)f, ts, NULL, sp, GG_W_ACQUIRE, GG_KIND_TSTATE))
         gg_rust.drop_acquire(ts, ra, sp);
 }
 
@@ -702,20 +709,19 @@ GG_API int gg_drop_gilstate_ensure(uintptr_t ra, uintptr_t sp) {
 #endif
 
 /* Save side (gate.rs `Slot` has the model). 0: no region, forward. 1: the outermost level is the
- * host's own thread-state level: forward, then close it if the thread state is back at that
- * level's Python frame, else suspend it (an extension's save inside Python code). 2: Rust. */
+ * host's own level of `kind`: forward, then close it (a thread-state level only if its thread
+ * state is back at the host's level, no Python frame executing: frames[0] is always 0; else the
+ * save is an extension's inside Python code, and suspends it). 2: Rust. */
 static inline int gg_drop_leave_kind(struct slot *sl, int kind) {
-    if (!sl)
+    if (sl == &gg_no_slot)
         return 0;
-    uint32_t d = atomic_load_explicit(&sl->depth, RLX);
-    if (d == 0)
-        return 0;
-    if (d == 1 && atomic_load_explicit(&sl->kinds[0], RLX) == kind)
+    uint64_t dk = gg_depth_kind(sl);
+    if (dk == GG_OUTERMOST(kind))
         return 1;
-    return 2;
+    return (uint32_t)dk == 0 ? 0 : 2;
 }
 static inline void gg_drop_saved(struct slot *sl, void *ts) {
-    if (gg_frame_of(ts) == atomic_load_explicit(&sl->frames[0], RLX)) {
+    if (!gg_in_python(ts)) {
         gg_leave_outermost_any(sl);
         return;
     }
@@ -730,7 +736,7 @@ GG_API void *gg_drop_save_thread(uintptr_t ra, uintptr_t sp) {
         return gg_rust.drop_save(ra, sp);
     if (gg_from_cpython(ra))
         return f();
-    struct slot *sl = gg_slot_or_null();
+    struct slot *sl = gg_slot;
     int k = gg_drop_leave_kind(sl, GG_KIND_TSTATE);
     if (k == 2)
         return gg_rust.drop_save(ra, sp);
@@ -750,7 +756,7 @@ GG_API void gg_drop_release_thread(void *ts, uintptr_t ra, uintptr_t sp) {
         f(ts);
         return;
     }
-    struct slot *sl = gg_slot_or_null();
+    struct slot *sl = gg_slot;
     int k = gg_drop_leave_kind(sl, GG_KIND_TSTATE);
     if (k == 2) {
         gg_rust.drop_release_thread(ts, ra, sp);
@@ -771,7 +777,7 @@ GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
         f(st);
         return;
     }
-    struct slot *sl = gg_slot_or_null();
+    struct slot *sl = gg_slot;
     int k = gg_drop_leave_kind(sl, GG_KIND_GILSTATE);
     if (k == 2) {
         gg_rust.drop_gilstate_release(st, ra, sp);
