@@ -51,9 +51,11 @@ pub(crate) struct Api {
     /// Exported by 3.9-3.12 (takes the current thread state), called by `DeleteCurrent` there.
     pub _PyThreadState_DeleteCurrent: Option<unsafe extern "C" fn(TState)>,
     pub PyThreadState_Swap: unsafe extern "C" fn(TState) -> TState,
-    /// The attached thread state or NULL, without a fatal error: `_PyThreadState_UncheckedGet`
-    /// (3.8-3.12) or `PyThreadState_GetUnchecked` (3.13+).
+    /// `_PyThreadState_UncheckedGet` (3.8-3.12) or `PyThreadState_GetUnchecked` (3.13+): the
+    /// calling thread's attached thread state on 3.12+, but on 3.8-3.11 the runtime-wide one
+    /// (whichever thread holds the GIL): use `holds_gil`.
     pub tstate_unchecked: unsafe extern "C" fn() -> TState,
+    pub PyGILState_GetThisThreadState: unsafe extern "C" fn() -> TState,
     pub PyCapsule_New: unsafe extern "C" fn(*mut c_void, *const c_char, Option<unsafe extern "C" fn(PyObj)>) -> PyObj,
     pub Py_FinalizeEx: unsafe extern "C" fn() -> c_int,
     pub Py_Finalize: unsafe extern "C" fn(),
@@ -287,6 +289,7 @@ fn resolve() -> Option<Api> {
                 None => req!("_PyThreadState_UncheckedGet"),
             },
             PyCapsule_New: req!("PyCapsule_New"),
+            PyGILState_GetThisThreadState: req!("PyGILState_GetThisThreadState"),
             Py_FinalizeEx: req!("Py_FinalizeEx"),
             Py_Finalize: req!("Py_Finalize"),
             Py_AtExit: req!("Py_AtExit"),
@@ -340,6 +343,19 @@ pub(crate) enum FrameStyle {
 }
 
 impl Api {
+    /// Whether the calling thread holds the GIL with a thread state attached (no GIL needed).
+    /// 3.12+: its own attached state. 3.8-3.11 only know the runtime-wide current state, so
+    /// this is "the current state is this thread's gilstate state" (a thread that holds the GIL
+    /// with another state of its own reads as not holding it: the caller then takes the gated
+    /// path, which is always safe).
+    pub(crate) fn holds_gil(&self) -> bool {
+        // SAFETY: both read thread-local or runtime fields; callable without the GIL.
+        unsafe {
+            let cur = (self.tstate_unchecked)();
+            !cur.is_null() && (self.version >= (3, 12) || cur == (self.PyGILState_GetThisThreadState)())
+        }
+    }
+
     /// Advisory only (racy without the GIL), used on slow paths.
     pub(crate) fn runtime_alive(&self) -> Result<(), crate::status::gilgate_status> {
         use crate::status::*;

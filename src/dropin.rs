@@ -281,8 +281,7 @@ pub(crate) extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
 
 pub(crate) extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
     let api = api_or_die("PyGILState_Ensure");
-    // SAFETY: reads this thread's attached thread state; no precondition.
-    if native(ra) || (outside_region() && !unsafe { (api.tstate_unchecked)() }.is_null()) {
+    if native(ra) || (outside_region() && api.holds_gil()) {
         // Outside any region with a thread state attached: the thread holds the GIL already, so
         // this only counts (no wait, no kill): not an entry (e.g. a callback on the main thread).
         // SAFETY: forwarding unchanged.
