@@ -42,7 +42,11 @@ fn main() {
     // Hosts record the soname, so a later compatible release can replace the file.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgilgate.so.0");
     println!("cargo:rerun-if-changed=src/c/armed.c");
-    cc::Build::new()
+    let mut armed = cc::Build::new();
+    if std::env::var_os("CARGO_FEATURE_PORTABLE_ENTRIES").is_some() {
+        armed.define("GG_PORTABLE_ENTRIES", None);
+    }
+    armed
         .file("src/c/armed.c")
         .include(&layout_dir)
         .flag_if_supported("-Wall")

@@ -19,8 +19,15 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   echo "include/gilgate.h is up to date"
 fi
 
-echo "== cargo test (unit tests, model check, C/C++ hosts)"
-cargo test --release --workspace
+failed_steps=()
+step() { # step NAME CMD...: run, remember a failure, go on (every step reports)
+  local name=$1; shift
+  echo "== $name"
+  if ! "$@"; then failed_steps+=("$name"); fi
+}
+
+step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" \
+  cargo test --release --workspace --no-fail-fast
 
 # memcheck + DRD over the C hosts for one CPython (c_tests/valgrind.sh; all of them: see
 # docs/valgrind.md). GILGATE_VALGRIND=0 skips it (reported, not passed).
@@ -30,6 +37,22 @@ if [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
 elif ! command -v valgrind >/dev/null || [ -z "$vg_py" ]; then
   echo "valgrind checks: absent (no valgrind or no pyenv CPython 3.12), not counted"
 else
-  echo "== valgrind (memcheck, DRD) for $vg_py"
-  bash c_tests/valgrind.sh "$vg_py"
+  step "valgrind (memcheck, DRD) for $vg_py" bash c_tests/valgrind.sh "$vg_py"
 fi
+
+# The entries every other architecture gets (C, __builtin_setjmp), built here with the cargo
+# feature portable-entries and run through the C/C++ hosts once
+# (last: the hosts' library links then point at this build until the harness makes them again).
+portable() {
+  cargo build --release -p gilgate --features portable-entries --target-dir target/portable &&
+  GILGATE_LIB_DIR="$PWD/target/portable/release" GILGATE_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" \
+    GILGATE_NODRAIN_RUNS=4 cargo test --release -p gilgate-harness --test c_hosts
+}
+step "portable entries (feature portable-entries): C/C++ hosts" portable
+
+if ((${#failed_steps[@]})); then
+  printf 'FAILED steps:\n'; printf '  %s\n' "${failed_steps[@]}"
+  exit 1
+fi
+echo "all steps passed"
+

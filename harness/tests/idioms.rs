@@ -178,6 +178,48 @@ fn main() {
             tally.case(&name, ok, &format!("{} {}", r.outcome, r.stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ")));
         }
     }
+    // c_tests/swap_host.c (3.12+): mod_wsgi's and JEP's PyThreadState_Swap between interpreters,
+    // a polite embedding host, preloaded and linked ahead of libpython.
+    for p in d.found.iter().filter(|p| p.minor() >= (3, 12)) {
+        for link in [Link::Raw, Link::RawAhead] {
+            let exe = match compile_as(p, "swap_host.c", Lang::C, link) {
+                Ok(e) => e,
+                Err(e) => {
+                    tally.case(&format!("{} build swap_host", p.name), false, &e);
+                    continue;
+                }
+            };
+            for gated in [false, true] {
+                if link == Link::RawAhead && !gated {
+                    continue;
+                }
+                let mut c = p.command(&exe);
+                c.arg("4").env("GILGATE_SHOW_STATS", "1");
+                if gated && link == Link::Raw {
+                    c.env("LD_PRELOAD", &lib);
+                }
+                let r = run(c, Duration::from_secs(60));
+                let how = if !gated { "raw" } else if link == Link::Raw { "LD_PRELOAD" } else { "linked ahead" };
+                let mut why = vec![];
+                if !matches!(r.outcome, Outcome::Clean(_)) || r.stderr.contains("Fatal Python error") {
+                    why.push(format!("outcome {}", r.outcome));
+                }
+                if gated {
+                    match stats_lines(&r.stderr).last() {
+                        Some(l) => {
+                            if stat(l, "drain_timeouts") != Some(0) || stat(l, "open_regions") != Some(0) || stat(l, "gated_entries").unwrap_or(0) == 0 {
+                                why.push(format!("stats: {l}"));
+                            }
+                        }
+                        None => why.push("no stats line".into()),
+                    }
+                }
+                println!("  {} swap_host (Swap between interpreters) {how}: {}", p.name, r.outcome);
+                tally.case(&format!("{} swap_host {how}", p.name), why.is_empty(),
+                    &format!("{}\n{}", why.join("; "), r.stderr.lines().rev().take(4).collect::<Vec<_>>().join(" | ")));
+            }
+        }
+    }
     println!("\n| CPython | idiom | stopped by | raw | through gilgate |\n|---|---|---|---|---|");
     for ((i, m, v), (raw, gg)) in &table {
         let mut g = gg.clone();

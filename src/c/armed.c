@@ -26,6 +26,14 @@
 #define GG_XS(x) GG_S(x) /* a layout macro's value, as text for the assembly */
 
 #define GG_TLS __thread __attribute__((tls_model("initial-exec")))
+/* The x86-64 assembly entries, armed call and kill walk; GG_PORTABLE_ENTRIES (cargo feature
+ * `portable-entries`) builds the C/__builtin_setjmp path every other architecture gets, so that
+ * it is tested here too. */
+#if defined(__x86_64__) && !defined(GG_PORTABLE_ENTRIES)
+#define GG_X86_ASM 1
+#else
+#define GG_X86_ASM 0
+#endif
 #define GG_API __attribute__((visibility("hidden")))
 
 /* The armed call. gg_arm_call(arg, f) calls f(arg) with this thread's jump buffer armed and
@@ -46,7 +54,7 @@ struct gg_jb {
 static GG_TLS struct gg_jb gg_jb __attribute__((used));
 _Static_assert(offsetof(struct gg_jb, armed) == 64, "asm offsets");
 
-#if defined(__x86_64__)
+#if GG_X86_ASM
 /* Saves the callee-saved registers, the stack pointer the caller will have after the return and
  * the return address: all that the caller may rely on across a call (SysV). The jump back
  * restores them and "returns" from gg_arm_call with rdx = kind. No libc call, no signal mask
@@ -366,7 +374,7 @@ static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, 
     return GG_OK;
 }
 
-#if defined(__x86_64__)
+#if GG_X86_ASM
 /* The API entries, written out in assembly: gg_fast_entry with nothing armed. The entry saves no
  * registers for a kill: if CPython kills or parks the thread inside the call, gg_kill_hook finds
  * this frame with the unwinder (its return address gg_ret_*, its stack pointer from open_sp), takes the
@@ -574,7 +582,7 @@ static inline int gg_from_cpython(uintptr_t ra) {
     return ra - lo < atomic_load_explicit(&gg_hot.text_hi, RLX) - lo;
 }
 
-#if defined(__x86_64__)
+#if GG_X86_ASM
 /* The drop-in entries, in assembly like the API entries (same sequence as gg_drop_entry +
  * gg_fast_entry; kills found by gg_kill_hook's walk, resumed at gg_kill_drop_*, which hands the
  * kill to Rust's drop_killed: the policy). Arguments as the trampolines pass them: restore and
@@ -788,7 +796,7 @@ GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
         gg_leave_outermost_any(sl);
 }
 
-#if defined(__x86_64__)
+#if GG_X86_ASM
 /* Resume a walked-to entry: callee-saved registers the entry did not touch, its stack pointer,
  * the kill kind in edx, then its kill label. */
 struct gg_walk {
