@@ -1,14 +1,15 @@
 """Driver of the real-client suite (clients/README.md).
 
 usage: python client_main.py CLIENT VARIANT MODULE_DIR
-  CLIENT:  pybind11 | cython | cffi | ctypes
+  CLIENT:  pybind11 | nanobind | pyo3 | cython | cffi | ctypes
   VARIANT: polite-join          start, run, stop() (joins), exit
            polite-atexit-before atexit.register(stop) BEFORE starting the threads, run, exit
            polite-atexit-after  start, run, then atexit.register(stop), exit
            rude                 start, run, exit with the threads still calling in
            polite-idle          (pybind11 only) threads call in a while, then idle in C without
                                 a thread state until the process exits
-  MODULE_DIR: where the built module is (gg_pyb*.so, gg_cy*.so, _gg_cffi*.so, libgg_ct.so);
+  MODULE_DIR: where the built module is (gg_pyb*.so, gg_nb*.so, gg_pyo3*.so, gg_cy*.so,
+              _gg_cffi*.so, libgg_ct.so);
               cffi also needs its _cffi_backend on PYTHONPATH.
 Env: GG_CLIENT_THREADS (threads of each kind, default 2), GG_CLIENT_RUN_MS (default 300).
 
@@ -41,6 +42,12 @@ def load():
     """Return (start(n), stop(), counts() -> (started, finished, calls))."""
     if client == "pybind11":
         import gg_pyb as m
+        return (lambda n: m.start(n, work)), m.stop, m.counts
+    if client == "nanobind":
+        import gg_nb as m
+        return (lambda n: m.start(n, work)), m.stop, m.counts
+    if client == "pyo3":
+        import gg_pyo3 as m
         return (lambda n: m.start(n, work)), m.stop, m.counts
     if client == "cython":
         import gg_cy as m

@@ -1,6 +1,9 @@
 //! Real-client conformance suite: real programs built with the real client libraries (pybind11
-//! extension module and embedding host, Cython, cffi, ctypes), on every CPython on the machine,
-//! each run raw and with `LD_PRELOAD=libgilgate.so`, classified. See clients/README.md.
+//! extension module and embedding host, nanobind, PyO3, Cython, cffi, ctypes), on every CPython
+//! on the machine, each run raw and with `LD_PRELOAD=libgilgate.so`, classified. See
+//! clients/README.md. On a CPython whose `python` executable is statically linked (Debian's),
+//! the Python-hosted programs run through c_tests/pymain.c linked against that CPython's shared
+//! libpython, both raw and under gilgate, so that the preload covers the extension's calls.
 //!
 //! Env:
 //!   GILGATE_CLIENT_RUNS (default 2)      runs per (CPython, client, variant, raw|gilgate) cell
@@ -12,9 +15,8 @@
 //!                                        (default: newest pyenv python with pip)
 //!
 //! Asserted, gilgate runs only: polite variants end clean with the stats line showing
-//! drain_timeouts=0, open_regions=0 and gated_entries>0 (the last one not on a statically linked
-//! python executable, README case (c), where the executable's own exports win over the preload);
-//! rude variants end clean or in gilgate's diagnosed abort. Raw runs are recorded, not asserted,
+//! drain_timeouts=0, open_regions=0 and gated_entries>0; rude variants end clean or in gilgate's
+//! diagnosed abort. Raw runs are recorded, not asserted,
 //! except that polite raw runs must be clean (else the program itself is wrong).
 
 use gilgate_harness::*;
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PY_CLIENTS: &[&str] = &["pybind11", "cython", "cffi", "ctypes"];
+const PY_CLIENTS: &[&str] = &["pybind11", "nanobind", "pyo3", "cython", "cffi", "ctypes"];
 const PY_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "rude"];
 const EMBED_VARIANTS: &[&str] = &["polite", "rude"];
 /// pybind11 only: threads that stay alive idle in C after their last gil_scoped_acquire.
@@ -40,12 +42,14 @@ fn cache_root() -> PathBuf {
         .join("clients")
 }
 
+/// Builds are keyed by a hash of their sources and recipe, so they live in the cache too: a
+/// fresh clone (CI) reuses them instead of rebuilding PyO3 and nanobind per CPython.
 fn build_root() -> PathBuf {
-    repo_root().join("target/clients")
+    cache_root().join("build")
 }
 
 /// Bump when a build recipe (compiler flags, steps) below changes: part of every build hash.
-const RECIPE: &str = "clients-recipe-3";
+const RECIPE: &str = "clients-recipe-4";
 
 /// FNV-1a 64: a stable content hash for the build cache.
 fn fnv(parts: &[&[u8]]) -> String {
@@ -181,10 +185,48 @@ struct Setup {
     check_failures: Vec<String>,
     notes: Vec<String>,
     static_exe: bool,
+    /// Static python executable: c_tests/pymain.c linked against the shared libpython, which
+    /// runs the Python-hosted programs (raw and gilgate). None: the CPython's own `python`.
+    launcher: Option<PathBuf>,
+}
+
+/// c_tests/pymain.c (`Py_BytesMain`) linked against `p`'s shared libpython, cached like the
+/// client builds (not c_tests' shared output, which other suites rebuild concurrently).
+fn build_launcher(p: &Python) -> Result<PathBuf, String> {
+    let pymain = repo_root().join("c_tests/pymain.c");
+    let text = std::fs::read(&pymain).map_err(|e| format!("{}: {e}", pymain.display()))?;
+    let h = fnv(&[&text, p.cflags.join(" ").as_bytes(), p.ldflags.join(" ").as_bytes()]);
+    let d = cached(&p.name, "pymain", &h, |d| {
+        let mut c = Command::new("gcc");
+        c.args(["-std=gnu11", "-O1", "-Wall", "-Werror", "-pthread"]).args(&p.cflags).arg(&pymain)
+            .arg("-o").arg(d.join("python")).args(&p.ldflags);
+        out(&mut c).map(|_| ())
+    })?;
+    let exe = d.join("python");
+    // It must really take its C API from libpython (what the preload covers).
+    let ok = out(Command::new("nm").args(["-D", "--undefined-only"]).arg(&exe))
+        .map(|o| o.lines().any(|l| l.trim_end().ends_with(" Py_BytesMain")))
+        .unwrap_or(false);
+    if !ok {
+        return Err(format!("{}: Py_BytesMain is not an undefined dynamic symbol", exe.display()));
+    }
+    Ok(exe)
 }
 
 fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String>) -> Setup {
     let mut s = Setup { static_exe: static_exe(p), ..Default::default() };
+    if s.static_exe {
+        match build_launcher(p) {
+            Ok(exe) => s.launcher = Some(exe),
+            Err(e) => {
+                s.check_failures.push(format!("{}: static python executable and the pymain launcher did not build: {e}", p.name));
+                for c in PY_CLIENTS {
+                    s.absent.insert(c, "static python executable, no launcher (see the failure)".into());
+                }
+                // embed still runs (its own executable links libpython).
+            }
+        }
+    }
     let ext = match out(py_command(p).args(["-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"])) {
         Ok(e) => e,
         Err(e) => {
@@ -214,7 +256,7 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
         }
     }
     let Some(pip) = pip else {
-        for c in ["pybind11", "embed", "cython", "cffi"] {
+        for c in ["pybind11", "embed", "nanobind", "pyo3", "cython", "cffi"] {
             s.absent.insert(c, "no python with pip found to install the client library".into());
         }
         return s;
@@ -257,6 +299,88 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
             s.absent.insert("pybind11", format!("not installable: {e}"));
             s.absent.insert("embed", format!("not installable: {e}"));
         }
+    }
+
+    // nanobind 2.x: its own sources (nb_combined.cpp) compiled into the module, as its cmake
+    // helper does (static libnanobind, -fno-strict-aliasing, robin_map from ext/).
+    // nanobind's own nb_python.h: `#if PY_VERSION_HEX < 0x03090000 / #error The nanobind library
+    // requires Python 3.9 (or newer)` (2.15.0; pip still resolves it for 3.8: no Requires-Python).
+    let nb_install = if p.minor() < (3, 9) {
+        Err(format!("nanobind 2.x requires CPython >= 3.9 (nb_python.h #error), not {}", p.version))
+    } else {
+        install(p, pip, "nanobind", &["nanobind>=2,<3"]).map_err(|e| format!("not installable: {e}"))
+    };
+    match nb_install {
+        Ok((dir, ver)) => {
+            let nb = dir.join("nanobind");
+            let h = fnv(&[&src("gg_nb.cpp"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
+            let built = cached(&p.name, "nanobind", &h, |d| {
+                let mut c = Command::new("g++");
+                c.args(["-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", "-fvisibility=hidden", "-fno-strict-aliasing"])
+                    .args(&p.cflags)
+                    .arg(format!("-I{}", nb.join("include").display()))
+                    .arg(format!("-I{}", nb.join("ext/robin_map/include").display()))
+                    .arg(clients_src().join("gg_nb.cpp")).arg(nb.join("src/nb_combined.cpp"))
+                    .arg("-o").arg(d.join(format!("gg_nb{ext}")));
+                out(&mut c).map(|_| ())
+            });
+            match built {
+                Ok(d) => {
+                    s.ready.insert("nanobind", (d, vec![]));
+                }
+                Err(e) => {
+                    s.absent.insert("nanobind", format!("build failed: {e}"));
+                }
+            }
+            s.versions.insert("nanobind", ver);
+        }
+        Err(e) => {
+            s.absent.insert("nanobind", e);
+        }
+    }
+
+    // PyO3 0.30: clients/pyo3 (own workspace, Cargo.lock), a cdylib extension module built by
+    // cargo against this CPython (PYO3_PYTHON), one target dir per CPython.
+    if p.minor() < (3, 9) || p.minor() > (3, 15) {
+        s.absent.insert("pyo3", format!("PyO3 0.30 supports CPython 3.9-3.15 (pyo3-ffi build.rs), not {}", p.version));
+    } else {
+        let pyo3 = clients_src().join("pyo3");
+        let parts: Vec<Vec<u8>> = ["Cargo.toml", "Cargo.lock", "src/lib.rs"].iter()
+            .map(|f| std::fs::read(pyo3.join(f)).unwrap_or_else(|e| panic!("clients/pyo3/{f}: {e}"))).collect();
+        let h = fnv(&[&parts[0], &parts[1], &parts[2], p.name.as_bytes(), p.version.as_bytes(), ext.as_bytes()]);
+        let target_dir = build_root().join(&p.name).join("pyo3-cargo");
+        let built = cached(&p.name, "pyo3", &h, |d| {
+            let cargo = |offline: bool| {
+                let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+                c.args(["build", "--release", "--quiet", "--manifest-path"]).arg(pyo3.join("Cargo.toml"));
+                if offline {
+                    c.arg("--offline");
+                }
+                c.env("PYO3_PYTHON", &p.python_cmd[0]).env("PYO3_BUILD_EXTENSION_MODULE", "1")
+                    .env("CARGO_TARGET_DIR", &target_dir).env_remove("RUSTFLAGS").env_remove("CARGO_BUILD_TARGET");
+                for (k, v) in &p.env {
+                    c.env(k, v);
+                }
+                out(&mut c).map(|_| ())
+            };
+            // Offline first (the crates are in cargo's cache after one build), online if not.
+            cargo(true).or_else(|_| cargo(false))?;
+            std::fs::copy(target_dir.join("release/libgg_pyo3.so"), d.join(format!("gg_pyo3{ext}")))
+                .map(|_| ()).map_err(|e| format!("copy libgg_pyo3.so: {e}"))
+        });
+        match built {
+            Ok(d) => {
+                s.ready.insert("pyo3", (d, vec![]));
+            }
+            Err(e) => {
+                s.absent.insert("pyo3", format!("build failed: {e}"));
+            }
+        }
+        let lock = String::from_utf8_lossy(&parts[1]).to_string();
+        let v = lock.split("[[package]]").find(|b| b.contains("name = \"pyo3\"\n"))
+            .and_then(|b| b.lines().find_map(|l| l.strip_prefix("version = ")).map(|v| v.trim_matches('"').to_string()))
+            .unwrap_or_else(|| "?".into());
+        s.versions.insert("pyo3", format!("pyo3-{v}"));
     }
 
     // Cython >= 3.2: cythonize with this CPython's own Cython, compile with its headers.
@@ -404,7 +528,13 @@ fn cell_command(p: &Python, s: &Setup, client: &str, variant: &str, preload: boo
         if !pypath.is_empty() {
             env.push(("PYTHONPATH".into(), pypath.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")));
         }
-        argv.extend(p.python_cmd.iter().cloned());
+        match &s.launcher {
+            Some(exe) => {
+                argv.extend(p.run_prefix.iter().cloned());
+                argv.push(exe.display().to_string());
+            }
+            None => argv.extend(p.python_cmd.iter().cloned()),
+        }
         argv.push(clients_src().join("client_main.py").display().to_string());
         argv.extend([client.to_string(), variant.to_string(), target.display().to_string()]);
     }
@@ -454,7 +584,7 @@ fn real_clients_suite() -> usize {
     let wanted = |client: &str, variant: &str| only.is_empty() || only.iter().any(|w| format!("{client}/{variant}").contains(w.as_str()));
 
     let d = discover();
-    announce("gilgate real-client suite (pybind11, pybind11 embed, Cython, cffi, ctypes; raw vs LD_PRELOAD)", &d);
+    announce("gilgate real-client suite (pybind11, pybind11 embed, nanobind, PyO3, Cython, cffi, ctypes; raw vs LD_PRELOAD)", &d);
     let pys = d.found.clone();
     // The built library itself (not the shared target/c_tests/lib links, which other suites
     // re-point): GILGATE_LIB_DIR=... then affects this run only.
@@ -514,7 +644,6 @@ fn real_clients_suite() -> usize {
     let mut checked = 0;
     for (job, r, line) in &results {
         let p = &pys[job.py];
-        let s = &setups[job.py];
         let class = classify(r);
         let polite = job.variant.starts_with("polite");
         let name = format!("{} {}/{} {}", p.name, job.client, job.variant, if job.preload { "gilgate" } else { "raw" });
@@ -533,31 +662,21 @@ fn real_clients_suite() -> usize {
                         }
                         Some(st) => {
                             let g = |k: &str| st.get(k).copied().unwrap_or(u64::MAX);
-                            // Case (c): a python-hosted client on a statically linked python never
-                            // reaches gilgate's exports (the executable's own win).
-                            let case_c = s.static_exe && job.client != "embed";
                             if g("drain_timeouts") != 0 {
                                 letter = 'T';
                                 problem = Some(format!("drain_timeouts={}", g("drain_timeouts")));
                             } else if g("open_regions") != 0 {
                                 letter = 'L';
                                 problem = Some(format!("open_regions={} (leaked regions)", g("open_regions")));
-                            } else if g("gated_entries") == 0 && !case_c {
+                            } else if g("gated_entries") == 0 {
                                 letter = 'N';
                                 problem = Some("gated_entries=0: gilgate never saw the client's calls".into());
-                            } else if g("gated_entries") == 0 {
-                                letter = 'c';
                             }
                         }
                     }
                 }
             } else if !matches!(class, Class::Clean | Class::DiagAbort) {
-                let c = if s.static_exe && job.client != "embed" {
-                " [README case (c): statically linked python, the client's calls never reach gilgate; only the kill/park interception applies]"
-            } else {
-                ""
-            };
-            problem = Some(format!("rude program under gilgate must end clean or in the diagnosed abort: {class:?}{c}"));
+                problem = Some(format!("rude program under gilgate must end clean or in the diagnosed abort: {class:?}"));
             }
         } else if polite && class != Class::Clean {
             // The program itself must be right: a polite program is clean on raw CPython.
@@ -577,8 +696,7 @@ fn real_clients_suite() -> usize {
     println!("Outcomes per run, raw|gilgate. C clean, A gilgate's diagnosed abort, F CPython fatal error,");
     println!("S SIGSEGV, B SIGBUS, a SIGABRT without gilgate's message, K other signal, H hang (watchdog),");
     println!("V worker vanished, X non-zero exit; gilgate polite runs that exited 0: T drain timeout,");
-    println!("L open regions leaked, N gated_entries=0, ? no stats line, c gated_entries=0 on a statically");
-    println!("linked python (README case (c), not asserted). `-` absent or filtered.");
+    println!("L open regions leaked, N gated_entries=0, ? no stats line. `-` absent or filtered.");
     let w = (runs * 2 + 1).max(7);
     let mut hdr = format!("{:30}", "client/variant");
     for p in &pys {
@@ -605,7 +723,12 @@ fn real_clients_suite() -> usize {
     for (i, p) in pys.iter().enumerate() {
         let s = &setups[i];
         let vers: Vec<String> = s.versions.iter().filter(|(k, _)| **k != "embed" && **k != "ctypes").map(|(_, v)| v.clone()).collect();
-        println!("  {:26} {}{}", p.name, vers.join(" "), if s.static_exe { "  [static python executable: README case (c)]" } else { "" });
+        println!("  {:26} {}", p.name, vers.join(" "));
+        match &s.launcher {
+            Some(exe) => println!("  {:26}   launcher: {} (c_tests/pymain.c + shared libpython; the `python` executable is statically linked)", "", exe.display()),
+            None => println!("  {:26}   launcher: {}{}", "", p.python_cmd.join(" "),
+                if s.static_exe { " [static python executable, no launcher built]" } else { "" }),
+        }
         for n in &s.notes {
             println!("  {:26}   {n}", "");
         }
