@@ -111,16 +111,24 @@ static NOINL double gs_shim(long n) {
     return (now_ns() - t0) / n;
 }
 #ifndef NO_GILGATE
+/* Each gilgate loop leaves the thread inside the level its last restore opened; after timing,
+ * that variant's save ends it and libpython's restore takes the GIL back, so the next variant
+ * starts as the thread started (holding the GIL, no gilgate level). Without this, a drop-in save
+ * inside the API's level is (rightly) an extension's suspension, not the host's own save. */
 static NOINL double st_gg(long n) {
     double t0 = now_ns();
     for (long i = 0; i < n; i++)
         if (gilgate_restore_thread(gilgate_save_thread()) != GILGATE_OK) die("gilgate_restore_thread failed");
-    return (now_ns() - t0) / n;
+    double t = (now_ns() - t0) / n;
+    r_restore(gilgate_save_thread());
+    return t;
 }
 static NOINL double st_exp(long n) {
     double t0 = now_ns();
     for (long i = 0; i < n; i++) e_restore(e_save());
-    return (now_ns() - t0) / n;
+    double t = (now_ns() - t0) / n;
+    r_restore(e_save());
+    return t;
 }
 static NOINL double gs_gg(long n) {
     double t0 = now_ns();
