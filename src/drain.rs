@@ -44,8 +44,8 @@ static ATEXIT_DEF: PyMethodDef = PyMethodDef {
 
 unsafe extern "C" fn atexit_drain(_self: PyObj, _args: PyObj) -> PyObj {
     // Called by CPython's atexit machinery with the GIL held: the pass has begun; the drain
-    // comes when the callback object dies at its end (trigger_dropped).
-    CALLED_GEN.store(gate::gen_of(gate::state()), Relaxed);
+    // comes when the callback object dies at its end (trigger_dropped). No panic may escape.
+    ffi_boundary!((), CALLED_GEN.store(gate::gen_of(gate::state()), Relaxed));
     match crate::cpython::api_if_resolved() {
         Some(api) => {
             // SAFETY: returning a new reference to None, as METH_NOARGS requires.

@@ -325,7 +325,7 @@ pub(crate) extern "C-unwind" fn save_impl(ra: usize, _sp: usize) -> TState {
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call (it holds the GIL, CPython's contract).
     let ts = unsafe { (api.PyEval_SaveThread)() };
-    host_leave(slot, ts);
+    ffi_boundary!((), host_leave(slot, ts));
     ts
 }
 
@@ -338,7 +338,7 @@ pub(crate) extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, _sp: 
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call.
     unsafe { (api.PyEval_ReleaseThread)(ts) };
-    host_leave(slot, ts);
+    ffi_boundary!((), host_leave(slot, ts));
 }
 
 pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usize) {
@@ -353,7 +353,7 @@ pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usiz
     if let Some(s) = slot {
         // Closes its own level: a callback's release inside a suspended region (ctypes, cffi,
         // numpy, SWIG, PyO3) leaves the suspension open.
-        s.pop_through(gate::KIND_GILSTATE);
+        ffi_boundary!(false, s.pop_through(gate::KIND_GILSTATE));
     }
 }
 
@@ -373,7 +373,7 @@ extern "C-unwind" fn release_lock_impl(ra: usize, _sp: usize) {
     let ts = unsafe { (api.tstate_unchecked)() };
     // SAFETY: forwarding the host's call.
     unsafe { real() };
-    host_leave(slot, ts);
+    ffi_boundary!((), host_leave(slot, ts));
 }
 
 extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize) -> TState {
@@ -410,7 +410,7 @@ extern "C-unwind" fn delete_current_impl(ra: usize, _sp: usize) {
     // SAFETY: forwarding the call unchanged (the caller holds the GIL, CPython's contract).
     unsafe { real() };
     if let Some(s) = slot {
-        gate::leave(s);
+        ffi_boundary!(false, gate::leave(s));
     }
 }
 
@@ -425,7 +425,7 @@ extern "C-unwind" fn delete_current_ts_impl(ts: TState, ra: usize, _sp: usize) {
     // SAFETY: forwarding the call unchanged.
     unsafe { real(ts) };
     if let Some(s) = slot {
-        gate::leave(s);
+        ffi_boundary!(false, gate::leave(s));
     }
 }
 

@@ -390,6 +390,7 @@ impl Drop for Local {
         if !p.is_null() {
             // SAFETY: p came from claim_slot (static storage); clearing our own TLS word.
             let s = unsafe { &*p };
+            // SAFETY: clearing this thread's own TLS word (no other thread reads it).
             unsafe { gg_slot_set(std::ptr::null()) };
             // A thread that ends inside a region (killed by a policy `exit`, or a host bug)
             // must not hold the drain up forever.

@@ -79,9 +79,13 @@ extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usiz
     // SAFETY: returns only when this thread is not armed; otherwise jumps to the armed entry
     // (this frame owns nothing that needs dropping).
     unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
-    if host_thread_hit(ra) {
-        crate::policy::apply("pthread_exit", "CPython is killing a host thread (finalizing)");
-    }
+    // The panic boundary covers gilgate's own work only: the real pthread_exit below must run
+    // outside any catch (its forced unwind must not meet one). A panic means "not ours".
+    ffi_boundary!((), {
+        if host_thread_hit(ra) {
+            crate::policy::apply("pthread_exit", "CPython is killing a host thread (finalizing)");
+        }
+    });
     // SAFETY: the caller's own pthread_exit call.
     unsafe { real_pthread_exit()(retval) }
 }
@@ -115,9 +119,11 @@ pub unsafe extern "C" fn pause() -> c_int {
 extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
-    if host_thread_hit(ra) {
-        crate::policy::apply("pause", "CPython is parking a host thread forever (finalizing)");
-    }
+    ffi_boundary!((), {
+        if host_thread_hit(ra) {
+            crate::policy::apply("pause", "CPython is parking a host thread forever (finalizing)");
+        }
+    });
     let p = REAL_PAUSE.load(Acquire);
     if p.is_null() {
         park_forever();

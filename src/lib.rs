@@ -14,6 +14,8 @@
 //!   `GILGATE_*` variables, counters, and allocation-free diagnostics.
 
 #![allow(clippy::missing_safety_doc)]
+// Every unsafe block says why it is sound (`cargo clippy` keeps the habit).
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 /// Run `$body`; a panic becomes `$on_panic` (plus one line on fd 2) instead of unwinding into C.
 macro_rules! ffi_boundary {

@@ -299,7 +299,9 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     let Some(p) = active(api) else { return Ensure::Legacy };
     // SAFETY: both read this thread's thread-state pointers; no preconditions.
     let cur = unsafe { (p.PyThreadState_GetUnchecked)() };
-    if !cur.is_null() && cur == unsafe { (p.PyGILState_GetThisThreadState)() } {
+    // SAFETY: as above.
+    let mine = unsafe { (p.PyGILState_GetThisThreadState)() };
+    if !cur.is_null() && cur == mine {
         // Nested in this thread's own gilstate thread state, attached (the GIL is held):
         // PyGILState_Ensure only counts (no GIL wait, nothing to park), cheaper than a guard.
         return Ensure::Legacy;
