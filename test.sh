@@ -45,8 +45,10 @@ fi
 # (last: the hosts' library links then point at this build until the harness makes them again).
 portable() {
   cargo build --release -p gilgate --features portable-entries --target-dir target/portable &&
+  # The catch inside an entry is covered deterministically by entry_kill.c here; the random
+  # drain-disabled runs (which must hit a kill by chance) stay in the main run only.
   GILGATE_LIB_DIR="$PWD/target/portable/release" GILGATE_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" \
-    GILGATE_NODRAIN_RUNS=4 cargo test --release -p gilgate-harness --test c_hosts
+    GILGATE_NODRAIN_RUNS=0 cargo test --release -p gilgate-harness --test c_hosts
 }
 step "portable entries (feature portable-entries): C/C++ hosts" portable
 
