@@ -1,5 +1,5 @@
 /* Probe, run by hand (not part of the suite): what Py_EndInterpreter does while another thread
- * still holds a thread state of that subinterpreter. gilgate cannot make this safe; the README's
+ * still holds a thread state of that subinterpreter. gilgate cannot make this safe; docs/api.md's
  * misuse table reports the results. The safe pattern (stop the threads, clear and delete their
  * thread states, then end the interpreter) is seed_host.c's `subinterp` mode.
  *

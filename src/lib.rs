@@ -3,7 +3,7 @@
 //! CPython's `PyEval_RestoreThread`, `PyEval_AcquireThread`, `PyEval_AcquireLock` and
 //! `PyGILState_Ensure` return nothing, yet kill the calling thread (`pthread_exit`, 3.8-3.13) or
 //! hang it forever (3.14+) when the interpreter is finalizing. gilgate's entry points return a
-//! status instead. See README.md for the design; modules:
+//! status instead. See docs/design.md for the design; modules:
 //! - `api`: the C API (`gilgate_*`);
 //! - `gate`: the per-thread region slots and the runtime state machine;
 //! - `drain`: closing the gate and waiting for gated threads before finalization;

@@ -1,7 +1,7 @@
 //! The gilstate path on PEP 788 (CPython 3.15+), used by `gilgate_gilstate_ensure` /
 //! `gilgate_gilstate_release` when the loaded CPython exports `PyThreadState_EnsureFromView`.
 //!
-//! What 3.15.2 does (read from its libpython, confirmed by experiment; README "PEP 788"):
+//! What 3.15.2 does (read from its libpython, confirmed by experiment; docs/versions.md "PEP 788"):
 //! - `PyInterpreterView_FromMain()` is one 8-byte `PyMem_RawMalloc` holding the main
 //!   interpreter's id (0). It works before `Py_Initialize` and stays valid across
 //!   `Py_FinalizeEx` / `Py_Initialize` cycles, so gilgate creates one and keeps it forever.

@@ -114,7 +114,7 @@ fn main() {
         }
     }
 
-    // Which pythons are statically linked executables (README case (c)).
+    // Which pythons are statically linked executables (docs/design.md, case (c)).
     let static_exe: Vec<bool> = pys.iter().map(|p| {
         Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
@@ -264,10 +264,10 @@ fn main() {
 
     println!("(* SEGV: case (c) on 3.14+, a statically linked python whose own exports gilgate never sees:");
     println!("   a callback thread entering after Py_FinalizeEx crashes inside CPython, gh-124619, or CPython");
-    println!("   aborts itself binding its thread state after the TSS key is gone; see README)");
+    println!("   aborts itself binding its thread state after the TSS key is gone; see docs/design.md)");
     for (i, p) in pys.iter().enumerate() {
         if static_exe[i] {
-            println!("  {:26} python executable is statically linked: ctypes runs are README case (c)", p.name);
+            println!("  {:26} python executable is statically linked: ctypes runs are case (c) of docs/design.md", p.name);
         }
     }
     let orphans = kill_orphans();

@@ -64,7 +64,7 @@ fn main() {
     let runs = env_u64("GILGATE_IDIOM_RUNS", 2);
     let mut jobs = vec![];
     // A statically linked `python` (Debian's) keeps its own CPython symbols whatever is preloaded
-    // (README: what a preload covers): run the programs through c_tests/pymain.c there, a
+    // (docs/design.md: what a preload covers): run the programs through c_tests/pymain.c there, a
     // `python` linked against that CPython's shared libpython.
     let mut launcher: Vec<Option<PathBuf>> = vec![];
     for p in &d.found {
