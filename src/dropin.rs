@@ -401,32 +401,34 @@ extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize)
 
 extern "C-unwind" fn delete_current_impl(ra: usize, _sp: usize) {
     let api = api_or_die("PyThreadState_DeleteCurrent");
-    let Some(real) = api.PyThreadState_DeleteCurrent else {
-        crate::log::Line::new().s("fatal: PyThreadState_DeleteCurrent called but this CPython has none").emit();
-        // SAFETY: abort has no preconditions.
-        unsafe { libc::abort() }
-    };
-    let slot = if native(ra) { None } else { gate::my_slot_if_any() };
+    let real = api.PyThreadState_DeleteCurrent.unwrap_or_else(|| missing("PyThreadState_DeleteCurrent"));
     // SAFETY: forwarding the call unchanged (the caller holds the GIL, CPython's contract).
-    unsafe { real() };
+    deleted_current(ra, || unsafe { real() });
+}
+
+extern "C-unwind" fn delete_current_ts_impl(ts: TState, ra: usize, _sp: usize) {
+    let api = api_or_die("_PyThreadState_DeleteCurrent");
+    let real = api._PyThreadState_DeleteCurrent.unwrap_or_else(|| missing("_PyThreadState_DeleteCurrent"));
+    // SAFETY: forwarding the call unchanged.
+    deleted_current(ra, || unsafe { real(ts) });
+}
+
+/// Forward a `DeleteCurrent` (it releases the GIL and frees the thread state), then close the
+/// host's innermost level (pybind11's `gil_scoped_acquire` on a fresh thread ends this way).
+#[inline]
+fn deleted_current(ra: usize, forward: impl FnOnce()) {
+    let slot = if native(ra) { None } else { gate::my_slot_if_any() };
+    forward();
     if let Some(s) = slot {
         ffi_boundary!(false, gate::leave(s));
     }
 }
 
-extern "C-unwind" fn delete_current_ts_impl(ts: TState, ra: usize, _sp: usize) {
-    let api = api_or_die("_PyThreadState_DeleteCurrent");
-    let Some(real) = api._PyThreadState_DeleteCurrent else {
-        crate::log::Line::new().s("fatal: _PyThreadState_DeleteCurrent called but this CPython has none").emit();
-        // SAFETY: abort has no preconditions.
-        unsafe { libc::abort() }
-    };
-    let slot = if native(ra) { None } else { gate::my_slot_if_any() };
-    // SAFETY: forwarding the call unchanged.
-    unsafe { real(ts) };
-    if let Some(s) = slot {
-        ffi_boundary!(false, gate::leave(s));
-    }
+#[cold]
+fn missing(name: &str) -> ! {
+    crate::log::Line::new().s("fatal: ").s(name).s(" called but this CPython has none").emit();
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
 }
 
 /// `PyThreadState_Swap` takes and releases the GIL on 3.12+ only (earlier it stores a pointer).
