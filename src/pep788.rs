@@ -47,19 +47,7 @@ const DEPTH: usize = 8;
 const PYGILSTATE_LOCKED: c_int = 0;
 const PYGILSTATE_UNLOCKED: c_int = 1;
 
-extern "C" {
-    // src/c/armed.c
-    fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
-}
-
-/// src/c/pep788.c's trampoline (declared in a function body so that cbindgen, which reads only
-/// module-level items, keeps it out of the public header).
-fn ensure_tramp() -> unsafe extern "C" fn(*mut c_void) {
-    extern "C" {
-        fn gg788_ensure_tramp(p: *mut c_void);
-    }
-    gg788_ensure_tramp
-}
+use crate::fastpath::{gg_armed_call_p, pep788_ensure_tramp as ensure_tramp};
 
 #[repr(C)]
 struct Call {
@@ -95,15 +83,10 @@ static HEAD: AtomicPtr<Rec> = AtomicPtr::new(null_mut());
 static STOLEN_GEN: AtomicU64 = AtomicU64::new(0);
 /// The main interpreter's view, created once and never closed.
 static VIEW: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-static ENABLED: once_cell::sync::OnceCell<bool> = once_cell::sync::OnceCell::new();
-
-fn enabled() -> bool {
-    *ENABLED.get_or_init(|| crate::config::parse_bool("GILGATE_PEP788", true))
-}
 
 /// The PEP 788 functions, if the loaded CPython has them and `GILGATE_PEP788` is not 0.
 pub(crate) fn active(api: &Api) -> Option<&Pep788Api> {
-    api.pep788.as_ref().filter(|_| enabled())
+    api.pep788_active()
 }
 
 /// For the load line (`GILGATE_VERBOSE=1`).
@@ -275,7 +258,7 @@ fn view(p: &Pep788Api) -> *mut c_void {
 
 /// The outcome of a PEP 788 gilstate entry.
 pub(crate) enum Ensure {
-    /// Attached with the GIL; the value for `*state_out`. The caller calls `gate::entered`.
+    /// Attached with the GIL; the value for `*state_out`. The caller calls `drain::entered`.
     Ok(c_int),
     /// Refused, the gate ticket undone, the thread untouched.
     Refused(gilgate_status),
@@ -291,7 +274,7 @@ fn undo(t: &Ticket, e: gilgate_status) {
     let s = t.slot;
     s.entries.store(s.entries.load(Relaxed).saturating_sub(1), Relaxed);
     s.depth.store(t.depth_before, Release);
-    crate::stats::refused(e);
+    crate::counters::refused(e);
 }
 
 /// `gilgate_gilstate_ensure` after `gate::enter` admitted the thread.
