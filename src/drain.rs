@@ -68,8 +68,14 @@ unsafe extern "C" fn trigger_dropped(_capsule: PyObj) {
             if let Some(api) = crate::cpython::api_if_resolved() {
                 drain(api, "end of atexit");
             }
-        } else if crate::config::get().verbose {
-            crate::log::Line::new().s("atexit drain trigger dropped before the atexit pass: the finalize call drains first").emit();
+        } else {
+            // No drain at the end of the atexit pass: Py_FinalizeEx must not wait for guards.
+            if let Some(api) = crate::cpython::api_if_resolved() {
+                crate::pep788::release_generation(api);
+            }
+            if crate::config::get().verbose {
+                crate::log::Line::new().s("atexit drain trigger dropped before the atexit pass: the finalize call drains first").emit();
+            }
         }
     })
 }
@@ -112,6 +118,8 @@ pub(crate) fn adopt(api: &Api) {
             let py_ok = register_atexit(api);
             if py_ok {
                 TRIGGER_GEN.store(gen, Release);
+                // The drain will run (or, disarmed, release it): hold the generation guard.
+                crate::pep788::hold_generation(api, gen);
             }
             let c_ok = (api.Py_AtExit)(finalized_hook) == 0;
             if crate::config::get().verbose {
