@@ -159,8 +159,8 @@ fn guarded<R>(f: impl FnOnce() -> Result<R, Exit>) -> R {
 /// the entry and apply the policy (which does not return, or ends the thread).
 pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const c_void, kind: c_int, which: c_int) {
     let (name, retire) = match which {
-        0 => ("PyEval_RestoreThread", false),
-        1 => ("PyEval_AcquireThread", false),
+        crate::layout::WHICH_RESTORE => ("PyEval_RestoreThread", false),
+        crate::layout::WHICH_ACQUIRE => ("PyEval_AcquireThread", false),
         _ => ("PyGILState_Ensure", true),
     };
     guarded(|| -> Result<(), Exit> {

@@ -49,8 +49,8 @@ extern "C-unwind" {
 }
 
 /// `gg_kill_hook` kinds.
-pub(crate) const KILL_PTHREAD_EXIT: c_int = 1;
-pub(crate) const KILL_PAUSE: c_int = 2;
+pub(crate) const KILL_PTHREAD_EXIT: c_int = crate::layout::KILL_PTHREAD_EXIT;
+pub(crate) const KILL_PAUSE: c_int = crate::layout::KILL_PAUSE;
 
 /// src/c/pep788.c's trampoline (declared in a function body so that cbindgen, which reads only
 /// module-level items, keeps it out of the public header).
@@ -81,6 +81,20 @@ pub(crate) struct RustPaths {
     pub drop_killed: extern "C-unwind" fn(*const c_void, c_int, c_int),
 }
 
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(RustPaths, restore) == RUST_RESTORE && offset_of!(RustPaths, acquire) == RUST_ACQUIRE);
+    assert!(offset_of!(RustPaths, ensure) == RUST_ENSURE && offset_of!(RustPaths, save) == RUST_SAVE);
+    assert!(offset_of!(RustPaths, release_thread) == RUST_RELEASE_THREAD);
+    assert!(offset_of!(RustPaths, gilstate_release) == RUST_GILSTATE_RELEASE);
+    assert!(offset_of!(RustPaths, killed) == RUST_KILLED && offset_of!(RustPaths, drop_restore) == RUST_DROP_RESTORE);
+    assert!(offset_of!(RustPaths, drop_acquire) == RUST_DROP_ACQUIRE && offset_of!(RustPaths, drop_ensure) == RUST_DROP_ENSURE);
+    assert!(offset_of!(RustPaths, drop_save) == RUST_DROP_SAVE);
+    assert!(offset_of!(RustPaths, drop_release_thread) == RUST_DROP_RELEASE_THREAD);
+    assert!(offset_of!(RustPaths, drop_gilstate_release) == RUST_DROP_GILSTATE_RELEASE);
+    assert!(offset_of!(RustPaths, drop_killed) == RUST_DROP_KILLED && size_of::<RustPaths>() == RUST_SIZE);
+};
+
 /// Hand the C side its fallbacks (the library constructor, before any entry can run: until
 /// then the C fast paths answer NO_PYTHON).
 pub(crate) fn set_rust_paths(p: &'static RustPaths) {
@@ -96,7 +110,7 @@ pub(crate) struct Hot {
     pub(crate) state: AtomicU64,
     pub(crate) fast_barrier: AtomicU32,
     _pad: u32,
-    pub(crate) py: [AtomicPtr<std::ffi::c_void>; 8],
+    pub(crate) py: [AtomicPtr<std::ffi::c_void>; PY_SLOTS],
     pub(crate) text_lo: AtomicUsize,
     pub(crate) text_hi: AtomicUsize,
     pub(crate) main_interp: AtomicPtr<std::ffi::c_void>,
@@ -161,15 +175,15 @@ pub(crate) fn hot() -> &'static Hot {
     unsafe { &*std::ptr::addr_of!(gg_hot) }
 }
 
-/// Indices of `Hot::py` (`GG_PY_*` in armed.c).
-pub(crate) const PY_RESTORE: i32 = 0;
-pub(crate) const PY_ACQUIRE: i32 = 1;
-pub(crate) const PY_ENSURE: i32 = 2;
-pub(crate) const PY_SAVE: i32 = 3;
-pub(crate) const PY_RELEASE_THREAD: i32 = 4;
-pub(crate) const PY_GILSTATE_RELEASE: i32 = 5;
-pub(crate) const PY_API_ENSURE: i32 = 6;
-pub(crate) const PY_API_GILSTATE_RELEASE: i32 = 7;
+/// Indices of `Hot::py` (layout.rs).
+pub(crate) const PY_RESTORE: i32 = crate::layout::PY_RESTORE as i32;
+pub(crate) const PY_ACQUIRE: i32 = crate::layout::PY_ACQUIRE as i32;
+pub(crate) const PY_ENSURE: i32 = crate::layout::PY_ENSURE as i32;
+pub(crate) const PY_SAVE: i32 = crate::layout::PY_SAVE as i32;
+pub(crate) const PY_RELEASE_THREAD: i32 = crate::layout::PY_RELEASE_THREAD as i32;
+pub(crate) const PY_GILSTATE_RELEASE: i32 = crate::layout::PY_GILSTATE_RELEASE as i32;
+pub(crate) const PY_API_ENSURE: i32 = crate::layout::PY_API_ENSURE as i32;
+pub(crate) const PY_API_GILSTATE_RELEASE: i32 = crate::layout::PY_API_GILSTATE_RELEASE as i32;
 
 /// Hand CPython's function `f` to the C fast paths (NULL: those calls always take the Rust path).
 pub(crate) fn publish_py(i: i32, f: *mut std::ffi::c_void) {

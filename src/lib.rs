@@ -83,6 +83,7 @@ macro_rules! tramp {
 pub mod status;
 mod log;
 mod config;
+#[allow(dead_code)] // some shapes only the C side uses
 mod layout {
     // include!, not `mod layout;`: build.rs includes the same file, and cbindgen (which does not
     // expand include!) keeps these shapes out of the public header.
