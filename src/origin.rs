@@ -26,11 +26,14 @@ static PY_TEXT_START: AtomicUsize = AtomicUsize::new(0);
 static PY_TEXT_END: AtomicUsize = AtomicUsize::new(0);
 
 /// The executable segments [lo, hi) of the loaded object that contains `addr` ((0, 0): none).
-fn exec_range(addr: usize) -> (usize, usize) {
+/// `main`: the object is the main program (the first entry dl_iterate_phdr reports).
+fn exec_range(addr: usize) -> (usize, usize, bool) {
     struct Acc {
         addr: usize,
         lo: usize,
         hi: usize,
+        index: usize,
+        main: bool,
     }
     unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
         // SAFETY: dl_iterate_phdr passes a valid entry (program headers included) and our own `data` (an `Acc`).
@@ -48,23 +51,25 @@ fn exec_range(addr: usize) -> (usize, usize) {
                     hi = hi.max(e);
                 }
             }
+            acc.index += 1;
             if contains {
                 acc.lo = lo;
                 acc.hi = hi;
+                acc.main = acc.index == 1;
                 return 1;
             }
             0
         }
     }
-    let mut acc = Acc { addr, lo: 0, hi: 0 };
+    let mut acc = Acc { addr, lo: 0, hi: 0, index: 0, main: false };
     // SAFETY: the callback only reads the program headers it is handed.
     unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut Acc as *mut c_void) };
-    (acc.lo, acc.hi)
+    (acc.lo, acc.hi, acc.main)
 }
 
 /// Record the executable segments of the object that contains `addr` (a CPython function).
 pub(crate) fn set_cpython_object(addr: usize) {
-    let (lo, hi) = exec_range(addr);
+    let (lo, hi, _) = exec_range(addr);
     if hi > lo {
         PY_TEXT_END.store(hi, Relaxed);
         PY_TEXT_START.store(lo, Release);
@@ -76,10 +81,11 @@ pub(crate) fn set_cpython_object(addr: usize) {
 static SELF_TEXT_START: AtomicUsize = AtomicUsize::new(0);
 static SELF_TEXT_END: AtomicUsize = AtomicUsize::new(0);
 
-/// Record gilgate's own executable segments (library constructor).
+/// Record gilgate's own executable segments (library constructor). Not when gilgate is linked
+/// into the main program (a Rust host using the rlib): the host's own calls come from there.
 pub(crate) fn set_self_object() {
-    let (lo, hi) = exec_range(set_self_object as *const () as usize);
-    if hi > lo {
+    let (lo, hi, main) = exec_range(set_self_object as *const () as usize);
+    if hi > lo && !main {
         SELF_TEXT_END.store(hi, Relaxed);
         SELF_TEXT_START.store(lo, Release);
         // SAFETY: plain atomic stores on the C side.
