@@ -47,6 +47,7 @@ macro_rules! tramp {
 pub mod api;
 pub mod cpython;
 mod config;
+mod dlsym;
 mod drain;
 pub mod dropin;
 mod gate;
@@ -66,6 +67,7 @@ pub use status::{gilgate_status, gilgate_status_in};
 extern "C" fn gilgate_init() {
     // No panic may escape a constructor either.
     let _ = std::panic::catch_unwind(|| {
+        dlsym::init();
         api::register_rust_paths();
         interpose::init();
         gate::init_barrier();
