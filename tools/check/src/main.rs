@@ -177,8 +177,9 @@ fn parse(path: &Path) -> Result<Parse, String> {
 }
 
 impl Elf {
+    /// CPython's API defined here (gilgate's drop-in exports do not count).
     fn defines_cpython(&self) -> bool {
-        CPYTHON_MARKERS.iter().any(|m| self.defines.contains(*m))
+        !self.defines.contains("gilgate_version") && CPYTHON_MARKERS.iter().any(|m| self.defines.contains(*m))
     }
     fn name(&self) -> String {
         self.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
@@ -383,7 +384,7 @@ fn main() {
     if exe.e_type != 2 && exe.e_type != 3 {
         r.end(2, "cannot tell: not an executable or shared object ELF file", None)
     }
-    let static_cpython = exe.defines_cpython() || exe.symtab_cpython;
+    let static_cpython = exe.defines_cpython() || (exe.symtab_cpython && !exe.defines.contains("gilgate_version"));
     if exe.interp.is_none() {
         if exe.e_type == 3 && exe.soname.is_some() {
             r.end(2, &format!("cannot tell: {} is a shared library, not a program", path.display()), None)
