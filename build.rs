@@ -44,7 +44,7 @@ fn soname_link() {
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else { return };
     let Some(profile_dir) = out.ancestors().nth(3) else { return };
     let link = profile_dir.join("libgilgate.so.0");
-    if std::fs::read_link(&link).map_or(false, |t| t == std::path::Path::new("libgilgate.so")) {
+    if std::fs::read_link(&link).is_ok_and(|t| t == std::path::Path::new("libgilgate.so")) {
         return;
     }
     let _ = std::fs::remove_file(&link);

@@ -274,7 +274,7 @@ pub(crate) fn init() {
     if crate::config::get().verbose {
         // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name (through our own export when
         // it interposes: a pass-through lookup).
-        let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, b"dlsym\0".as_ptr() as *const c_char) };
+        let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"dlsym".as_ptr()) };
         let ours = !seen.is_null() && crate::cpython::object_base(seen) == crate::cpython::own_base();
         let mut l = crate::log::Line::new();
         if ours {

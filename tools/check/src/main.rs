@@ -354,7 +354,7 @@ fn main() {
         let mut words = line.splitn(2, char::is_whitespace);
         let interp = words.next().unwrap_or("").to_string();
         let arg = words.next().unwrap_or("").trim().to_string();
-        let target = if Path::new(&interp).file_name().map_or(false, |n| n == "env") {
+        let target = if Path::new(&interp).file_name().is_some_and(|n| n == "env") {
             arg.split_whitespace().find(|w| !w.starts_with('-') && !w.contains('=')).map(String::from)
         } else {
             Some(interp.clone())
@@ -364,7 +364,7 @@ fn main() {
             r.fact(format!("{} is a script (#!{line})", path.display()));
             r.end(2, "cannot tell: the script's interpreter cannot be resolved", None)
         };
-        if std::fs::read(&ip).map_or(false, |d| d.starts_with(b"#!")) {
+        if std::fs::read(&ip).is_ok_and(|d| d.starts_with(b"#!")) {
             r.fact(format!("{} is a script run by {} (itself a script)", path.display(), ip.display()));
             r.end(2, "cannot tell: the script's interpreter is a script too (followed once only)", None)
         }
@@ -436,7 +436,7 @@ fn main() {
     let cpython_pos = objs.iter().position(|e| e.defines_cpython());
     let libc_pos = objs.iter().position(|e| is_libc(e));
     let linked_ahead = match gilgate_pos {
-        Some(g) => cpython_pos.map_or(true, |c| g < c) && libc_pos.map_or(true, |c| g < c),
+        Some(g) => cpython_pos.is_none_or(|c| g < c) && libc_pos.is_none_or(|c| g < c),
         None => false,
     };
     if let Some(g) = gilgate_pos {
@@ -461,7 +461,7 @@ receives its calls; only kills of host threads (pthread_exit/pause) are intercep
     }
     // The program's own objects: the executable and libraries outside the system directories
     // (system libraries such as libselinux load their own plugins, not Python).
-    let in_sys = |e: &Elf| e.path.parent().map_or(false, |d| sys.iter().any(|s| s == d));
+    let in_sys = |e: &Elf| e.path.parent().is_some_and(|d| sys.iter().any(|s| s == d));
     let importers: Vec<&Elf> = std::iter::once(exe_ref).chain(objs.iter().map(|b| &**b).filter(|e| !in_sys(e)))
         .filter(|e| !is_libc(e) && !e.defines_cpython() && !e.defines.contains("gilgate_version"))
         .filter(|e| e.imports.contains("dlopen") || e.imports.contains("dlmopen"))
@@ -498,7 +498,7 @@ gilgate passes through anyway; calls from the program and extension modules stil
         let dlsym = importers.iter().any(|e| e.imports.contains("dlsym") || e.imports.contains("dlvsym"));
         r.fact(format!("does not link libpython; loads libraries at run time (imports dlopen{}: {names})",
             if dlsym { "/dlsym" } else { "" }));
-        let names_py = importers.iter().any(|e| std::fs::read(&e.path).map_or(false, |d| d.windows(9).any(|w| w == b"libpython")));
+        let names_py = importers.iter().any(|e| std::fs::read(&e.path).is_ok_and(|d| d.windows(9).any(|w| w == b"libpython")));
         r.fact(if names_py { "it names libpython (the string is in its files)" }
                else { "nothing in its files names libpython (it may take the path from its arguments or configuration)" });
         r.fact("if it loads libpython, the functions it resolves with dlsym on that handle are gilgate's \
