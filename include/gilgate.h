@@ -157,28 +157,6 @@ enum gilgate_status gilgate_stats(struct gilgate_stats *out);
 // go on, which none does: abort, park forever, or pthread_exit.
 void gilgate_apply_policy(const char *what) GILGATE_NORETURN;
 
-// gilgate's `dlsym` (see the module docs): `filter` decides; 0 means "libc's answer", reached by
-// a tail jump so that libc sees the caller's return address.
-//
-// # Safety
-// Same contract as libc's dlsym.
-void *dlsym(void *_handle, const char *_name);
-
-// gilgate's `dlvsym`: as `dlsym`, with a version (CPython's symbols are unversioned, and glibc
-// accepts an unversioned definition for any requested version).
-//
-// # Safety
-// Same contract as libc's dlvsym.
-void *dlvsym(void *_handle, const char *_name, const char *_version);
-
-// # Safety
-// Same contract as libc's dlsym.
-void *dlsym(void *_handle, const char *_name);
-
-// # Safety
-// Same contract as libc's dlvsym.
-void *dlvsym(void *_handle, const char *_name, const char *_version);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
