@@ -174,7 +174,7 @@ pub unsafe extern "C" fn dlvsym(_handle: *mut c_void, _name: *const c_char, _ver
 // ---- the filter ------------------------------------------------------------------------------
 
 extern "C" fn dlsym_filter(handle: *mut c_void, name: *const c_char, ra: usize) -> *mut c_void {
-    ffi_boundary!(std::ptr::null_mut(), {
+    ffi_boundary!({
         filter(handle, name, ra, |h, n| {
             let f = REAL_DLSYM.load(Acquire);
             // SAFETY: f is libc's dlsym (init aborts if it cannot be found); the caller's own
@@ -185,7 +185,7 @@ extern "C" fn dlsym_filter(handle: *mut c_void, name: *const c_char, ra: usize) 
 }
 
 extern "C" fn dlvsym_filter(handle: *mut c_void, name: *const c_char, version: *const c_char, ra: usize) -> *mut c_void {
-    ffi_boundary!(std::ptr::null_mut(), {
+    ffi_boundary!({
         filter(handle, name, ra, |h, n| {
             let f = REAL_DLVSYM.load(Acquire);
             // SAFETY: as in dlsym_filter, with libc's dlvsym.
@@ -345,10 +345,12 @@ fn init_tables() {
 }
 
 unsafe extern "C" fn scan_cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
-    let scan = &mut *(data as *mut Scan);
+    // SAFETY: data is the &mut Scan init_tables passes; info is the loader's entry for one object.
+    let (scan, info) = unsafe { (&mut *(data as *mut Scan), &*info) };
     let index = scan.index;
     scan.index += 1;
-    let Some(obj) = object(&*info) else { return 0 };
+    // SAFETY: info describes a loaded object (dl_iterate_phdr's contract).
+    let Some(obj) = (unsafe { object(info) }) else { return 0 };
     if scan.own_addr >= obj.lo && scan.own_addr < obj.hi {
         scan.own_index = index;
         scan.own = Some(obj);
@@ -366,43 +368,50 @@ unsafe extern "C" fn scan_cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut
 }
 
 /// The dynamic symbol table of one loaded object.
+///
+/// # Safety
+/// `info` describes an object that stays loaded while this runs (dl_iterate_phdr's callback).
 unsafe fn object(info: &libc::dl_phdr_info) -> Option<Obj> {
-    let base = info.dlpi_addr as usize;
-    let (mut dynamic, mut lo, mut hi) = (0usize, usize::MAX, 0usize);
-    for i in 0..info.dlpi_phnum as usize {
-        let ph = &*info.dlpi_phdr.add(i);
-        if ph.p_type == libc::PT_DYNAMIC {
-            dynamic = base.wrapping_add(ph.p_vaddr as usize);
-        } else if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
-            let s = base.wrapping_add(ph.p_vaddr as usize);
-            lo = lo.min(s);
-            hi = hi.max(s + ph.p_memsz as usize);
+    // SAFETY: the program headers and the dynamic section belong to a loaded object (caller);
+    // the dynamic section ends with DT_NULL (bounded at 4096 entries anyway).
+    unsafe {
+        let base = info.dlpi_addr as usize;
+        let (mut dynamic, mut lo, mut hi) = (0usize, usize::MAX, 0usize);
+        for i in 0..info.dlpi_phnum as usize {
+            let ph = &*info.dlpi_phdr.add(i);
+            if ph.p_type == libc::PT_DYNAMIC {
+                dynamic = base.wrapping_add(ph.p_vaddr as usize);
+            } else if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let s = base.wrapping_add(ph.p_vaddr as usize);
+                lo = lo.min(s);
+                hi = hi.max(s + ph.p_memsz as usize);
+            }
         }
-    }
-    if dynamic == 0 || hi == 0 {
-        return None;
-    }
-    // glibc relocates these entries in place in writable dynamic sections; the vDSO's are
-    // offsets. An address below the load base is an offset.
-    let fix = |v: usize| if v != 0 && v < base { v + base } else { v };
-    let mut o = Obj { base, symtab: 0, strtab: 0, gnu_hash: 0, hash: 0, versym: 0, lo, hi };
-    // Elf64_Dyn: { d_tag: i64, d_un: u64 }.
-    let mut d = dynamic as *const [u64; 2];
-    let mut n = 0;
-    while (*d)[0] != 0 && n < 4096 {
-        let v = (*d)[1] as usize;
-        match (*d)[0] {
-            4 => o.hash = fix(v),               // DT_HASH
-            5 => o.strtab = fix(v),             // DT_STRTAB
-            6 => o.symtab = fix(v),             // DT_SYMTAB
-            0x6fff_fef5 => o.gnu_hash = fix(v), // DT_GNU_HASH
-            0x6fff_fff0 => o.versym = fix(v),   // DT_VERSYM
-            _ => {}
+        if dynamic == 0 || hi == 0 {
+            return None;
         }
-        d = d.add(1);
-        n += 1;
+        // glibc relocates these entries in place in writable dynamic sections; the vDSO's are
+        // offsets. An address below the load base is an offset.
+        let fix = |v: usize| if v != 0 && v < base { v + base } else { v };
+        let mut o = Obj { base, symtab: 0, strtab: 0, gnu_hash: 0, hash: 0, versym: 0, lo, hi };
+        // Elf64_Dyn: { d_tag: i64, d_un: u64 }.
+        let mut d = dynamic as *const [u64; 2];
+        let mut n = 0;
+        while (*d)[0] != 0 && n < 4096 {
+            let v = (*d)[1] as usize;
+            match (*d)[0] {
+                4 => o.hash = fix(v),               // DT_HASH
+                5 => o.strtab = fix(v),             // DT_STRTAB
+                6 => o.symtab = fix(v),             // DT_SYMTAB
+                0x6fff_fef5 => o.gnu_hash = fix(v), // DT_GNU_HASH
+                0x6fff_fff0 => o.versym = fix(v),   // DT_VERSYM
+                _ => {}
+            }
+            d = d.add(1);
+            n += 1;
+        }
+        (o.symtab != 0 && o.strtab != 0 && (o.gnu_hash != 0 || o.hash != 0)).then_some(o)
     }
-    (o.symtab != 0 && o.strtab != 0 && (o.gnu_hash != 0 || o.hash != 0)).then_some(o)
 }
 
 /// The address of the default-version definition of function `name` in `o`, or 0.

@@ -38,7 +38,18 @@ pub const HOT_MAIN_INTERP: usize = 96;
 pub const HOT_FRAME_OFF: usize = 104;
 pub const HOT_CFRAME_OFF: usize = 108;
 pub const HOT_SIZE: usize = 128;
+/// `frame_off`/`cframe_off` meaning "no `_PyCFrame` indirection".
+pub const NO_CFRAME: u32 = u32::MAX;
 
 /// Thread kinds (origin.rs), read by the drop-in assembly.
 pub const THREAD_HOST: i32 = 1;
 pub const THREAD_CPYTHON: i32 = 2;
+
+/// How `Hot::frame_off`/`cframe_off` lead to a thread state's Python frame (cpython.rs
+/// `frame_offsets`): directly, through `_PyCFrame`, or 3.15's base-frame sentinel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FrameStyle {
+    Direct,
+    CFrame,
+    Sentinel,
+}
