@@ -38,8 +38,8 @@ extern "C" fn rs_killed(slot: *const c_void, kind: c_int, which: c_int) -> c_int
         // SAFETY: the C fast path passes this thread's own slot (static storage).
         let t = Ticket::fast(unsafe { &*(slot as *const gate::Slot) });
         let (retire, name) = match which {
-            0 => (false, "gilgate_restore_thread"),
-            1 => (false, "gilgate_acquire_thread"),
+            crate::layout::WHICH_RESTORE => (false, "gilgate_restore_thread"),
+            crate::layout::WHICH_ACQUIRE => (false, "gilgate_acquire_thread"),
             _ => (true, "gilgate_gilstate_ensure"),
         };
         entry_killed(&t, kind, retire, name) as c_int

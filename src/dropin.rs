@@ -99,10 +99,11 @@ fn outside_region() -> bool {
     gate::my_slot_if_any().map_or(true, |s| s.depth.load(Relaxed) == 0)
 }
 
-/// Native path: CPython's own call site, or a thread CPython created.
+/// Native path: CPython's own call site (or CPython tail-calling from inside a call gilgate
+/// made), or a thread CPython created.
 #[inline(always)]
 fn native(ra: usize) -> bool {
-    origin::in_cpython(ra) || origin::thread_kind() == origin::CPYTHON
+    origin::in_cpython(ra) || origin::in_self(ra) || origin::thread_kind() == origin::CPYTHON
 }
 
 /// The policy said `exit`: the caller must end the thread, outside any catch_unwind (the forced
@@ -159,8 +160,8 @@ fn guarded<R>(f: impl FnOnce() -> Result<R, Exit>) -> R {
 /// the entry and apply the policy (which does not return, or ends the thread).
 pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const c_void, kind: c_int, which: c_int) {
     let (name, retire) = match which {
-        0 => ("PyEval_RestoreThread", false),
-        1 => ("PyEval_AcquireThread", false),
+        crate::layout::WHICH_RESTORE => ("PyEval_RestoreThread", false),
+        crate::layout::WHICH_ACQUIRE => ("PyEval_AcquireThread", false),
         _ => ("PyGILState_Ensure", true),
     };
     guarded(|| -> Result<(), Exit> {

@@ -21,6 +21,7 @@ extern "C" {
     pub(crate) fn gg_thread_kind() -> c_int;
     pub(crate) fn gg_set_thread_kind(k: c_int);
     pub(crate) fn gg_publish_text(lo: usize, hi: usize);
+    pub(crate) fn gg_publish_self_text(lo: usize, hi: usize);
     // Called by the pthread_exit/pause interposers: jumps back into an armed call of this thread
     // (never returns then); returns when none is armed.
     pub(crate) fn gg_kill_hook(kind: c_int) -> c_int;
@@ -49,8 +50,8 @@ extern "C-unwind" {
 }
 
 /// `gg_kill_hook` kinds.
-pub(crate) const KILL_PTHREAD_EXIT: c_int = 1;
-pub(crate) const KILL_PAUSE: c_int = 2;
+pub(crate) const KILL_PTHREAD_EXIT: c_int = crate::layout::KILL_PTHREAD_EXIT;
+pub(crate) const KILL_PAUSE: c_int = crate::layout::KILL_PAUSE;
 
 /// src/c/pep788.c's trampoline (declared in a function body so that cbindgen, which reads only
 /// module-level items, keeps it out of the public header).
@@ -81,6 +82,20 @@ pub(crate) struct RustPaths {
     pub drop_killed: extern "C-unwind" fn(*const c_void, c_int, c_int),
 }
 
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(RustPaths, restore) == RUST_RESTORE && offset_of!(RustPaths, acquire) == RUST_ACQUIRE);
+    assert!(offset_of!(RustPaths, ensure) == RUST_ENSURE && offset_of!(RustPaths, save) == RUST_SAVE);
+    assert!(offset_of!(RustPaths, release_thread) == RUST_RELEASE_THREAD);
+    assert!(offset_of!(RustPaths, gilstate_release) == RUST_GILSTATE_RELEASE);
+    assert!(offset_of!(RustPaths, killed) == RUST_KILLED && offset_of!(RustPaths, drop_restore) == RUST_DROP_RESTORE);
+    assert!(offset_of!(RustPaths, drop_acquire) == RUST_DROP_ACQUIRE && offset_of!(RustPaths, drop_ensure) == RUST_DROP_ENSURE);
+    assert!(offset_of!(RustPaths, drop_save) == RUST_DROP_SAVE);
+    assert!(offset_of!(RustPaths, drop_release_thread) == RUST_DROP_RELEASE_THREAD);
+    assert!(offset_of!(RustPaths, drop_gilstate_release) == RUST_DROP_GILSTATE_RELEASE);
+    assert!(offset_of!(RustPaths, drop_killed) == RUST_DROP_KILLED && size_of::<RustPaths>() == RUST_SIZE);
+};
+
 /// Hand the C side its fallbacks (the library constructor, before any entry can run: until
 /// then the C fast paths answer NO_PYTHON).
 pub(crate) fn set_rust_paths(p: &'static RustPaths) {
@@ -96,19 +111,23 @@ pub(crate) struct Hot {
     pub(crate) state: AtomicU64,
     pub(crate) fast_barrier: AtomicU32,
     _pad: u32,
-    pub(crate) py: [AtomicPtr<std::ffi::c_void>; 8],
+    pub(crate) py: [AtomicPtr<std::ffi::c_void>; PY_SLOTS],
     pub(crate) text_lo: AtomicUsize,
     pub(crate) text_hi: AtomicUsize,
     pub(crate) main_interp: AtomicPtr<std::ffi::c_void>,
     /// `cpython::frame_offsets` of the loaded CPython (the drop-in saves' Python-frame test).
     pub(crate) frame_off: AtomicU32,
     pub(crate) cframe_off: AtomicU32,
-    _tail_pad: [u8; 16],
+    /// gilgate's own executable segments: a call into an export whose return address is there
+    /// is CPython tail-calling from inside a call gilgate made (origin.rs `set_self_object`).
+    pub(crate) self_lo: AtomicUsize,
+    pub(crate) self_hi: AtomicUsize,
 }
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(offset_of!(Hot, state) == HOT_STATE && offset_of!(Hot, py) == HOT_PY);
     assert!(offset_of!(Hot, text_lo) == HOT_TEXT_LO && offset_of!(Hot, text_hi) == HOT_TEXT_HI);
+    assert!(offset_of!(Hot, self_lo) == HOT_SELF_LO && offset_of!(Hot, self_hi) == HOT_SELF_HI);
     assert!(offset_of!(Hot, main_interp) == HOT_MAIN_INTERP && offset_of!(Hot, frame_off) == HOT_FRAME_OFF);
     assert!(offset_of!(Hot, cframe_off) == HOT_CFRAME_OFF && size_of::<Hot>() == HOT_SIZE);
 };
@@ -161,15 +180,15 @@ pub(crate) fn hot() -> &'static Hot {
     unsafe { &*std::ptr::addr_of!(gg_hot) }
 }
 
-/// Indices of `Hot::py` (`GG_PY_*` in armed.c).
-pub(crate) const PY_RESTORE: i32 = 0;
-pub(crate) const PY_ACQUIRE: i32 = 1;
-pub(crate) const PY_ENSURE: i32 = 2;
-pub(crate) const PY_SAVE: i32 = 3;
-pub(crate) const PY_RELEASE_THREAD: i32 = 4;
-pub(crate) const PY_GILSTATE_RELEASE: i32 = 5;
-pub(crate) const PY_API_ENSURE: i32 = 6;
-pub(crate) const PY_API_GILSTATE_RELEASE: i32 = 7;
+/// Indices of `Hot::py` (layout.rs).
+pub(crate) const PY_RESTORE: i32 = crate::layout::PY_RESTORE as i32;
+pub(crate) const PY_ACQUIRE: i32 = crate::layout::PY_ACQUIRE as i32;
+pub(crate) const PY_ENSURE: i32 = crate::layout::PY_ENSURE as i32;
+pub(crate) const PY_SAVE: i32 = crate::layout::PY_SAVE as i32;
+pub(crate) const PY_RELEASE_THREAD: i32 = crate::layout::PY_RELEASE_THREAD as i32;
+pub(crate) const PY_GILSTATE_RELEASE: i32 = crate::layout::PY_GILSTATE_RELEASE as i32;
+pub(crate) const PY_API_ENSURE: i32 = crate::layout::PY_API_ENSURE as i32;
+pub(crate) const PY_API_GILSTATE_RELEASE: i32 = crate::layout::PY_API_GILSTATE_RELEASE as i32;
 
 /// Hand CPython's function `f` to the C fast paths (NULL: those calls always take the Rust path).
 pub(crate) fn publish_py(i: i32, f: *mut std::ffi::c_void) {

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::protocol::{gen_of, pack, state_of, CLOSING, FINALIZED, RUNNING, UNKNOWN};
+// The state word gg_hot starts with (armed.c).
+const _: () = assert!(pack(UNKNOWN, 1) == crate::layout::INITIAL_STATE);
 
 use crate::fastpath::{gg_slot_get, gg_slot_set, hot};
 

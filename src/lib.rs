@@ -83,6 +83,7 @@ macro_rules! tramp {
 pub mod status;
 mod log;
 mod config;
+#[allow(dead_code)] // some shapes only the C side uses
 mod layout {
     // include!, not `mod layout;`: build.rs includes the same file, and cbindgen (which does not
     // expand include!) keeps these shapes out of the public header.
@@ -123,6 +124,7 @@ extern "C" fn gilgate_init() {
         dlsym::init();
         api::register_rust_paths();
         interpose::init();
+        origin::set_self_object();
         gate::init_barrier();
         // Bind to a CPython that is already loaded (linked, or a python executable) now, in the
         // constructor, so that kill interception on paths that must not resolve or lock
