@@ -57,11 +57,30 @@ fn layout_header() -> PathBuf {
     out
 }
 
+/// The build tree is usable as it is: a host linked with `-Ltarget/release -lgilgate` records
+/// libgilgate.so.0, so put that link next to the library cargo is about to write
+/// (target/<profile>/libgilgate.so.0 -> libgilgate.so). OUT_DIR is
+/// target/<profile>/build/gilgate-<hash>/out. Best effort: a failure only costs the link.
+fn soname_link() {
+    let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else { return };
+    let Some(profile_dir) = out.ancestors().nth(3) else { return };
+    let link = profile_dir.join("libgilgate.so.0");
+    if std::fs::read_link(&link).is_ok_and(|t| t == std::path::Path::new("libgilgate.so")) {
+        return;
+    }
+    let _ = std::fs::remove_file(&link);
+    #[cfg(unix)]
+    if let Err(e) = std::os::unix::fs::symlink("libgilgate.so", &link) {
+        println!("cargo:warning=could not create {}: {e}", link.display());
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=src/layout.rs");
     let layout_dir = layout_header();
     // Hosts record the soname, so a later compatible release can replace the file.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgilgate.so.0");
+    soname_link();
     println!("cargo:rerun-if-changed=src/c/armed.c");
     println!("cargo:rerun-if-changed=src/c/x86_64.h");
     let mut armed = cc::Build::new();

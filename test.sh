@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 bash scripts/ensure-tools.sh
 
 echo "== build (release) and regenerate include/gilgate.h"
-cargo build --release -p gilgate
+cargo build --release -p gilgate -p gilgate-check
 if git rev-parse --git-dir >/dev/null 2>&1; then
   if ! git diff --quiet -- include/gilgate.h; then
     echo "FAIL: include/gilgate.h is stale: the build regenerated it; commit the new header" >&2

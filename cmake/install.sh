@@ -13,6 +13,8 @@
 #   <prefix>/include/gilgate.h, gilgate.hpp
 #   <prefix>/lib/cmake/gilgate/gilgateConfig.cmake, gilgateConfigVersion.cmake
 #   <prefix>/lib/pkgconfig/gilgate.pc
+#   <prefix>/bin/gilgate-run                       the launcher (tools/gilgate-run)
+#   <prefix>/libexec/gilgate/gilgate-check         its --check (tools/check), if built
 # The CMake and pkg-config files locate the prefix relative to themselves, so the installed tree
 # can be moved or copied as a whole. The version is read from Cargo.toml.
 #
@@ -51,7 +53,7 @@ if ! err=$(mkdir -p -- "$prefix" 2>&1); then
 fi
 prefix=$(cd -- "$prefix" && pwd -P) || die "cannot enter prefix '$1'"
 [ -w "$prefix" ] || die "prefix '$prefix' is not writable"
-subdirs="include lib lib/cmake lib/cmake/gilgate lib/pkgconfig"
+subdirs="bin include lib lib/cmake lib/cmake/gilgate lib/pkgconfig libexec libexec/gilgate"
 for d in $subdirs; do
     if [ -e "$prefix/$d" ] && [ ! -d "$prefix/$d" ]; then
         die "'$prefix/$d' exists and is not a directory"
@@ -90,13 +92,15 @@ if [ "${GILGATE_SKIP_CARGO:-0}" = 1 ]; then
 else
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust, or build first and set GILGATE_SKIP_CARGO=1)"
     echo "$me: cargo build --release (in $root)"
-    (cd "$root" && cargo build --release -p gilgate) || die "cargo build --release failed"
+    (cd "$root" && cargo build --release -p gilgate -p gilgate-check) || die "cargo build --release failed"
 fi
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
 lib=$target_dir/release/libgilgate.so
 [ -f "$lib" ] || die "$lib not found (run 'cargo build --release' first, or unset GILGATE_SKIP_CARGO)"
+check=$target_dir/release/gilgate-check
+[ -f "$root/tools/gilgate-run" ] || die "$root/tools/gilgate-run not found"
 for h in gilgate.h gilgate.hpp; do
     [ -f "$root/include/$h" ] || die "$root/include/$h not found"
 done
@@ -121,6 +125,7 @@ fi
 # --- install -------------------------------------------------------------------------------------
 tmp_suffix=.gilgate-install.$$
 cleanup() { rm -f "$prefix"/lib/*"$tmp_suffix" "$prefix"/include/*"$tmp_suffix" \
+    "$prefix"/bin/*"$tmp_suffix" "$prefix"/libexec/gilgate/*"$tmp_suffix" \
     "$prefix"/lib/cmake/gilgate/*"$tmp_suffix" "$prefix"/lib/pkgconfig/*"$tmp_suffix"; }
 trap cleanup EXIT
 trap 'cleanup; exit 1' INT TERM HUP
@@ -168,4 +173,10 @@ put "$root/include/gilgate.hpp" "$prefix/include/gilgate.hpp" 0644
 fill "$root/cmake/gilgateConfig.cmake.in" "$prefix/lib/cmake/gilgate/gilgateConfig.cmake" 0644
 fill "$root/cmake/gilgateConfigVersion.cmake.in" "$prefix/lib/cmake/gilgate/gilgateConfigVersion.cmake" 0644
 fill "$root/cmake/gilgate.pc.in" "$prefix/lib/pkgconfig/gilgate.pc" 0644
+put "$root/tools/gilgate-run" "$prefix/bin/gilgate-run" 0755
+if [ -f "$check" ]; then
+    put "$check" "$prefix/libexec/gilgate/gilgate-check" 0755
+else
+    echo "$me: warning: $check not built: 'gilgate-run --check' will not work (cargo build --release -p gilgate-check)" >&2
+fi
 echo "$me: done: gilgate $version in $prefix"

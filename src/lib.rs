@@ -109,6 +109,7 @@ pub mod stats;
 // edges: the gilgate_* API, the drop-in exports, the interposers, the policy they apply
 pub mod policy;
 pub mod interpose;
+mod dlsym;
 pub mod dropin;
 pub mod api;
 
@@ -120,6 +121,7 @@ pub use status::{gilgate_status, gilgate_status_in};
 extern "C" fn gilgate_init() {
     // No panic may escape a constructor either.
     ffi_boundary!({
+        dlsym::init();
         api::register_rust_paths();
         interpose::init();
         origin::set_self_object();

@@ -10,7 +10,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("platform", &["fastpath", "origin", "cpython"]),
     ("core", &["protocol", "gate"]),
     ("lifecycle", &["pep788", "drain", "stats"]),
-    ("edges", &["policy", "interpose", "dropin", "api"]),
+    ("edges", &["policy", "interpose", "dlsym", "dropin", "api"]),
 ];
 
 fn layer_of(m: &str) -> Option<usize> {
