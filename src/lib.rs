@@ -55,11 +55,15 @@ mod log;
 mod origin;
 mod pep788;
 pub mod policy;
+#[cfg(feature = "pyo3")]
+pub mod pyo3;
+pub mod safe;
 pub mod stats;
 pub mod status;
 
 pub use api::*;
 pub use policy::gilgate_policy;
+pub use safe::{allow_threads, finalize, runtime_status, Error, Gil, PyThreadState, ThreadState};
 pub use stats::gilgate_stats;
 pub use status::{gilgate_status, gilgate_status_in};
 
