@@ -56,6 +56,15 @@ use ::pyo3::Python;
 ///
 /// Works on a thread that is already attached too (nested: the gilstate counter goes up).
 ///
+/// Keep each `attach` short, and loop around it rather than inside it: `attach` is one gated
+/// region, and `gilgate::finalize` (or CPython's own finalization) drains, i.e. waits for every
+/// thread inside a region to leave it, up to the drain timeout (2 s by default,
+/// `GILGATE_DRAIN_TIMEOUT_MS`). Inside the region, [`detach`]'s re-acquire is not refused while
+/// the drain waits, so that the region can finish. A thread that stays in one `attach` for its
+/// whole life holds finalization up to the timeout, then meets CPython's kill: the policy
+/// (`GILGATE_ON_FINALIZE`, abort with a diagnostic by default) where it is outside a gilgate
+/// entry, `Err` from [`detach`] where it is inside one.
+///
 /// ```
 /// use gilgate::pyo3::attach;
 /// use pyo3::prelude::*;
@@ -91,7 +100,9 @@ where
 
 /// Release the GIL while `f` runs (`gilgate_save_thread`), then take it back
 /// (`gilgate_restore_thread`): `py.detach(f)` with a fallible end. `Ok`: the GIL is held again.
-/// `Err` (the interpreter is finalizing): the GIL is NOT held any more and `f`'s value has been
+/// The enclosing [`attach`]'s region stays open: while gilgate drains before finalization the
+/// re-acquire is allowed (the region is being waited for), so `Err` comes only after a drain
+/// timed out. `Err` (the interpreter is finalizing): the GIL is NOT held any more and `f`'s value has been
 /// dropped (a lock guard it returned is released): return from the [`attach`] closure with the
 /// error, touching nothing of Python's on the way.
 ///
