@@ -207,8 +207,7 @@ impl ThreadState {
     /// Detach now and give the thread state back, for a later [`ThreadState::restore`]
     /// (null if there was no live runtime to detach from).
     pub fn save(self) -> *mut PyThreadState {
-        let me = std::mem::ManuallyDrop::new(self);
-        let _ = me.tstate;
+        let _no_drop = std::mem::ManuallyDrop::new(self);
         // SAFETY: this guard attached a thread state on this thread (ThreadState is !Send).
         unsafe { gilgate_save_thread() }.cast()
     }
@@ -229,7 +228,8 @@ impl Drop for ThreadState {
 /// `GILGATE_ERR_NULL_ARGUMENT` if the runtime is running); `f`'s value was dropped, so a lock
 /// guard it returned is released: the thread holds nothing. Code holding a [`Gil`] or
 /// [`ThreadState`] guard after an `Err` must not call into Python; dropping the guard is safe
-/// (gilgate skips the release CPython must not see).
+/// (gilgate skips the release CPython must not see). If `f` panics, the GIL is taken back
+/// before the unwinding goes on (the guards being unwound expect it held).
 ///
 /// # Safety
 /// The calling thread holds the GIL (through gilgate or otherwise: CPython's contract for
@@ -245,9 +245,21 @@ impl Drop for ThreadState {
 /// assert_eq!(r.unwrap_err().status(), gilgate::status::GILGATE_ERR_NO_PYTHON);
 /// ```
 pub unsafe fn allow_threads<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
+    /// Re-acquires if `f` panics, so that the unwinding reaches the caller's guards (a [`Gil`]
+    /// release) with the GIL held, as they expect. Forgotten on the normal path.
+    struct OnUnwind(*mut PyThreadState);
+    impl Drop for OnUnwind {
+        fn drop(&mut self) {
+            // SAFETY: the thread state this thread's gilgate_save_thread detached; a refusal
+            // (finalizing) leaves the region marked, and its releases then skip CPython.
+            let _ = unsafe { gilgate_restore_thread(self.0.cast()) };
+        }
+    }
     // SAFETY: releases the GIL this thread holds, or returns null and does nothing.
     let ts = unsafe { gilgate_save_thread() };
+    let guard = (!ts.is_null()).then(|| OnUnwind(ts.cast()));
     let v = f();
+    std::mem::forget(guard);
     if ts.is_null() {
         let rt = gilgate_runtime_status();
         return Err(Error::from_status(rt).unwrap_or(Error { status: gilgate_status::GILGATE_ERR_NULL_ARGUMENT }));
