@@ -50,7 +50,8 @@ fn build(p: &Python) -> Result<PathBuf, String> {
     }
     // The linker flags the harness uses for C hosts (rpath; --allow-shlib-undefined for the
     // Debian unstable trees, whose libpython needs a newer glibc than the build machine's).
-    let flags: Vec<String> = p.ldflags.iter().filter(|f| f.starts_with("-Wl,")).map(|f| format!("-Clink-arg={f}")).collect();
+    // Passed to clients/pyo3-host/build.rs, which gives them to the executable only.
+    let flags: Vec<String> = p.ldflags.iter().filter(|f| f.starts_with("-Wl,")).cloned().collect();
     let manifest = repo_root().join("clients/pyo3-host/Cargo.toml");
     let cargo = |offline: bool| -> Result<(), String> {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -59,8 +60,8 @@ fn build(p: &Python) -> Result<PathBuf, String> {
             c.arg("--offline");
         }
         c.env("PYO3_CONFIG_FILE", &cfg).env("CARGO_TARGET_DIR", dir.join("target"))
-            .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
-            .env_remove("RUSTFLAGS").env_remove("CARGO_BUILD_TARGET").env_remove("PYO3_PYTHON")
+            .env("GG_PY_LINK_ARGS", flags.join("\x1f"))
+            .env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").env_remove("CARGO_BUILD_TARGET").env_remove("PYO3_PYTHON")
             .env_remove("PYO3_BUILD_EXTENSION_MODULE");
         let o = c.output().map_err(|e| e.to_string())?;
         if o.status.success() {
