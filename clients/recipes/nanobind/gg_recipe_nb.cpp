@@ -43,7 +43,7 @@ void call() { // GIL held
     try {
         (*callback)();
         ok++;
-    } catch (nb::error_already_set &e) {
+    } catch (nb::python_error &e) {
         e.discard_as_unraisable("gg_recipe_nb callback");
     }
 }
