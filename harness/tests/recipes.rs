@@ -213,7 +213,7 @@ fn main() {
         let stats = r.stderr.lines().rev().find(|l| l.starts_with("gilgate: stats: ")).unwrap_or("");
         let pick = |k: &str| stats.split_whitespace().find(|w| w.starts_with(k)).unwrap_or("").to_string();
         println!("  {name}: {} {line} | interposing={} {} {} {}", r.outcome.kind(), if said { "yes" } else { "no" },
-            pick("kills_intercepted="), pick("drains="), pick("drain_max_ns="));
+            pick("kills_intercepted="), pick("drains="), pick("drain_max_us="));
         tally.case(&name, matches!(r.outcome, Outcome::Clean(_)) && line.starts_with("RESULT") && account_ok,
             &format!("{} (interposing said: {said}, NOT said: {said_not}) stdout: {} stderr: {}", r.outcome, r.stdout.trim(), stderr_tail(r, 6)));
     }
