@@ -27,6 +27,27 @@ fn layout_header() -> PathBuf {
         ("GG_HOT_TEXT_HI", HOT_TEXT_HI), ("GG_HOT_MAIN_INTERP", HOT_MAIN_INTERP),
         ("GG_HOT_FRAME_OFF", HOT_FRAME_OFF), ("GG_HOT_CFRAME_OFF", HOT_CFRAME_OFF), ("GG_HOT_SIZE", HOT_SIZE),
         ("GG_HOST", THREAD_HOST as usize), ("GG_CPYTHON", THREAD_CPYTHON as usize),
+        ("GG_PY_RESTORE", PY_RESTORE), ("GG_PY_ACQUIRE", PY_ACQUIRE), ("GG_PY_ENSURE", PY_ENSURE),
+        ("GG_PY_SAVE", PY_SAVE), ("GG_PY_RELEASE_THREAD", PY_RELEASE_THREAD),
+        ("GG_PY_GILSTATE_RELEASE", PY_GILSTATE_RELEASE), ("GG_PY_API_ENSURE", PY_API_ENSURE),
+        ("GG_PY_API_GILSTATE_RELEASE", PY_API_GILSTATE_RELEASE), ("GG_PY_SLOTS", PY_SLOTS),
+        // Byte offsets of those pointers in gg_hot, for the assembly.
+        ("GG_HOT_PY_RESTORE", HOT_PY + 8 * PY_RESTORE), ("GG_HOT_PY_ACQUIRE", HOT_PY + 8 * PY_ACQUIRE),
+        ("GG_HOT_PY_ENSURE", HOT_PY + 8 * PY_ENSURE), ("GG_HOT_PY_API_ENSURE", HOT_PY + 8 * PY_API_ENSURE),
+        ("GG_RUST_RESTORE", RUST_RESTORE), ("GG_RUST_ACQUIRE", RUST_ACQUIRE), ("GG_RUST_ENSURE", RUST_ENSURE),
+        ("GG_RUST_SAVE", RUST_SAVE), ("GG_RUST_RELEASE_THREAD", RUST_RELEASE_THREAD),
+        ("GG_RUST_GILSTATE_RELEASE", RUST_GILSTATE_RELEASE), ("GG_RUST_KILLED", RUST_KILLED),
+        ("GG_RUST_DROP_RESTORE", RUST_DROP_RESTORE), ("GG_RUST_DROP_ACQUIRE", RUST_DROP_ACQUIRE),
+        ("GG_RUST_DROP_ENSURE", RUST_DROP_ENSURE), ("GG_RUST_DROP_SAVE", RUST_DROP_SAVE),
+        ("GG_RUST_DROP_RELEASE_THREAD", RUST_DROP_RELEASE_THREAD),
+        ("GG_RUST_DROP_GILSTATE_RELEASE", RUST_DROP_GILSTATE_RELEASE), ("GG_RUST_DROP_KILLED", RUST_DROP_KILLED),
+        ("GG_RUST_SIZE", RUST_SIZE),
+        ("GG_W_RESTORE", WHICH_RESTORE as usize), ("GG_W_ACQUIRE", WHICH_ACQUIRE as usize),
+        ("GG_W_ENSURE", WHICH_ENSURE as usize),
+        ("GG_OK", STATUS_OK as usize), ("GG_ERR_FINALIZING", STATUS_ERR_FINALIZING as usize),
+        ("GG_ERR_NO_PYTHON", STATUS_ERR_NO_PYTHON as usize),
+        ("GG_KILL_PTHREAD_EXIT", KILL_PTHREAD_EXIT as usize), ("GG_KILL_PAUSE", KILL_PAUSE as usize),
+        ("GG_INITIAL_STATE", INITIAL_STATE as usize), ("GG_TS_INTERP", TS_INTERP),
     ];
     for (k, v) in defs {
         let _ = writeln!(h, "#define {k} {v}");
@@ -42,6 +63,7 @@ fn main() {
     // Hosts record the soname, so a later compatible release can replace the file.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgilgate.so.0");
     println!("cargo:rerun-if-changed=src/c/armed.c");
+    println!("cargo:rerun-if-changed=src/c/x86_64.h");
     let mut armed = cc::Build::new();
     if std::env::var_os("CARGO_FEATURE_PORTABLE_ENTRIES").is_some() {
         armed.define("GG_PORTABLE_ENTRIES", None);

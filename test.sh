@@ -26,6 +26,16 @@ step() { # step NAME CMD...: run, remember a failure, go on (every step reports)
   if ! "$@"; then failed_steps+=("$name"); fi
 }
 
+# Every unsafe block says why (clippy::undocumented_unsafe_blocks) and unsafe fns spell out
+# their unsafe operations (unsafe_op_in_unsafe_fn); only these two lints fail the run.
+if cargo clippy --version >/dev/null 2>&1; then
+  step "lint (clippy: undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)" \
+    cargo clippy --release -p gilgate --features portable-entries -- -A clippy::all \
+      -D clippy::undocumented_unsafe_blocks -D unsafe_op_in_unsafe_fn
+else
+  echo "lint: absent (no cargo clippy on this machine), not counted"
+fi
+
 step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" \
   cargo test --release --workspace --no-fail-fast
 

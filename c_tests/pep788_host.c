@@ -109,7 +109,12 @@ static void run_probe(void) {
     pthread_create(&t, NULL, probe, NULL);
     pthread_join(t, NULL);
     PyEval_RestoreThread(ts);
-    if (countdown() > 0) FAIL("a guard is still held after the probe (countdown %ld)", countdown());
+    /* gilgate keeps one guard per thread and runtime generation once its drain is armed (closed
+     * by the drain, before Py_FinalizeEx waits for guards: FINALIZE below stays bounded); the
+     * probe thread's is the only one left. */
+    long kept = countdown();
+    printf("PROBEKEPT countdown=%ld\n", kept);
+    if (kept > 1) FAIL("more guards held after the probe than the probe thread's kept one (countdown %ld)", kept);
 }
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;

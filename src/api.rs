@@ -2,42 +2,9 @@
 
 use crate::cpython::{self, Api, PyThreadStateOpaque, TState};
 use crate::gate::{self, Ticket};
-use crate::interpose::KILL_PAUSE;
+use crate::fastpath::{self, *};
 use crate::status::*;
 use std::os::raw::{c_char, c_int, c_void};
-
-extern "C" {
-    // src/c/armed.c: call `f` with this thread's kill-jump armed; 0, or the kill kind.
-    fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
-    fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
-    // src/c/armed.c: the fast paths behind the exported entry points (a naked tail jump each).
-    fn gg_api_restore_thread(ts: TState) -> c_int;
-    fn gg_api_acquire_thread(ts: TState) -> c_int;
-    fn gg_api_gilstate_ensure(out: *mut c_int) -> c_int;
-    fn gg_api_save_thread() -> TState;
-    fn gg_api_release_thread(ts: TState);
-    fn gg_api_gilstate_release(st: c_int);
-    fn gg_set_rust(r: *const RustPaths);
-}
-
-/// The full (Rust) paths the C fast paths fall back to: `struct gg_rust` in armed.c.
-#[repr(C)]
-struct RustPaths {
-    restore: extern "C" fn(TState) -> c_int,
-    acquire: extern "C" fn(TState) -> c_int,
-    ensure: extern "C" fn(*mut c_int) -> c_int,
-    save: extern "C" fn() -> TState,
-    release_thread: extern "C" fn(TState),
-    gilstate_release: extern "C" fn(c_int),
-    killed: extern "C" fn(*const gate::Slot, c_int, c_int) -> c_int,
-    drop_restore: extern "C-unwind" fn(TState, usize, usize),
-    drop_acquire: extern "C-unwind" fn(TState, usize, usize),
-    drop_ensure: extern "C-unwind" fn(usize, usize) -> c_int,
-    drop_save: extern "C-unwind" fn(usize, usize) -> TState,
-    drop_release_thread: extern "C-unwind" fn(TState, usize, usize),
-    drop_gilstate_release: extern "C-unwind" fn(c_int, usize, usize),
-    drop_killed: extern "C-unwind" fn(*const gate::Slot, c_int, c_int),
-}
 
 /// Called first by the library constructor: until then the C fast paths answer NO_PYTHON.
 pub(crate) fn register_rust_paths() {
@@ -57,25 +24,7 @@ pub(crate) fn register_rust_paths() {
         drop_gilstate_release: crate::dropin::gil_release_impl,
         drop_killed: crate::dropin::fast_entry_killed,
     };
-    // SAFETY: copies a struct of the C layout; called from the constructor before any entry.
-    unsafe { gg_set_rust(&PATHS) }
-}
-
-/// Hand CPython's functions to the C fast paths, once resolved.
-pub(crate) fn publish(api: &Api) {
-    gate::publish_frame_offsets(cpython::frame_offsets(api.version));
-    let p = |f: usize| f as *mut c_void;
-    gate::publish_py(gate::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
-    gate::publish_py(gate::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
-    gate::publish_py(gate::PY_ENSURE, p(api.PyGILState_Ensure as usize));
-    gate::publish_py(gate::PY_SAVE, p(api.PyEval_SaveThread as usize));
-    gate::publish_py(gate::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
-    gate::publish_py(gate::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
-    // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release must reach their
-    // Rust bodies: no C fast path for the API's gilstate pair (the drop-in pair keeps its own).
-    let gil = |f: usize| if crate::pep788::active(api).is_none() { p(f) } else { std::ptr::null_mut() };
-    gate::publish_py(gate::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
-    gate::publish_py(gate::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
+    fastpath::set_rust_paths(&PATHS);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -84,13 +33,13 @@ macro_rules! jump { () => { "jmp {f}" }; }
 macro_rules! jump { () => { "b {f}" }; }
 
 /// Bookkeeping for a C fast-path entry that CPython tried to kill or park (outermost entry).
-extern "C" fn rs_killed(slot: *const gate::Slot, kind: c_int, which: c_int) -> c_int {
-    ffi_boundary!(GILGATE_ERR_INTERNAL as c_int, {
+extern "C" fn rs_killed(slot: *const c_void, kind: c_int, which: c_int) -> c_int {
+    ffi_boundary!({
         // SAFETY: the C fast path passes this thread's own slot (static storage).
-        let t = Ticket::fast(unsafe { &*slot });
+        let t = Ticket::fast(unsafe { &*(slot as *const gate::Slot) });
         let (retire, name) = match which {
-            0 => (false, "gilgate_restore_thread"),
-            1 => (false, "gilgate_acquire_thread"),
+            crate::layout::WHICH_RESTORE => (false, "gilgate_restore_thread"),
+            crate::layout::WHICH_ACQUIRE => (false, "gilgate_acquire_thread"),
             _ => (true, "gilgate_gilstate_ensure"),
         };
         entry_killed(&t, kind, retire, name) as c_int
@@ -112,7 +61,7 @@ fn entry_killed(t: &Ticket, kind: c_int, retire: bool, func: &str) -> gilgate_st
 #[inline]
 fn with_api() -> Result<&'static Api, gilgate_status> {
     cpython::api().ok_or_else(|| {
-        crate::stats::refused(GILGATE_ERR_NO_PYTHON);
+        crate::counters::refused(GILGATE_ERR_NO_PYTHON);
         GILGATE_ERR_NO_PYTHON
     })
 }
@@ -153,7 +102,7 @@ fn restore_like(
     if rc != 0 {
         return entry_killed(&t, rc, false, name);
     }
-    gate::entered(api, &t);
+    crate::drain::entered(api, &t);
     GILGATE_OK
 }
 
@@ -172,7 +121,7 @@ pub unsafe extern "C" fn gilgate_restore_thread(tstate: *mut PyThreadStateOpaque
     core::arch::naked_asm!(jump!(), f = sym gg_api_restore_thread)
 }
 extern "C" fn rs_restore_thread(tstate: TState) -> c_int {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_RestoreThread, "gilgate_restore_thread")) as c_int
+    ffi_boundary!(restore_like(tstate, |a| a.PyEval_RestoreThread, "gilgate_restore_thread")) as c_int
 }
 
 /// Fallible `PyEval_AcquireThread`: same contract as `gilgate_restore_thread`.
@@ -184,7 +133,7 @@ pub unsafe extern "C" fn gilgate_acquire_thread(tstate: *mut PyThreadStateOpaque
     core::arch::naked_asm!(jump!(), f = sym gg_api_acquire_thread)
 }
 extern "C" fn rs_acquire_thread(tstate: TState) -> c_int {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, restore_like(tstate, |a| a.PyEval_AcquireThread, "gilgate_acquire_thread")) as c_int
+    ffi_boundary!(restore_like(tstate, |a| a.PyEval_AcquireThread, "gilgate_acquire_thread")) as c_int
 }
 
 /// Whether release-side calls may still reach CPython (not after Py_FinalizeEx returned).
@@ -205,7 +154,7 @@ pub unsafe extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
     core::arch::naked_asm!(jump!(), f = sym gg_api_save_thread)
 }
 extern "C" fn rs_save_thread() -> TState {
-    ffi_boundary!(std::ptr::null_mut(), {
+    ffi_boundary!({
         let Some(api) = cpython::api() else { return std::ptr::null_mut() };
         let slot = gate::my_slot_if_any();
         let in_region = slot.map_or(false, |s| s.depth.load(std::sync::atomic::Ordering::Relaxed) > 0);
@@ -254,7 +203,7 @@ pub unsafe extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque
     core::arch::naked_asm!(jump!(), f = sym gg_api_release_thread)
 }
 extern "C" fn rs_release_thread(tstate: TState) {
-    ffi_boundary!((), {
+    ffi_boundary!({
         if tstate.is_null() {
             return;
         }
@@ -283,7 +232,7 @@ pub unsafe extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilga
     core::arch::naked_asm!(jump!(), f = sym gg_api_gilstate_ensure)
 }
 extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+    ffi_boundary!({
         if state_out.is_null() {
             return GILGATE_ERR_NULL_ARGUMENT;
         }
@@ -298,7 +247,7 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
         // CPython 3.15+: PEP 788 guard + PyThreadState_Ensure (src/pep788.rs); same contract.
         match crate::pep788::ensure(api, &t) {
             crate::pep788::Ensure::Ok(st) => {
-                gate::entered(api, &t);
+                crate::drain::entered(api, &t);
                 // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
                 unsafe { *state_out = st };
                 return GILGATE_OK;
@@ -313,7 +262,7 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
         if rc != 0 {
             return entry_killed(&t, rc, true, "gilgate_gilstate_ensure");
         }
-        gate::entered(api, &t);
+        crate::drain::entered(api, &t);
         crate::pep788::note_legacy(api, &t);
         // SAFETY: state_out checked non-NULL above; the caller provides a writable int.
         unsafe { *state_out = st };
@@ -330,7 +279,7 @@ pub unsafe extern "C" fn gilgate_gilstate_release(state: c_int) {
     core::arch::naked_asm!(jump!(), f = sym gg_api_gilstate_release)
 }
 extern "C" fn rs_gilstate_release(state: c_int) {
-    ffi_boundary!((), {
+    ffi_boundary!({
         let Some(api) = cpython::api_if_resolved() else { return };
         let Some(slot) = gate::my_slot_if_any() else { return };
         if slot.depth.load(std::sync::atomic::Ordering::Relaxed) == 0 {
@@ -361,7 +310,7 @@ extern "C" fn rs_gilstate_release(state: c_int) {
 #[no_mangle]
 #[must_use]
 pub extern "C" fn gilgate_finalize(py_result_out: *mut c_int) -> gilgate_status {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+    ffi_boundary!({
         let api = match with_api() {
             Ok(a) => a,
             Err(e) => return e,
@@ -386,7 +335,7 @@ pub extern "C" fn gilgate_finalize(py_result_out: *mut c_int) -> gilgate_status 
 /// returns; only the entry calls are race-free.
 #[no_mangle]
 pub extern "C" fn gilgate_runtime_status() -> gilgate_status {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+    ffi_boundary!({
         let Some(api) = cpython::api() else { return GILGATE_ERR_NO_PYTHON };
         let s = gate::state();
         match gate::state_of(s) {
@@ -434,7 +383,7 @@ pub extern "C" fn gilgate_set_policy(policy: c_int) -> gilgate_status {
 /// Copy the counters into `*out`. `GILGATE_ERR_NULL_ARGUMENT` if `out` is NULL.
 #[no_mangle]
 pub extern "C" fn gilgate_stats(out: *mut crate::stats::gilgate_stats) -> gilgate_status {
-    ffi_boundary!(GILGATE_ERR_INTERNAL, {
+    ffi_boundary!({
         if out.is_null() {
             return GILGATE_ERR_NULL_ARGUMENT;
         }
@@ -450,7 +399,7 @@ pub extern "C" fn gilgate_stats(out: *mut crate::stats::gilgate_stats) -> gilgat
 /// go on, which none does: abort, park forever, or pthread_exit.
 #[no_mangle]
 pub extern "C-unwind" fn gilgate_apply_policy(what: *const c_char) -> ! {
-    ffi_boundary!((), {
+    ffi_boundary!({
         let name = if what.is_null() {
             "gilgate_apply_policy"
         } else {

@@ -9,14 +9,9 @@ use once_cell::sync::OnceCell;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 
-/// CPython's `PyThreadState`: opaque, `struct _ts` in every CPython version.
-/// cbindgen writes it as `struct _ts` so hosts that include Python.h need no cast.
-#[repr(C)]
-pub struct PyThreadStateOpaque {
-    _private: [u8; 0],
-}
-pub type TState = *mut PyThreadStateOpaque;
-pub type PyObj = *mut c_void;
+pub use crate::pytypes::{PyObj, PyThreadStateOpaque, TState};
+use crate::fastpath;
+use crate::layout::FrameStyle;
 
 #[repr(C)]
 pub(crate) struct PyMethodDef {
@@ -110,10 +105,27 @@ pub(crate) fn api() -> Option<&'static Api> {
     // NULL test once a thread could have entered (which needs the cell).
     API.get_or_try_init(|| {
         let a = resolve().ok_or(())?;
-        crate::api::publish(&a);
+        publish(&a);
         Ok::<_, ()>(a)
     })
     .ok()
+}
+
+/// Hand CPython's functions to the C fast paths, once resolved.
+fn publish(api: &Api) {
+    fastpath::publish_frame_offsets(frame_offsets(api.version));
+    let p = |f: usize| f as *mut c_void;
+    fastpath::publish_py(fastpath::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
+    fastpath::publish_py(fastpath::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
+    fastpath::publish_py(fastpath::PY_ENSURE, p(api.PyGILState_Ensure as usize));
+    fastpath::publish_py(fastpath::PY_SAVE, p(api.PyEval_SaveThread as usize));
+    fastpath::publish_py(fastpath::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
+    fastpath::publish_py(fastpath::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
+    // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release must reach their
+    // Rust bodies: no C fast path for the API's gilstate pair (the drop-in pair keeps its own).
+    let gil = |f: usize| if api.pep788_active().is_none() { p(f) } else { std::ptr::null_mut() };
+    fastpath::publish_py(fastpath::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
+    fastpath::publish_py(fastpath::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
 }
 
 /// Only what was already resolved: never resolves (for paths that must not allocate).
@@ -182,22 +194,25 @@ fn python_handle() -> *mut c_void {
         }
         let mut found: *mut c_void = ptr::null_mut();
         unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
-            let name = (*info).dlpi_name;
-            if name.is_null() {
-                return 0;
-            }
-            let s = std::ffi::CStr::from_ptr(name).to_bytes();
-            let base = s.rsplit(|&b| b == b'/').next().unwrap_or(s);
-            if base.starts_with(b"libpython3") {
-                let h = libc::dlopen(name, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
-                if !h.is_null()
-                    && !libc::dlsym(h, b"Py_IsInitialized\0".as_ptr() as *const c_char).is_null()
-                {
-                    *(data as *mut *mut c_void) = h;
-                    return 1;
+            // SAFETY: dl_iterate_phdr passes a valid entry and our own `data` (a `*mut *mut c_void`).
+            unsafe {
+                let name = (*info).dlpi_name;
+                if name.is_null() {
+                    return 0;
                 }
+                let s = std::ffi::CStr::from_ptr(name).to_bytes();
+                let base = s.rsplit(|&b| b == b'/').next().unwrap_or(s);
+                if base.starts_with(b"libpython3") {
+                    let h = libc::dlopen(name, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+                    if !h.is_null()
+                        && !libc::dlsym(h, b"Py_IsInitialized\0".as_ptr() as *const c_char).is_null()
+                    {
+                        *(data as *mut *mut c_void) = h;
+                        return 1;
+                    }
+                }
+                0
             }
-            0
         }
         libc::dl_iterate_phdr(Some(cb), &mut found as *mut *mut c_void as *mut c_void);
         found
@@ -318,7 +333,7 @@ fn resolve() -> Option<Api> {
 }
 
 /// Where a thread state says which Python frame it is executing: the offset of a pointer in
-/// `struct _ts`, and the offset of a word in what it points to, or `gate::NO_CFRAME`:
+/// `struct _ts`, and the offset of a word in what it points to, or `layout::NO_CFRAME`:
 /// - 3.8-3.10 `frame`, 3.13-3.14 `current_frame`: NULL at the host's level (no Python code
 ///   running on the thread), else the frame;
 /// - 3.11, 3.12 `cframe`, then its `current_frame`;
@@ -327,22 +342,24 @@ fn resolve() -> Option<Api> {
 /// Read from each version's headers and checked by experiment on every CPython here.
 pub(crate) fn frame_offsets(version: (u32, u32)) -> (u32, u32, FrameStyle) {
     match version {
-        (3, 8..=10) => (24, crate::gate::NO_CFRAME, FrameStyle::Direct), // PyFrameObject *frame
+        (3, 8..=10) => (24, crate::layout::NO_CFRAME, FrameStyle::Direct), // PyFrameObject *frame
         (3, 11) => (56, 8, FrameStyle::CFrame),                          // _PyCFrame *cframe
         (3, 12) => (56, 0, FrameStyle::CFrame),
-        (3, 13..=14) => (72, crate::gate::NO_CFRAME, FrameStyle::Direct), // current_frame
+        (3, 13..=14) => (72, crate::layout::NO_CFRAME, FrameStyle::Direct), // current_frame
         _ => (72, 8, FrameStyle::Sentinel),
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum FrameStyle {
-    Direct,
-    CFrame,
-    Sentinel,
-}
+
+static PEP788_ENABLED: OnceCell<bool> = OnceCell::new();
 
 impl Api {
+    /// The PEP 788 functions, if this CPython has them and `GILGATE_PEP788` is not 0.
+    pub(crate) fn pep788_active(&self) -> Option<&Pep788Api> {
+        let on = *PEP788_ENABLED.get_or_init(|| crate::config::parse_bool("GILGATE_PEP788", true));
+        self.pep788.as_ref().filter(|_| on)
+    }
+
     /// Whether the calling thread holds the GIL with a thread state attached (no GIL needed).
     /// 3.12+: its own attached state. 3.8-3.11 only know the runtime-wide current state, so
     /// this is "the current state is this thread's gilstate state" (a thread that holds the GIL

@@ -45,11 +45,11 @@ static ATEXIT_DEF: PyMethodDef = PyMethodDef {
 unsafe extern "C" fn atexit_drain(_self: PyObj, _args: PyObj) -> PyObj {
     // Called by CPython's atexit machinery with the GIL held: the pass has begun; the drain
     // comes when the callback object dies at its end (trigger_dropped). No panic may escape.
-    ffi_boundary!((), CALLED_GEN.store(gate::gen_of(gate::state()), Relaxed));
+    ffi_boundary!(CALLED_GEN.store(gate::gen_of(gate::state()), Relaxed));
     match crate::cpython::api_if_resolved() {
         Some(api) => {
-            // SAFETY: returning a new reference to None, as METH_NOARGS requires.
-            (api.Py_IncRef)(api.none);
+            // SAFETY: returning a new reference to None, as METH_NOARGS requires (GIL held).
+            unsafe { (api.Py_IncRef)(api.none) };
             api.none
         }
         None => std::ptr::null_mut(),
@@ -59,7 +59,7 @@ unsafe extern "C" fn atexit_drain(_self: PyObj, _args: PyObj) -> PyObj {
 /// The trigger's capsule is freed (GIL held): at the end of the atexit pass, or because the
 /// callback was unregistered or cleared.
 unsafe extern "C" fn trigger_dropped(_capsule: PyObj) {
-    ffi_boundary!((), {
+    ffi_boundary!({
         let gen = gate::gen_of(gate::state());
         if TRIGGER_GEN.compare_exchange(gen, 0, AcqRel, Relaxed).is_err() {
             return;
@@ -68,8 +68,14 @@ unsafe extern "C" fn trigger_dropped(_capsule: PyObj) {
             if let Some(api) = crate::cpython::api_if_resolved() {
                 drain(api, "end of atexit");
             }
-        } else if crate::config::get().verbose {
-            crate::log::Line::new().s("atexit drain trigger dropped before the atexit pass: the finalize call drains first").emit();
+        } else {
+            // No drain at the end of the atexit pass: Py_FinalizeEx must not wait for guards.
+            if let Some(api) = crate::cpython::api_if_resolved() {
+                crate::pep788::release_generation(api);
+            }
+            if crate::config::get().verbose {
+                crate::log::Line::new().s("atexit drain trigger dropped before the atexit pass: the finalize call drains first").emit();
+            }
         }
     })
 }
@@ -83,6 +89,14 @@ extern "C" fn finalized_hook() {
     // Py_AtExit callbacks run at the very end of Py_FinalizeEx.
     gate::mark_finalized();
     crate::stats::maybe_print_at_finalize();
+}
+
+/// A gated entry succeeded (the GIL is held): adopt the runtime if this generation's is not.
+#[inline]
+pub(crate) fn entered(api: &Api, t: &gate::Ticket) {
+    if gate::entered(t) {
+        adopt(api);
+    }
 }
 
 /// First time this generation that gilgate holds the GIL (main interpreter): register the drain.
@@ -104,6 +118,8 @@ pub(crate) fn adopt(api: &Api) {
             let py_ok = register_atexit(api);
             if py_ok {
                 TRIGGER_GEN.store(gen, Release);
+                // The drain will run (or, disarmed, release it): hold the generation guard.
+                crate::pep788::hold_generation(api, gen);
             }
             let c_ok = (api.Py_AtExit)(finalized_hook) == 0;
             if crate::config::get().verbose {
@@ -116,54 +132,57 @@ pub(crate) fn adopt(api: &Api) {
         }
     }
     // SAFETY: PyInterpreterState_Main reads one runtime field.
-    gate::publish_main_interp(unsafe { (api.PyInterpreterState_Main)() });
+    crate::fastpath::publish_main_interp(unsafe { (api.PyInterpreterState_Main)() });
     gate::transition(s, gate::pack(gate::RUNNING, gen));
 }
 
 /// `atexit.register(_gilgate_drain)`, leaving the thread's exception state as it found it.
 unsafe fn register_atexit(api: &Api) -> bool {
-    let (mut t, mut v, mut tb): (PyObj, PyObj, PyObj) = Default::default();
-    (api.PyErr_Fetch)(&mut t, &mut v, &mut tb);
-    let mut ok = false;
-    let module = (api.PyImport_ImportModule)(b"atexit\0".as_ptr() as *const _);
-    if !module.is_null() {
-        let register = (api.PyObject_GetAttrString)(module, b"register\0".as_ptr() as *const _);
-        // The function object owns the only reference to the capsule: when CPython drops the
-        // callback, the capsule's destructor runs.
-        let capsule = (api.PyCapsule_New)(
-            &CAPSULE_TARGET as *const u8 as *mut std::ffi::c_void,
-            CAPSULE_NAME.as_ptr() as *const _,
-            Some(trigger_dropped),
-        );
-        let func = if capsule.is_null() {
-            std::ptr::null_mut()
-        } else {
-            let f = (api.PyCFunction_NewEx)(&ATEXIT_DEF, capsule, std::ptr::null_mut());
-            (api.Py_DecRef)(capsule);
-            f
-        };
-        if !register.is_null() && !func.is_null() {
-            let args = (api.PyTuple_New)(1);
-            if !args.is_null() {
-                (api.Py_IncRef)(func);
-                (api.PyTuple_SetItem)(args, 0, func); // steals the reference
-                let r = (api.PyObject_CallObject)(register, args);
-                ok = !r.is_null();
-                if ok {
-                    (api.Py_DecRef)(r);
+    // SAFETY: the caller holds the GIL (this fn's contract); CPython's C API used as documented, every new reference released once.
+    unsafe {
+        let (mut t, mut v, mut tb): (PyObj, PyObj, PyObj) = Default::default();
+        (api.PyErr_Fetch)(&mut t, &mut v, &mut tb);
+        let mut ok = false;
+        let module = (api.PyImport_ImportModule)(b"atexit\0".as_ptr() as *const _);
+        if !module.is_null() {
+            let register = (api.PyObject_GetAttrString)(module, b"register\0".as_ptr() as *const _);
+            // The function object owns the only reference to the capsule: when CPython drops the
+            // callback, the capsule's destructor runs.
+            let capsule = (api.PyCapsule_New)(
+                &CAPSULE_TARGET as *const u8 as *mut std::ffi::c_void,
+                CAPSULE_NAME.as_ptr() as *const _,
+                Some(trigger_dropped),
+            );
+            let func = if capsule.is_null() {
+                std::ptr::null_mut()
+            } else {
+                let f = (api.PyCFunction_NewEx)(&ATEXIT_DEF, capsule, std::ptr::null_mut());
+                (api.Py_DecRef)(capsule);
+                f
+            };
+            if !register.is_null() && !func.is_null() {
+                let args = (api.PyTuple_New)(1);
+                if !args.is_null() {
+                    (api.Py_IncRef)(func);
+                    (api.PyTuple_SetItem)(args, 0, func); // steals the reference
+                    let r = (api.PyObject_CallObject)(register, args);
+                    ok = !r.is_null();
+                    if ok {
+                        (api.Py_DecRef)(r);
+                    }
+                    (api.Py_DecRef)(args);
                 }
-                (api.Py_DecRef)(args);
+            }
+            for o in [func, register, module] {
+                if !o.is_null() {
+                    (api.Py_DecRef)(o);
+                }
             }
         }
-        for o in [func, register, module] {
-            if !o.is_null() {
-                (api.Py_DecRef)(o);
-            }
-        }
+        // Drops any error raised above and restores the caller's.
+        (api.PyErr_Restore)(t, v, tb);
+        ok
     }
-    // Drops any error raised above and restores the caller's.
-    (api.PyErr_Restore)(t, v, tb);
-    ok
 }
 
 /// Close the gate and wait (bounded) for gated threads to leave. The caller holds the GIL.
@@ -197,7 +216,7 @@ pub(crate) fn drain(api: &Api, why: &str) {
         gate::close_region(m);
     }
     let ns = start.elapsed().as_nanos() as u64;
-    crate::stats::drained(ns, left > 0);
+    crate::counters::drained(ns, left > 0);
     if crate::config::get().verbose || left > 0 {
         let mut l = crate::log::Line::new();
         l.s("drain (").s(why).s("): gate closed, ").u(inside_at_close as u64)

@@ -20,22 +20,7 @@ use crate::status::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::Ordering::*;
 
-extern "C" {
-    fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
-    fn gg_armed_call_ri(f: unsafe extern "C" fn() -> c_int, out: *mut c_int) -> c_int;
-    fn gg_armed_call_v(f: unsafe extern "C" fn()) -> c_int;
-    fn gg_armed_call_pp(f: unsafe extern "C" fn(TState) -> TState, arg: TState, out: *mut TState) -> c_int;
-}
-// src/c/armed.c: the fast paths the hot exports' trampolines jump to; they call the `*_impl`
-// functions below for everything they do not handle.
-extern "C-unwind" {
-    fn gg_drop_restore_thread(ts: TState, ra: usize, sp: usize);
-    fn gg_drop_acquire_thread(ts: TState, ra: usize, sp: usize);
-    fn gg_drop_gilstate_ensure(ra: usize, sp: usize) -> c_int;
-    fn gg_drop_save_thread(ra: usize, sp: usize) -> TState;
-    fn gg_drop_release_thread(ts: TState, ra: usize, sp: usize);
-    fn gg_drop_gilstate_release(st: c_int, ra: usize, sp: usize);
-}
+use crate::fastpath::*;
 
 macro_rules! export0 {
     ($(#[$m:meta])* $name:ident -> $ret:ty => $imp:ident) => {
@@ -106,7 +91,7 @@ fn api_or_die(name: &str) -> &'static Api {
 /// forwarded as is (armed.c's drop-in entries make the same test).
 #[inline]
 fn resumes_python(ts: TState) -> bool {
-    outside_region() && gate::frame_of(ts as *mut c_void) != 0
+    outside_region() && frame_of(ts as *mut c_void) != 0
 }
 
 #[inline]
@@ -125,6 +110,14 @@ fn native(ra: usize) -> bool {
 #[must_use]
 struct Exit;
 
+/// A drop-in export cannot return an error: a panic inside gilgate applies the policy.
+impl<R> crate::OnPanic for Result<R, Exit> {
+    fn on_panic() -> Self {
+        crate::policy::apply("gilgate", "internal error (a panic inside gilgate)");
+        Err(Exit)
+    }
+}
+
 #[cold]
 fn refuse(name: &str, e: gilgate_status) -> Exit {
     let why = match e {
@@ -137,7 +130,7 @@ fn refuse(name: &str, e: gilgate_status) -> Exit {
 
 #[cold]
 fn killed_in_region(name: &str, kind: c_int) -> Exit {
-    crate::policy::apply(name, if kind == crate::interpose::KILL_PAUSE {
+    crate::policy::apply(name, if kind == KILL_PAUSE {
         "CPython tried to park a host thread forever (finalizing)"
     } else {
         "CPython tried to kill a host thread (finalizing)"
@@ -155,12 +148,8 @@ fn exit_thread() -> ! {
 
 /// Run `f` inside the panic boundary; leave the thread if the policy said so.
 #[inline(always)]
-fn guarded<R>(name: &str, f: impl FnOnce() -> Result<R, Exit>) -> R {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        crate::log::panic_caught();
-        Err(refuse(name, GILGATE_ERR_INTERNAL))
-    });
-    match r {
+fn guarded<R>(f: impl FnOnce() -> Result<R, Exit>) -> R {
+    match ffi_boundary!(f()) {
         Ok(v) => v,
         Err(Exit) => exit_thread(),
     }
@@ -168,16 +157,16 @@ fn guarded<R>(name: &str, f: impl FnOnce() -> Result<R, Exit>) -> R {
 
 /// CPython killed or parked a host thread inside an outermost entry the C fast path made: undo
 /// the entry and apply the policy (which does not return, or ends the thread).
-pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const Slot, kind: c_int, which: c_int) {
+pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const c_void, kind: c_int, which: c_int) {
     let (name, retire) = match which {
-        0 => ("PyEval_RestoreThread", false),
-        1 => ("PyEval_AcquireThread", false),
+        crate::layout::WHICH_RESTORE => ("PyEval_RestoreThread", false),
+        crate::layout::WHICH_ACQUIRE => ("PyEval_AcquireThread", false),
         _ => ("PyGILState_Ensure", true),
     };
-    guarded(name, || -> Result<(), Exit> {
+    guarded(|| -> Result<(), Exit> {
         // SAFETY: the C fast path passes this thread's own slot (static storage).
-        let t = gate::Ticket::fast(unsafe { &*slot });
-        gate::killed(&t, retire, kind == crate::interpose::KILL_PAUSE);
+        let t = gate::Ticket::fast(unsafe { &*(slot as *const Slot) });
+        gate::killed(&t, retire, kind == KILL_PAUSE);
         Err(killed_in_region(name, kind))
     })
 }
@@ -201,11 +190,11 @@ fn host_enter(api: &Api, name: &str, sp: usize, kind: u8, retire: bool, ts: TSta
         let rc = call();
         if rc != 0 {
             gate::close_region(slot);
-            crate::stats::killed();
+            crate::counters::killed();
             return Err(killed_in_region(name, rc));
         }
         if !resume && kind == gate::KIND_TSTATE {
-            slot.set_top_frame(gate::frame_of(ts as *mut c_void));
+            slot.set_top_frame(frame_of(ts as *mut c_void));
         }
         return Ok(());
     }
@@ -216,13 +205,13 @@ fn host_enter(api: &Api, name: &str, sp: usize, kind: u8, retire: bool, ts: TSta
     slot.open_sp.store(sp, Relaxed);
     let rc = call();
     if rc != 0 {
-        gate::killed(&t, retire, rc == crate::interpose::KILL_PAUSE);
+        gate::killed(&t, retire, rc == KILL_PAUSE);
         return Err(killed_in_region(name, rc));
     }
     if kind == gate::KIND_TSTATE {
-        slot.set_top_frame(gate::frame_of(ts as *mut c_void));
+        slot.set_top_frame(frame_of(ts as *mut c_void));
     }
-    gate::entered(api, &t);
+    crate::drain::entered(api, &t);
     Ok(())
 }
 
@@ -233,7 +222,7 @@ pub(crate) fn saved(s: &Slot, ts: *mut c_void) {
         return;
     }
     match s.top() {
-        (gate::KIND_TSTATE, f0) if gate::frame_of(ts) == f0 => {
+        (gate::KIND_TSTATE, f0) if frame_of(ts) == f0 => {
             gate::leave(s);
         }
         (0, _) => {
@@ -257,7 +246,7 @@ pub(crate) extern "C-unwind" fn restore_impl(ts: TState, ra: usize, sp: usize) {
         // SAFETY: forwarding the caller's own call unchanged.
         return unsafe { (api.PyEval_RestoreThread)(ts) };
     }
-    guarded("PyEval_RestoreThread", || {
+    guarded(|| {
         host_enter(api, "PyEval_RestoreThread", sp, gate::KIND_TSTATE, false, ts, || {
             // SAFETY: see api.rs: PyThreadState* passed through a void* parameter.
             unsafe { gg_armed_call_p(std::mem::transmute(api.PyEval_RestoreThread), ts as *mut c_void) }
@@ -271,7 +260,7 @@ pub(crate) extern "C-unwind" fn acquire_impl(ts: TState, ra: usize, sp: usize) {
         // SAFETY: forwarding unchanged.
         return unsafe { (api.PyEval_AcquireThread)(ts) };
     }
-    guarded("PyEval_AcquireThread", || {
+    guarded(|| {
         host_enter(api, "PyEval_AcquireThread", sp, gate::KIND_TSTATE, false, ts, || {
             // SAFETY: as above.
             unsafe { gg_armed_call_p(std::mem::transmute(api.PyEval_AcquireThread), ts as *mut c_void) }
@@ -287,7 +276,7 @@ pub(crate) extern "C-unwind" fn ensure_impl(ra: usize, sp: usize) -> c_int {
         // SAFETY: forwarding unchanged.
         return unsafe { (api.PyGILState_Ensure)() };
     }
-    guarded("PyGILState_Ensure", || {
+    guarded(|| {
         let mut st: c_int = 0;
         host_enter(api, "PyGILState_Ensure", sp, gate::KIND_GILSTATE, true, std::ptr::null_mut(), || {
             // SAFETY: PyGILState_Ensure takes nothing and returns an int-sized enum.
@@ -308,7 +297,7 @@ extern "C-unwind" fn acquire_lock_impl(ra: usize, sp: usize) {
         // SAFETY: forwarding unchanged.
         return unsafe { real() };
     }
-    guarded("PyEval_AcquireLock", || {
+    guarded(|| {
         // SAFETY: a void(void) CPython function.
         host_enter(api, "PyEval_AcquireLock", sp, gate::KIND_TSTATE, false, std::ptr::null_mut(), || unsafe {
             gg_armed_call_v(real)
@@ -325,7 +314,7 @@ pub(crate) extern "C-unwind" fn save_impl(ra: usize, _sp: usize) -> TState {
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call (it holds the GIL, CPython's contract).
     let ts = unsafe { (api.PyEval_SaveThread)() };
-    ffi_boundary!((), host_leave(slot, ts));
+    ffi_boundary!(host_leave(slot, ts));
     ts
 }
 
@@ -338,7 +327,7 @@ pub(crate) extern "C-unwind" fn release_thread_impl(ts: TState, ra: usize, _sp: 
     let slot = gate::my_slot_if_any();
     // SAFETY: forwarding the host's call.
     unsafe { (api.PyEval_ReleaseThread)(ts) };
-    ffi_boundary!((), host_leave(slot, ts));
+    ffi_boundary!(host_leave(slot, ts));
 }
 
 pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usize) {
@@ -353,7 +342,7 @@ pub(crate) extern "C-unwind" fn gil_release_impl(st: c_int, ra: usize, _sp: usiz
     if let Some(s) = slot {
         // Closes its own level: a callback's release inside a suspended region (ctypes, cffi,
         // numpy, SWIG, PyO3) leaves the suspension open.
-        ffi_boundary!(false, s.pop_through(gate::KIND_GILSTATE));
+        ffi_boundary!(s.pop_through(gate::KIND_GILSTATE));
     }
 }
 
@@ -373,7 +362,7 @@ extern "C-unwind" fn release_lock_impl(ra: usize, _sp: usize) {
     let ts = unsafe { (api.tstate_unchecked)() };
     // SAFETY: forwarding the host's call.
     unsafe { real() };
-    ffi_boundary!((), host_leave(slot, ts));
+    ffi_boundary!(host_leave(slot, ts));
 }
 
 extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize) -> TState {
@@ -389,7 +378,7 @@ extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize)
                 _ => api.runtime_alive().err(),
             };
             if let Some(e) = refused {
-                crate::stats::refused(e);
+                crate::counters::refused(e);
                 let Exit = refuse("PyThreadState_New", e);
                 exit_thread();
             }
@@ -420,7 +409,7 @@ fn deleted_current(ra: usize, forward: impl FnOnce()) {
     let slot = if native(ra) { None } else { gate::my_slot_if_any() };
     forward();
     if let Some(s) = slot {
-        ffi_boundary!(false, gate::leave(s));
+        ffi_boundary!(gate::leave(s));
     }
 }
 
@@ -438,7 +427,7 @@ extern "C-unwind" fn swap_impl(ts: TState, ra: usize, sp: usize) -> TState {
         // SAFETY: forwarding unchanged.
         return unsafe { (api.PyThreadState_Swap)(ts) };
     }
-    guarded("PyThreadState_Swap", || {
+    guarded(|| {
         // SAFETY: reads this thread's attached thread state; no precondition.
         let old = unsafe { (api.tstate_unchecked)() };
         let mut r: TState = std::ptr::null_mut();
@@ -461,7 +450,7 @@ extern "C-unwind" fn swap_impl(ts: TState, ra: usize, sp: usize) -> TState {
                 if let Some(s) = slot {
                     gate::close_region(s);
                 }
-                crate::stats::killed();
+                crate::counters::killed();
                 return Err(killed_in_region("PyThreadState_Swap", rc));
             }
             return Ok(r);
@@ -482,7 +471,7 @@ extern "C-unwind" fn finalize_ex_impl(ra: usize, _sp: usize) -> c_int {
         // SAFETY: forwarding unchanged.
         return unsafe { (api.Py_FinalizeEx)() };
     }
-    guarded("Py_FinalizeEx", || Ok(crate::drain::finalize(api, "Py_FinalizeEx")))
+    guarded(|| Ok(crate::drain::finalize(api, "Py_FinalizeEx")))
 }
 
 extern "C-unwind" fn finalize_impl(ra: usize, sp: usize) {

@@ -1,14 +1,13 @@
 //! The gate in front of CPython: a per-runtime state machine plus one slot per host thread that
 //! says "inside a gated region" (from a successful entry until the matching save/release).
 //!
-//! Memory ordering (an asymmetric Dekker pair):
-//!   entry:  slot.depth = d+1 ; [barrier A] ; read STATE      (refuse unless RUNNING)
-//!   drain:  STATE = CLOSING  ; [barrier B] ; read every slot.depth (wait while any > 0)
-//! Either the entry reads CLOSING, or the drain reads the raised depth (or both): never neither.
-//! With `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available, barrier B forces a full fence on
+//! Memory ordering: the asymmetric Dekker pair of `protocol.rs` (entry raises its depth, then
+//! reads the state word; the drain closes the state word, then reads every depth). With
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available, barrier B forces a full fence on
 //! every running thread of the process, so barrier A only has to stop the compiler from reordering
 //! (the hot path pays no fence). Without it, barrier A is a real SeqCst fence. `tests/loom_gate.rs`
-//! model-checks the fenced protocol; `tests/model_tso.rs` checks the membarrier one on x86-TSO.
+//! model-checks `protocol.rs` itself (fenced, with the fast shortcut); `tests/model_tso.rs` checks
+//! the membarrier variant on x86-TSO.
 //!
 //! The fallible API's outermost entries run this sequence in C (`gg_fast_entry` in armed.c), with
 //! "refuse unless RUNNING" as one compare of the state word against the slot's `fast_state` (a
@@ -16,130 +15,24 @@
 //! barrier A is always a compiler fence). Every other case comes back to `enter` below.
 
 use crate::cpython::Api;
+use crate::protocol;
 use crate::status::*;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 
-pub(crate) const UNKNOWN: u64 = 0; // runtime not adopted yet: consult CPython on the slow path
-pub(crate) const RUNNING: u64 = 1; // adopted: drain hooks registered for this generation
-pub(crate) const CLOSING: u64 = 2; // draining or finalizing: every new entry is refused
-pub(crate) const FINALIZED: u64 = 3; // Py_FinalizeEx returned; a new Py_Initialize starts gen+1
+pub(crate) use crate::protocol::{gen_of, pack, state_of, CLOSING, FINALIZED, RUNNING, UNKNOWN};
+// The state word gg_hot starts with (armed.c).
+const _: () = assert!(pack(UNKNOWN, 1) == crate::layout::INITIAL_STATE);
 
-#[inline]
-pub(crate) const fn pack(state: u64, gen: u64) -> u64 {
-    (gen << 2) | state
-}
-#[inline]
-pub(crate) const fn state_of(s: u64) -> u64 {
-    s & 3
-}
-#[inline]
-pub(crate) const fn gen_of(s: u64) -> u64 {
-    s >> 2
-}
-
-/// The read-mostly line every entry reads, defined in `src/c/armed.c` (`struct gg_hot`, same
-/// layout): the state word, whether membarrier is in use, and CPython's functions for the C fast
-/// paths (published by `publish_py` once a CPython is resolved).
-#[repr(C)]
-pub(crate) struct Hot {
-    state: AtomicU64,
-    fast_barrier: AtomicU32,
-    _pad: u32,
-    py: [AtomicPtr<std::ffi::c_void>; 8],
-    text_lo: AtomicUsize,
-    text_hi: AtomicUsize,
-    main_interp: AtomicPtr<std::ffi::c_void>,
-    /// `cpython::frame_offsets` of the loaded CPython (the drop-in saves' Python-frame test).
-    frame_off: AtomicU32,
-    cframe_off: AtomicU32,
-    _tail_pad: [u8; 16],
-}
-const _: () = assert!(std::mem::size_of::<Hot>() == 128);
-
-/// `frame_off`/`cframe_off` meaning "no `_PyCFrame` indirection".
-pub(crate) const NO_CFRAME: u32 = u32::MAX;
-
-static FRAME_STYLE: AtomicU32 = AtomicU32::new(0);
-
-/// Publish where thread states keep their current Python frame (before any entry can succeed).
-/// The C fast paths only ask "is a Python frame executing" (the word at `cframe_off` is 0 or
-/// not); `frame_of` also tells frames apart.
-pub(crate) fn publish_frame_offsets((off, cf, style): (u32, u32, crate::cpython::FrameStyle)) {
-    FRAME_STYLE.store(style as u32, Relaxed);
-    hot().frame_off.store(off, Relaxed);
-    hot().cframe_off.store(cf, Relaxed);
-}
-
-/// The Python frame `ts` is executing (0: none, i.e. the host's own level). `ts` must be a
-/// live thread state owned by the calling thread (only the owner changes these fields).
-pub(crate) fn frame_of(ts: *mut std::ffi::c_void) -> usize {
-    use crate::cpython::FrameStyle;
-    if ts.is_null() {
-        return 0;
-    }
-    let off = hot().frame_off.load(Relaxed) as usize;
-    let cf = hot().cframe_off.load(Relaxed);
-    // SAFETY: per-version offsets of pointer fields inside CPython's `struct _ts`, `_PyCFrame`
-    // and `_PyInterpreterFrame` (cpython::frame_offsets); the caller passes its own live state.
-    unsafe {
-        let p = *((ts as *const u8).add(off) as *const usize);
-        if cf == NO_CFRAME || p == 0 {
-            return p;
-        }
-        let w = *((p as *const u8).add(cf as usize) as *const usize);
-        if FRAME_STYLE.load(Relaxed) == FrameStyle::Sentinel as u32 {
-            if w == 0 { 0 } else { p }
-        } else {
-            w
-        }
-    }
-}
-
-/// This generation's main interpreter, for the C fast paths' thread-state check. Published
-/// before the state word says RUNNING (the fast path reads it only after seeing RUNNING).
-pub(crate) fn publish_main_interp(p: *mut std::ffi::c_void) {
-    hot().main_interp.store(p, Release);
-}
-
-extern "C" {
-    static gg_hot: Hot;
-    fn gg_publish_py(i: std::os::raw::c_int, f: *mut std::ffi::c_void);
-}
-
-#[inline(always)]
-fn hot() -> &'static Hot {
-    // SAFETY: a C static of this exact layout (asserted on both sides), only ever accessed
-    // through atomics.
-    unsafe { &*std::ptr::addr_of!(gg_hot) }
-}
-
-/// Indices of `Hot::py` (`GG_PY_*` in armed.c).
-pub(crate) const PY_RESTORE: i32 = 0;
-pub(crate) const PY_ACQUIRE: i32 = 1;
-pub(crate) const PY_ENSURE: i32 = 2;
-pub(crate) const PY_SAVE: i32 = 3;
-pub(crate) const PY_RELEASE_THREAD: i32 = 4;
-pub(crate) const PY_GILSTATE_RELEASE: i32 = 5;
-pub(crate) const PY_API_ENSURE: i32 = 6;
-pub(crate) const PY_API_GILSTATE_RELEASE: i32 = 7;
-
-/// Hand CPython's function `f` to the C fast paths (NULL: those calls always take the Rust path).
-pub(crate) fn publish_py(i: i32, f: *mut std::ffi::c_void) {
-    // SAFETY: i is one of the PY_* indices; the store is atomic on the C side.
-    unsafe { gg_publish_py(i, f) }
-}
+use crate::fastpath::{gg_slot_get, gg_slot_set, hot};
 
 pub(crate) fn state() -> u64 {
     hot().state.load(Acquire)
 }
 
-pub(crate) mod layout {
-    include!("layout.rs");
-}
-pub(crate) use layout::*;
+pub(crate) use crate::layout::*;
 use std::sync::atomic::AtomicU8;
 
 /// One host thread's view. Only its owner writes it (the drain and stats read `depth`).
@@ -202,10 +95,6 @@ const _: () = {
     assert!(offset_of!(Slot, fast_state) == SLOT_FAST_STATE && offset_of!(Slot, errno_ptr) == SLOT_ERRNO_PTR);
     assert!(offset_of!(Slot, saved_errno) == SLOT_SAVED_ERRNO && offset_of!(Slot, kinds) == SLOT_KINDS);
     assert!(offset_of!(Slot, frames) == SLOT_FRAMES && size_of::<Slot>() == SLOT_SIZE);
-    assert!(offset_of!(Hot, state) == HOT_STATE && offset_of!(Hot, py) == HOT_PY);
-    assert!(offset_of!(Hot, text_lo) == HOT_TEXT_LO && offset_of!(Hot, text_hi) == HOT_TEXT_HI);
-    assert!(offset_of!(Hot, main_interp) == HOT_MAIN_INTERP && offset_of!(Hot, frame_off) == HOT_FRAME_OFF);
-    assert!(offset_of!(Hot, cframe_off) == HOT_CFRAME_OFF && size_of::<Hot>() == HOT_SIZE);
 };
 
 impl Slot {
@@ -373,12 +262,6 @@ fn claim_slot() -> &'static Slot {
     }
 }
 
-extern "C" {
-    // src/c/armed.c: this thread's slot pointer in initial-exec TLS (no __tls_get_addr call).
-    fn gg_slot_get() -> *const std::ffi::c_void;
-    fn gg_slot_set(p: *const std::ffi::c_void);
-}
-
 /// Owns the thread's slot: its destructor gives the slot back when the thread ends.
 struct Local {
     slot: Cell<*const Slot>,
@@ -462,17 +345,8 @@ pub(crate) fn fast_barrier() -> bool {
     hot().fast_barrier.load(Relaxed) != 0
 }
 
-#[inline(always)]
-fn barrier_entry() {
-    if hot().fast_barrier.load(Relaxed) != 0 {
-        std::sync::atomic::compiler_fence(SeqCst);
-    } else {
-        fence(SeqCst);
-    }
-}
-
-fn barrier_drain() {
-    fence(SeqCst);
+/// Barrier B's second half when membarrier is in use (protocol::close ran the fence).
+fn barrier_drain_membarrier() {
     if hot().fast_barrier.load(Relaxed) != 0 {
         const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
         // SAFETY: registered in init_barrier; the command has no memory-safety preconditions.
@@ -512,16 +386,19 @@ pub(crate) fn enter(api: &Api, kind: u8) -> Result<Ticket, gilgate_status> {
 pub(crate) fn enter_with(api: &Api, slot: &'static Slot, kind: u8) -> Result<Ticket, gilgate_status> {
     let d = slot.depth.load(Relaxed);
     slot.record(d, kind, 0);
-    slot.depth.store(d + 1, Relaxed);
-    barrier_entry();
-    let s = hot().state.load(Acquire);
+    let s = protocol::announce(&slot.depth, d, &hot().state, !fast_barrier());
     if d > 0 && state_of(s) != FINALIZED && !slot.detached.load(Relaxed) {
         // Nested inside an open region (the thread is counted, the drain waits for it): let it
         // finish its work rather than fail half-way. A kill is still caught by the armed call.
         slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
         return Ok(Ticket { slot, depth_before: d, snapshot: s });
     }
-    if state_of(s) == RUNNING && slot.retired_gen.load(Relaxed) != gen_of(s) {
+    if protocol::admits_fast(s, slot.fast_state.load(Relaxed)) && d == 0 {
+        // The C fast entries' shortcut (the thread was admitted in this RUNNING word before).
+        slot.entries.store(slot.entries.load(Relaxed) + 1, Relaxed);
+        return Ok(Ticket { slot, depth_before: d, snapshot: s });
+    }
+    if protocol::admits(s, slot.retired_gen.load(Relaxed)) {
         if fast_barrier() && !slot.detached.load(Relaxed) {
             slot.fast_state.store(s, Relaxed);
         }
@@ -538,8 +415,8 @@ pub(crate) fn enter_with(api: &Api, slot: &'static Slot, kind: u8) -> Result<Tic
                 slot.detached.store(true, Relaxed);
                 slot.fast_state.store(0, Relaxed);
             }
-            slot.depth.store(d, Release);
-            crate::stats::refused(e);
+            protocol::lower(&slot.depth, d);
+            crate::counters::refused(e);
             Err(e)
         }
     }
@@ -574,23 +451,22 @@ fn enter_slow(api: &Api, slot: &Slot, mut s: u64) -> Result<u64, gilgate_status>
     Ok(s)
 }
 
-/// The CPython call behind a ticket succeeded: the GIL is held.
+/// The CPython call behind a ticket succeeded: the GIL is held. True when this generation's
+/// runtime is not adopted yet (the caller, `drain::entered`, adopts it).
 #[inline]
-pub(crate) fn entered(api: &Api, t: &Ticket) {
+pub(crate) fn entered(t: &Ticket) -> bool {
     if t.depth_before == 0 && t.slot.open_sp.load(Relaxed) == 0 {
         // The fallible API: an address in the entry's frame stands for the caller's stack
         // pointer (drop-in exports record the exact one before calling this).
         let marker = 0u8;
         t.slot.open_sp.store(std::hint::black_box(&marker) as *const u8 as usize, Relaxed);
     }
-    if state_of(t.snapshot) != RUNNING {
-        crate::drain::adopt(api);
-    }
+    state_of(t.snapshot) != RUNNING
 }
 
 /// The entry was refused after `enter` (bad argument): undo it, nothing reached CPython.
 pub(crate) fn undo(t: &Ticket) {
-    t.slot.depth.store(t.depth_before, Release);
+    protocol::lower(&t.slot.depth, t.depth_before);
 }
 
 /// The CPython call behind a ticket was killed and intercepted: undo the entry.
@@ -608,10 +484,10 @@ pub(crate) fn killed(t: &Ticket, retire: bool, hang: bool) {
         t.slot.detached.store(true, Relaxed);
         t.slot.fast_state.store(0, Relaxed);
     }
-    t.slot.depth.store(t.depth_before, Release);
-    crate::stats::killed();
+    protocol::lower(&t.slot.depth, t.depth_before);
+    crate::counters::killed();
     if hang {
-        crate::stats::hang_intercepted();
+        crate::counters::hang_intercepted();
     }
 }
 
@@ -625,7 +501,7 @@ pub(crate) fn leave(slot: &Slot) -> bool {
     if d == 1 {
         close_all(slot);
     } else {
-        slot.depth.store(d - 1, Release);
+        protocol::lower(&slot.depth, d - 1);
     }
     true
 }
@@ -637,19 +513,11 @@ pub(crate) fn transition(from: u64, to: u64) -> bool {
 
 /// Close the gate for the current generation. Returns false if it was closed already.
 pub(crate) fn close() -> bool {
-    let mut s = hot().state.load(Acquire);
-    loop {
-        if state_of(s) == CLOSING || state_of(s) == FINALIZED {
-            return false;
-        }
-        match hot().state.compare_exchange(s, pack(CLOSING, gen_of(s)), SeqCst, Acquire) {
-            Ok(_) => {
-                barrier_drain();
-                return true;
-            }
-            Err(cur) => s = cur,
-        }
+    let closed = protocol::close(&hot().state);
+    if closed {
+        barrier_drain_membarrier();
     }
+    closed
 }
 
 pub(crate) fn mark_finalized() {
@@ -661,7 +529,7 @@ pub(crate) fn mark_finalized() {
 pub(crate) fn others_inside(me: Option<&'static Slot>) -> u32 {
     let mut n = 0;
     for_each_slot(|s| {
-        if me.map_or(true, |m| !std::ptr::eq(m, s)) && s.depth.load(Acquire) > 0 {
+        if me.map_or(true, |m| !std::ptr::eq(m, s)) && protocol::inside(&s.depth) {
             n += 1;
         }
     });

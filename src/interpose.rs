@@ -9,13 +9,7 @@
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::*};
 
-extern "C" {
-    // src/c/armed.c
-    fn gg_kill_hook(kind: c_int) -> c_int;
-}
-
-pub(crate) const KILL_PTHREAD_EXIT: c_int = 1;
-pub(crate) const KILL_PAUSE: c_int = 2;
+use crate::fastpath::{gg_kill_hook, KILL_PAUSE, KILL_PTHREAD_EXIT};
 
 static REAL_PTHREAD_EXIT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 static REAL_PAUSE: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
@@ -51,17 +45,6 @@ pub(crate) fn real_pthread_exit() -> unsafe extern "C-unwind" fn(*mut c_void) ->
     unsafe { std::mem::transmute(p) }
 }
 
-/// Park the calling thread forever without spinning (used by the `hang` policy).
-pub(crate) fn park_forever() -> ! {
-    loop {
-        // SAFETY: plain sleep; not our interposed pause, so never caught by an armed entry.
-        unsafe {
-            let ts = libc::timespec { tv_sec: 3600, tv_nsec: 0 };
-            libc::nanosleep(&ts, std::ptr::null_mut());
-        }
-    }
-}
-
 /// gilgate's `pthread_exit`. Inside an armed gated entry, jumps back to it (the entry returns
 /// GILGATE_ERR_FINALIZING, or applies the policy in drop-in mode); on a host thread inside a gated
 /// region, or a host thread that CPython kills during finalization, applies the policy;
@@ -81,7 +64,7 @@ extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usiz
     unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
     // The panic boundary covers gilgate's own work only: the real pthread_exit below must run
     // outside any catch (its forced unwind must not meet one). A panic means "not ours".
-    ffi_boundary!((), {
+    ffi_boundary!({
         if host_thread_hit(ra) {
             crate::policy::apply("pthread_exit", "CPython is killing a host thread (finalizing)");
         }
@@ -119,14 +102,14 @@ pub unsafe extern "C" fn pause() -> c_int {
 extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
-    ffi_boundary!((), {
+    ffi_boundary!({
         if host_thread_hit(ra) {
             crate::policy::apply("pause", "CPython is parking a host thread forever (finalizing)");
         }
     });
     let p = REAL_PAUSE.load(Acquire);
     if p.is_null() {
-        park_forever();
+        crate::policy::park_forever();
     }
     // SAFETY: p is libc's pause.
     let f: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(p) };

@@ -14,20 +14,54 @@
 //!   `GILGATE_*` variables, counters, and allocation-free diagnostics.
 
 #![allow(clippy::missing_safety_doc)]
-// Every unsafe block says why it is sound (`cargo clippy` keeps the habit).
+// The C entry points take pointers from C and check them for NULL; `unsafe fn` would change
+// nothing for their callers.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+// Every unsafe block says why it is sound; test.sh runs clippy with these two denied.
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(unsafe_op_in_unsafe_fn)]
 
-/// Run `$body`; a panic becomes `$on_panic` (plus one line on fd 2) instead of unwinding into C.
+/// The one panic boundary, on every exported function and callback (rustls-ffi's
+/// `ffi_panic_boundary!`): run `$body`; a panic becomes one line on fd 2 and the value
+/// `OnPanic` chooses for the return type, instead of unwinding into C or CPython frames.
 macro_rules! ffi_boundary {
-    ($on_panic:expr, $body:expr) => {{
+    ($body:expr) => {{
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
             Ok(v) => v,
             Err(_) => {
                 crate::log::panic_caught();
-                $on_panic
+                crate::OnPanic::on_panic()
             }
         }
     }};
+}
+
+/// What an exported function returns when its body panicked.
+pub(crate) trait OnPanic {
+    fn on_panic() -> Self;
+}
+impl OnPanic for () {
+    fn on_panic() {}
+}
+impl OnPanic for bool {
+    fn on_panic() -> bool {
+        false
+    }
+}
+impl OnPanic for std::os::raw::c_int {
+    fn on_panic() -> Self {
+        status::GILGATE_ERR_INTERNAL as Self
+    }
+}
+impl OnPanic for status::gilgate_status {
+    fn on_panic() -> Self {
+        status::GILGATE_ERR_INTERNAL
+    }
+}
+impl<T> OnPanic for *mut T {
+    fn on_panic() -> Self {
+        std::ptr::null_mut()
+    }
 }
 
 /// Trampolines for naked exports: pass the caller's return address and stack pointer as the next
@@ -44,22 +78,43 @@ macro_rules! tramp {
     (1) => { "mov x1, x30\nmov x2, sp\nb {f}" };
 }
 
-pub mod api;
-pub mod cpython;
-mod config;
-mod drain;
-pub mod dropin;
-mod gate;
-pub mod interpose;
+// Layers, each using only the ones above it (tests/layers.rs checks it):
+// leaves
+pub mod status;
 mod log;
+mod config;
+#[allow(dead_code)] // some shapes only the C side uses
+mod layout {
+    // include!, not `mod layout;`: build.rs includes the same file, and cbindgen (which does not
+    // expand include!) keeps these shapes out of the public header.
+    include!("layout.rs");
+}
+mod counters;
+pub mod pytypes;
+mod sync {
+    // protocol.rs's atomics: std's here, loom's in tests/loom_gate.rs.
+    pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
+}
+// platform: the C/assembly interface, caller classification, finding CPython
+mod fastpath;
 mod origin;
+pub mod cpython;
+// core: the entry/drain protocol and the per-thread region model
+mod protocol;
+mod gate;
+// lifecycle: adoption, the drain, PEP 788 guards, statistics
 mod pep788;
+mod drain;
+pub mod stats;
+// edges: the gilgate_* API, the drop-in exports, the interposers, the policy they apply
 pub mod policy;
+pub mod interpose;
+pub mod dropin;
+pub mod api;
+// bindings: the safe Rust API over the C API (by its C names), and its PyO3 integration
+pub mod safe;
 #[cfg(feature = "pyo3")]
 pub mod pyo3;
-pub mod safe;
-pub mod stats;
-pub mod status;
 
 pub use api::*;
 pub use policy::gilgate_policy;
@@ -69,7 +124,7 @@ pub use status::{gilgate_status, gilgate_status_in};
 
 extern "C" fn gilgate_init() {
     // No panic may escape a constructor either.
-    let _ = std::panic::catch_unwind(|| {
+    ffi_boundary!({
         api::register_rust_paths();
         interpose::init();
         gate::init_barrier();

@@ -11,16 +11,15 @@
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 
+use crate::fastpath::{gg_publish_text, gg_set_thread_kind, gg_thread_kind};
+
 extern "C" {
-    fn gg_thread_kind() -> c_int;
-    fn gg_set_thread_kind(k: c_int);
-    fn gg_publish_text(lo: usize, hi: usize);
     fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
 }
 
-pub(crate) const HOST: c_int = crate::gate::THREAD_HOST;
-pub(crate) const CPYTHON: c_int = crate::gate::THREAD_CPYTHON;
+pub(crate) const HOST: c_int = crate::layout::THREAD_HOST;
+pub(crate) const CPYTHON: c_int = crate::layout::THREAD_CPYTHON;
 
 /// Executable address range of the CPython object, [start, end); 0/0 until known.
 static PY_TEXT_START: AtomicUsize = AtomicUsize::new(0);
@@ -34,25 +33,28 @@ pub(crate) fn set_cpython_object(addr: usize) {
         hi: usize,
     }
     unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
-        let acc = &mut *(data as *mut Acc);
-        let info = &*info;
-        let (mut lo, mut hi, mut contains) = (0usize, 0usize, false);
-        for i in 0..info.dlpi_phnum as usize {
-            let ph = &*info.dlpi_phdr.add(i);
-            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
-                let s = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
-                let e = s + ph.p_memsz as usize;
-                contains |= acc.addr >= s && acc.addr < e;
-                lo = if lo == 0 { s } else { lo.min(s) };
-                hi = hi.max(e);
+        // SAFETY: dl_iterate_phdr passes a valid entry (program headers included) and our own `data` (an `Acc`).
+        unsafe {
+            let acc = &mut *(data as *mut Acc);
+            let info = &*info;
+            let (mut lo, mut hi, mut contains) = (0usize, 0usize, false);
+            for i in 0..info.dlpi_phnum as usize {
+                let ph = &*info.dlpi_phdr.add(i);
+                if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                    let s = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                    let e = s + ph.p_memsz as usize;
+                    contains |= acc.addr >= s && acc.addr < e;
+                    lo = if lo == 0 { s } else { lo.min(s) };
+                    hi = hi.max(e);
+                }
             }
+            if contains {
+                acc.lo = lo;
+                acc.hi = hi;
+                return 1;
+            }
+            0
         }
-        if contains {
-            acc.lo = lo;
-            acc.hi = hi;
-            return 1;
-        }
-        0
     }
     let mut acc = Acc { addr, lo: 0, hi: 0 };
     // SAFETY: the callback only reads the program headers it is handed.

@@ -16,17 +16,23 @@
 //!   and park thread states. So a thread holding a guard is never parked, and a NULL guard means
 //!   the thread touched nothing.
 //!
-//! Why the two halves instead of `EnsureFromView`: the guard must be gilgate's, not the thread
-//! state's. Held for a whole gilstate level, a guard would make `Py_FinalizeEx` wait for that
-//! level for as long as it lasts, past gilgate's drain bound (forever, if the level waits for
-//! something the finalizing thread does after finalization; a `gilgate_save_thread` inside the
-//! level even ends its gate region, so the drain would not see it at all). So guards live in
-//! per-thread records the drain can reach: once the drain's wait is over (drained or timed out)
-//! it closes every guard gilgate holds, and a guard taken later in that generation is closed as
-//! soon as its `PyThreadState_Ensure` returns. The guard thus covers the entry itself (while it
-//! is held no park is possible, and a refused guard touched nothing) and the drain covers the
-//! regions, with the same bound as on every other version; a region that outlives the drain
-//! timeout meets what it meets on 3.14 (CPython's park, intercepted or policed).
+//! How gilgate uses it: the **generation guard**. When gilgate adopts a runtime generation
+//! whose drain is armed (drain.rs), it takes one guard and keeps it until that drain's wait is
+//! over (or the drain is disarmed, e.g. by `atexit._clear()`), then closes it. While it is held,
+//! `Py_FinalizeEx` cannot pass its countdown, so no thread can be parked; the gate refuses every
+//! entry once the drain closed it (race-free, before any CPython call), and waits for the ones
+//! it admitted before closing the guard. So entries of a guarded generation take the plain
+//! `PyGILState_Ensure` path (the API's C fast path included) at the legacy cost: one guard per
+//! generation instead of one per call (the runtime mutex, list walk and allocation it costs:
+//! +750 instructions per pair measured on 3.15.2, BENCHMARKS.md). Where there is no generation
+//! guard (the entries before adoption, the rest of a generation whose drain timed out or was
+//! disarmed), an entry takes its own guard: `PyInterpreterGuard_FromView` + `PyThreadState_Ensure`,
+//! not `EnsureFromView`, because the guard must be gilgate's, not the thread state's: held for a
+//! whole gilstate level, it would make `Py_FinalizeEx` wait for that level past gilgate's drain
+//! bound. Those guards live in per-thread records the drain can reach: once the drain's wait is
+//! over it closes every guard gilgate holds, and a guard taken later in that generation is closed
+//! as soon as its `PyThreadState_Ensure` returns. A region that outlives the drain timeout meets
+//! what it meets on 3.14 (CPython's park, intercepted or policed).
 //!
 //! Tokens live in the same per-thread record, a LIFO of `DEPTH` levels; a deeper nesting falls back
 //! to `PyGILState_Ensure` for that level, and so does an entry nested in the thread's own
@@ -47,19 +53,7 @@ const DEPTH: usize = 8;
 const PYGILSTATE_LOCKED: c_int = 0;
 const PYGILSTATE_UNLOCKED: c_int = 1;
 
-extern "C" {
-    // src/c/armed.c
-    fn gg_armed_call_p(f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
-}
-
-/// src/c/pep788.c's trampoline (declared in a function body so that cbindgen, which reads only
-/// module-level items, keeps it out of the public header).
-fn ensure_tramp() -> unsafe extern "C" fn(*mut c_void) {
-    extern "C" {
-        fn gg788_ensure_tramp(p: *mut c_void);
-    }
-    gg788_ensure_tramp
-}
+use crate::fastpath::{gg_armed_call_p, pep788_ensure_tramp as ensure_tramp};
 
 #[repr(C)]
 struct Call {
@@ -90,20 +84,25 @@ struct Rec {
     next: AtomicPtr<Rec>,
 }
 
+/// The generation guard: one guard gilgate takes when it adopts a runtime generation whose
+/// drain is armed, and closes when that drain's wait is over (or the drain is disarmed). While
+/// it is held, `Py_FinalizeEx` cannot pass its guard countdown, so no thread can be parked; a
+/// gate-admitted entry is waited for by the drain before the guard is closed. Entries of that
+/// generation therefore take the plain `PyGILState_Ensure` path (the C fast path included) at
+/// the legacy cost, and the refusal stays race-free (the gate's, before any CPython call).
+static GEN_GUARD: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+/// The generation `GEN_GUARD` protects (0: none; every entry takes its own guard).
+static GUARDED_GEN: AtomicU64 = AtomicU64::new(0);
+
 static HEAD: AtomicPtr<Rec> = AtomicPtr::new(null_mut());
 /// Generation whose drain timed out: guards taken in it are closed at once.
 static STOLEN_GEN: AtomicU64 = AtomicU64::new(0);
 /// The main interpreter's view, created once and never closed.
 static VIEW: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-static ENABLED: once_cell::sync::OnceCell<bool> = once_cell::sync::OnceCell::new();
-
-fn enabled() -> bool {
-    *ENABLED.get_or_init(|| crate::config::parse_bool("GILGATE_PEP788", true))
-}
 
 /// The PEP 788 functions, if the loaded CPython has them and `GILGATE_PEP788` is not 0.
 pub(crate) fn active(api: &Api) -> Option<&Pep788Api> {
-    api.pep788.as_ref().filter(|_| enabled())
+    api.pep788_active()
 }
 
 /// For the load line (`GILGATE_VERBOSE=1`).
@@ -275,7 +274,7 @@ fn view(p: &Pep788Api) -> *mut c_void {
 
 /// The outcome of a PEP 788 gilstate entry.
 pub(crate) enum Ensure {
-    /// Attached with the GIL; the value for `*state_out`. The caller calls `gate::entered`.
+    /// Attached with the GIL; the value for `*state_out`. The caller calls `drain::entered`.
     Ok(c_int),
     /// Refused, the gate ticket undone, the thread untouched.
     Refused(gilgate_status),
@@ -291,12 +290,16 @@ fn undo(t: &Ticket, e: gilgate_status) {
     let s = t.slot;
     s.entries.store(s.entries.load(Relaxed).saturating_sub(1), Relaxed);
     s.depth.store(t.depth_before, Release);
-    crate::stats::refused(e);
+    crate::counters::refused(e);
 }
 
 /// `gilgate_gilstate_ensure` after `gate::enter` admitted the thread.
 pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     let Some(p) = active(api) else { return Ensure::Legacy };
+    if GUARDED_GEN.load(Acquire) == gate::gen_of(t.snapshot) {
+        // The generation guard is held: PyGILState_Ensure cannot be parked before the drain.
+        return Ensure::Legacy;
+    }
     // SAFETY: both read this thread's thread-state pointers; no preconditions.
     let cur = unsafe { (p.PyThreadState_GetUnchecked)() };
     // SAFETY: as above.
@@ -334,6 +337,7 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     if v.is_null() {
         return Ensure::Legacy;
     }
+
     // SAFETY: a valid view; no GIL needed; cannot kill or park (a mutex, a list walk, a CAS).
     let guard = unsafe { (p.PyInterpreterGuard_FromView)(v) };
     if guard.is_null() {
@@ -399,6 +403,43 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     Ensure::Ok(if call.token == cur { PYGILSTATE_LOCKED } else { PYGILSTATE_UNLOCKED })
 }
 
+/// Adopting generation `gen` with its drain armed (drain.rs, GIL held): take the generation
+/// guard and give the API's gilstate pair its C fast path (`PyGILState_Ensure`/`Release`).
+pub(crate) fn hold_generation(api: &Api, gen: u64) {
+    let Some(p) = active(api) else { return };
+    let v = view(p);
+    if v.is_null() || !GEN_GUARD.load(Acquire).is_null() {
+        return;
+    }
+    // SAFETY: a valid view; no GIL needed; cannot kill or park (a mutex, a list walk, a CAS).
+    let g = unsafe { (p.PyInterpreterGuard_FromView)(v) };
+    if g.is_null() {
+        return;
+    }
+    GEN_GUARD.store(g, Release);
+    GUARDED_GEN.store(gen, Release);
+    publish_api_gilstate(api, true);
+}
+
+/// This generation's drain is over (or disarmed: it will not run): `Py_FinalizeEx` must not
+/// wait for the generation guard. Entries take their own guards again.
+pub(crate) fn release_generation(api: &Api) {
+    let Some(p) = api.pep788.as_ref() else { return };
+    GUARDED_GEN.store(0, Release);
+    publish_api_gilstate(api, false);
+    let g = GEN_GUARD.swap(null_mut(), AcqRel);
+    if !g.is_null() {
+        // SAFETY: the guard hold_generation took, closed once (swapped out above).
+        unsafe { (p.PyInterpreterGuard_Close)(g) };
+    }
+}
+
+fn publish_api_gilstate(api: &Api, on: bool) {
+    let f = |x: usize| if on { x as *mut c_void } else { null_mut() };
+    crate::fastpath::publish_py(crate::fastpath::PY_API_ENSURE, f(api.PyGILState_Ensure as usize));
+    crate::fastpath::publish_py(crate::fastpath::PY_API_GILSTATE_RELEASE, f(api.PyGILState_Release as usize));
+}
+
 /// Start the level bookkeeping over when the runtime generation changed (the finalizing thread's
 /// levels end with the runtime, without a release).
 fn levels_of_gen(rec: &Rec, gen: u64) {
@@ -461,6 +502,7 @@ pub(crate) fn release(api: &Api, _slot: &Slot, skip_cpython: bool) -> bool {
 /// ends the region but not the level), so the drain cannot only close timed-out ones.
 pub(crate) fn after_drain(api: &Api, timed_out: bool) {
     let Some(p) = api.pep788.as_ref() else { return };
+    release_generation(api);
     STOLEN_GEN.store(gate::gen_of(gate::state()), SeqCst);
     let mut closed = 0u64;
     for_each_rec(|r| {

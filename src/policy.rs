@@ -52,7 +52,7 @@ pub(crate) fn set(p: i32) -> bool {
 /// Apply the policy. Returns only for `exit`, where the caller performs the real pthread_exit.
 pub(crate) fn apply(func: &str, what: &str) {
     let p = current();
-    crate::stats::POLICY_ACTIONS.fetch_add(1, Relaxed);
+    crate::counters::policy_action();
     let mut l = crate::log::Line::new();
     l.s(func).s(" on thread ").u(crate::log::tid()).s(": ").s(what).s("; policy ");
     match p {
@@ -65,7 +65,18 @@ pub(crate) fn apply(func: &str, what: &str) {
     match p {
         // SAFETY: abort has no preconditions.
         GILGATE_POLICY_ABORT => unsafe { libc::abort() },
-        GILGATE_POLICY_HANG => crate::interpose::park_forever(),
+        GILGATE_POLICY_HANG => park_forever(),
         GILGATE_POLICY_EXIT => {}
+    }
+}
+
+/// Park the calling thread forever without spinning (used by the `hang` policy).
+pub(crate) fn park_forever() -> ! {
+    loop {
+        // SAFETY: plain sleep; not our interposed pause, so never caught by an armed entry.
+        unsafe {
+            let ts = libc::timespec { tv_sec: 3600, tv_nsec: 0 };
+            libc::nanosleep(&ts, std::ptr::null_mut());
+        }
     }
 }

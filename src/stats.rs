@@ -1,8 +1,8 @@
-//! Counters for `gilgate_stats` and `GILGATE_SHOW_STATS=1`. Slow paths only use shared atomics;
-//! gated entries are counted in each thread's own slot (no shared write on the hot path).
+//! `gilgate_stats` and `GILGATE_SHOW_STATS=1`: the counters (counters.rs) plus what the slots
+//! say (gated entries are counted in each thread's own slot: no shared write on the hot path).
 
-use crate::status::*;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use crate::counters::{self, Counter};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// Counters since the library was loaded (all generations).
 #[repr(C)]
@@ -39,61 +39,23 @@ pub struct gilgate_stats {
     pub open_regions: u64,
 }
 
-static REFUSED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-static KILLS: AtomicU64 = AtomicU64::new(0);
-static HANGS: AtomicU64 = AtomicU64::new(0);
-static DRAINS: AtomicU64 = AtomicU64::new(0);
-static DRAIN_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
-static DRAIN_LAST: AtomicU64 = AtomicU64::new(0);
-static DRAIN_MAX: AtomicU64 = AtomicU64::new(0);
-pub(crate) static POLICY_ACTIONS: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn refused(e: gilgate_status) {
-    let i = match e {
-        GILGATE_ERR_FINALIZING => 0,
-        GILGATE_ERR_NOT_INITIALIZED => 1,
-        GILGATE_ERR_NO_PYTHON => 2,
-        _ => return,
-    };
-    REFUSED[i].fetch_add(1, Relaxed);
-    if crate::config::get().verbose {
-        crate::log::Line::new().s("refused entry on thread ").u(crate::log::tid())
-            .s(": ").s(status_name(e)).emit();
-    }
-}
-
-pub(crate) fn killed() {
-    KILLS.fetch_add(1, Relaxed);
-}
-pub(crate) fn hang_intercepted() {
-    HANGS.fetch_add(1, Relaxed);
-}
-
-pub(crate) fn drained(ns: u64, timed_out: bool) {
-    DRAINS.fetch_add(1, Relaxed);
-    if timed_out {
-        DRAIN_TIMEOUTS.fetch_add(1, Relaxed);
-    }
-    DRAIN_LAST.store(ns, Relaxed);
-    DRAIN_MAX.fetch_max(ns, Relaxed);
-}
-
 pub(crate) fn snapshot() -> gilgate_stats {
     let (entries, threads) = crate::gate::sum_entries();
-    let k = KILLS.load(Relaxed);
-    let h = HANGS.load(Relaxed);
+    let c = counters::get;
+    let k = c(Counter::Kills);
+    let h = c(Counter::Hangs);
     gilgate_stats {
         gated_entries: entries,
-        refused_finalizing: REFUSED[0].load(Relaxed),
-        refused_not_initialized: REFUSED[1].load(Relaxed),
-        refused_no_python: REFUSED[2].load(Relaxed),
+        refused_finalizing: c(Counter::RefusedFinalizing),
+        refused_not_initialized: c(Counter::RefusedNotInitialized),
+        refused_no_python: c(Counter::RefusedNoPython),
         kills_intercepted: k - h.min(k),
         hangs_intercepted: h,
-        drains: DRAINS.load(Relaxed),
-        drain_timeouts: DRAIN_TIMEOUTS.load(Relaxed),
-        drain_last_ns: DRAIN_LAST.load(Relaxed),
-        drain_max_ns: DRAIN_MAX.load(Relaxed),
-        policy_actions: POLICY_ACTIONS.load(Relaxed),
+        drains: c(Counter::Drains),
+        drain_timeouts: c(Counter::DrainTimeouts),
+        drain_last_ns: c(Counter::DrainLastNs),
+        drain_max_ns: c(Counter::DrainMaxNs),
+        policy_actions: c(Counter::PolicyActions),
         threads_registered: threads,
         open_regions: crate::gate::open_regions(),
     }

@@ -79,3 +79,10 @@ mod tests {
         assert_eq!(GILGATE_ERR_INTERNAL as i32, 5);
     }
 }
+
+// The numbers the C fast paths return (layout.rs, written for C by build.rs).
+const _: () = {
+    assert!(GILGATE_OK as i32 == crate::layout::STATUS_OK);
+    assert!(GILGATE_ERR_FINALIZING as i32 == crate::layout::STATUS_ERR_FINALIZING);
+    assert!(GILGATE_ERR_NO_PYTHON as i32 == crate::layout::STATUS_ERR_NO_PYTHON);
+};

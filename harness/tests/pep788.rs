@@ -1,7 +1,7 @@
 //! The gilstate path on PEP 788 (CPython 3.15+; src/pep788.rs), and the legacy path elsewhere.
 //!
 //! Per CPython: `c_tests/pep788_host.c` (which path its entries took, read from CPython's own
-//! guard countdown; 12 nested levels, and 12 levels each inside the previous one's
+//! guard countdown (one guard kept per thread and generation); 12 nested levels, and 12 levels each inside the previous one's
 //! `gilgate_save_thread` (8 on PEP 788, the rest legacy, each release finding its own); finalizing from inside a gilstate level while a laggard
 //! holds one with the GIL released: Py_FinalizeEx must not wait past the drain; a second
 //! runtime). The GILGATE_VERBOSE=1 load line must name the path. On CPythons with PEP 788
@@ -46,9 +46,10 @@ fn main() {
                     && l.contains(if want788 { "gilstate path: PEP 788" } else { "gilstate path: PyGILState_Ensure" })
             });
             let path = field(&r.stdout, "PROBE ", "path=").unwrap_or("?");
-            // 8 PEP 788 levels open at the deepest point of the saved chain (the LIFO's size).
+            // 8 PEP 788 levels open at the deepest point of the saved chain (the LIFO's size), all
+            // on the one guard the thread keeps for the generation once the drain is armed.
             let chain = field(&r.stdout, "PROBECHAIN", "countdown=").unwrap_or("?");
-            let chain_ok = chain == if want788 { "8" } else if p.minor() >= (3, 15) { "0" } else { "-1" };
+            let chain_ok = chain == if want788 { "1" } else if p.minor() >= (3, 15) { "0" } else { "-1" };
             let fin_ms: f64 = field(&r.stdout, "FINALIZE", "ms=").and_then(|v| v.parse().ok()).unwrap_or(f64::MAX);
             let ok = matches!(r.outcome, Outcome::Clean(_))
                 && r.stdout.contains("\nDONE")
