@@ -21,10 +21,10 @@
 //! `PyEval_RestoreThread`/`PyGILState_Ensure`/... calls (PyO3's own `Python::attach` included)
 //! go through gilgate's drop-in mode, where a refused entry that cannot report an error applies
 //! the policy (`GILGATE_ON_FINALIZE`, abort with a diagnostic by default) instead of killing the
-//! thread. A Rust `cdylib` (a Python extension module) is loaded after libc and libpython: its
-//! copy of gilgate cannot interpose; the fallible API still answers, but kills inside an entry
-//! are only caught when `libgilgate.so` is preloaded (and then that copy, not the module's, is
-//! the one libpython binds to). Rust extension modules: use the C library and its preload.
+//! thread. A Rust `cdylib` (a Python extension module) depending on the crate carries its own copy
+//! of gilgate, loaded after libc and libpython: like `libgilgate.so` loaded late, it cannot
+//! interpose, and only its gate and drain protect (not tested here; preloading `libgilgate.so`
+//! as well would put a second, separate gilgate in the process).
 //!
 //! # Examples
 //!
