@@ -99,10 +99,11 @@ fn outside_region() -> bool {
     gate::my_slot_if_any().map_or(true, |s| s.depth.load(Relaxed) == 0)
 }
 
-/// Native path: CPython's own call site, or a thread CPython created.
+/// Native path: CPython's own call site (or CPython tail-calling from inside a call gilgate
+/// made), or a thread CPython created.
 #[inline(always)]
 fn native(ra: usize) -> bool {
-    origin::in_cpython(ra) || origin::thread_kind() == origin::CPYTHON
+    origin::in_cpython(ra) || origin::in_self(ra) || origin::thread_kind() == origin::CPYTHON
 }
 
 /// The policy said `exit`: the caller must end the thread, outside any catch_unwind (the forced

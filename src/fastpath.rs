@@ -21,6 +21,7 @@ extern "C" {
     pub(crate) fn gg_thread_kind() -> c_int;
     pub(crate) fn gg_set_thread_kind(k: c_int);
     pub(crate) fn gg_publish_text(lo: usize, hi: usize);
+    pub(crate) fn gg_publish_self_text(lo: usize, hi: usize);
     // Called by the pthread_exit/pause interposers: jumps back into an armed call of this thread
     // (never returns then); returns when none is armed.
     pub(crate) fn gg_kill_hook(kind: c_int) -> c_int;
@@ -117,12 +118,16 @@ pub(crate) struct Hot {
     /// `cpython::frame_offsets` of the loaded CPython (the drop-in saves' Python-frame test).
     pub(crate) frame_off: AtomicU32,
     pub(crate) cframe_off: AtomicU32,
-    _tail_pad: [u8; 16],
+    /// gilgate's own executable segments: a call into an export whose return address is there
+    /// is CPython tail-calling from inside a call gilgate made (origin.rs `set_self_object`).
+    pub(crate) self_lo: AtomicUsize,
+    pub(crate) self_hi: AtomicUsize,
 }
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(offset_of!(Hot, state) == HOT_STATE && offset_of!(Hot, py) == HOT_PY);
     assert!(offset_of!(Hot, text_lo) == HOT_TEXT_LO && offset_of!(Hot, text_hi) == HOT_TEXT_HI);
+    assert!(offset_of!(Hot, self_lo) == HOT_SELF_LO && offset_of!(Hot, self_hi) == HOT_SELF_HI);
     assert!(offset_of!(Hot, main_interp) == HOT_MAIN_INTERP && offset_of!(Hot, frame_off) == HOT_FRAME_OFF);
     assert!(offset_of!(Hot, cframe_off) == HOT_CFRAME_OFF && size_of::<Hot>() == HOT_SIZE);
 };

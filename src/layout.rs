@@ -37,6 +37,8 @@ pub const HOT_TEXT_HI: usize = 88;
 pub const HOT_MAIN_INTERP: usize = 96;
 pub const HOT_FRAME_OFF: usize = 104;
 pub const HOT_CFRAME_OFF: usize = 108;
+pub const HOT_SELF_LO: usize = 112;
+pub const HOT_SELF_HI: usize = 120;
 pub const HOT_SIZE: usize = 128;
 /// `frame_off`/`cframe_off` meaning "no `_PyCFrame` indirection".
 pub const NO_CFRAME: u32 = u32::MAX;

@@ -11,7 +11,7 @@
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 
-use crate::fastpath::{gg_publish_text, gg_set_thread_kind, gg_thread_kind};
+use crate::fastpath::{gg_publish_self_text, gg_publish_text, gg_set_thread_kind, gg_thread_kind};
 
 extern "C" {
     fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
@@ -25,12 +25,15 @@ pub(crate) const CPYTHON: c_int = crate::layout::THREAD_CPYTHON;
 static PY_TEXT_START: AtomicUsize = AtomicUsize::new(0);
 static PY_TEXT_END: AtomicUsize = AtomicUsize::new(0);
 
-/// Record the executable segments of the object that contains `addr` (a CPython function).
-pub(crate) fn set_cpython_object(addr: usize) {
+/// The executable segments [lo, hi) of the loaded object that contains `addr` ((0, 0): none).
+/// `main`: the object is the main program (the first entry dl_iterate_phdr reports).
+fn exec_range(addr: usize) -> (usize, usize, bool) {
     struct Acc {
         addr: usize,
         lo: usize,
         hi: usize,
+        index: usize,
+        main: bool,
     }
     unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
         // SAFETY: dl_iterate_phdr passes a valid entry (program headers included) and our own `data` (an `Acc`).
@@ -48,24 +51,57 @@ pub(crate) fn set_cpython_object(addr: usize) {
                     hi = hi.max(e);
                 }
             }
+            acc.index += 1;
             if contains {
                 acc.lo = lo;
                 acc.hi = hi;
+                acc.main = acc.index == 1;
                 return 1;
             }
             0
         }
     }
-    let mut acc = Acc { addr, lo: 0, hi: 0 };
+    let mut acc = Acc { addr, lo: 0, hi: 0, index: 0, main: false };
     // SAFETY: the callback only reads the program headers it is handed.
     unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut Acc as *mut c_void) };
-    if acc.hi > acc.lo {
-        PY_TEXT_END.store(acc.hi, Relaxed);
-        PY_TEXT_START.store(acc.lo, Release);
+    (acc.lo, acc.hi, acc.main)
+}
+
+/// Record the executable segments of the object that contains `addr` (a CPython function).
+pub(crate) fn set_cpython_object(addr: usize) {
+    let (lo, hi, _) = exec_range(addr);
+    if hi > lo {
+        PY_TEXT_END.store(hi, Relaxed);
+        PY_TEXT_START.store(lo, Release);
         // SAFETY: plain atomic stores on the C side (the drop-in fast paths' copy).
-        unsafe { gg_publish_text(acc.lo, acc.hi) };
+        unsafe { gg_publish_text(lo, hi) };
     }
 }
+
+static SELF_TEXT_START: AtomicUsize = AtomicUsize::new(0);
+static SELF_TEXT_END: AtomicUsize = AtomicUsize::new(0);
+
+/// Record gilgate's own executable segments (library constructor). Not when gilgate is linked
+/// into the main program (a Rust host using the rlib): the host's own calls come from there.
+pub(crate) fn set_self_object() {
+    let (lo, hi, main) = exec_range(set_self_object as *const () as usize);
+    if hi > lo && !main {
+        SELF_TEXT_END.store(hi, Relaxed);
+        SELF_TEXT_START.store(lo, Release);
+        // SAFETY: plain atomic stores on the C side.
+        unsafe { gg_publish_self_text(lo, hi) };
+    }
+}
+
+/// Is `addr` inside gilgate's own code? A call into an export from there is CPython tail-calling
+/// from inside a call gilgate made (gilgate never calls its own exports).
+#[inline]
+pub(crate) fn in_self(addr: usize) -> bool {
+    let s = SELF_TEXT_START.load(Acquire);
+    s != 0 && addr >= s && addr < SELF_TEXT_END.load(Relaxed)
+}
+
+
 
 /// Is `addr` (a return address) inside CPython's own code?
 #[inline(always)]

@@ -198,13 +198,15 @@ struct gg_hot {
     _Atomic uintptr_t text_lo, text_hi; /* CPython's executable segments (origin.rs) */
     void *_Atomic main_interp;             /* this generation's main PyInterpreterState */
     _Atomic uint32_t frame_off, cframe_off; /* where a PyThreadState keeps its Python frame */
-    char tail_pad_[16];                    /* nothing else in the block */
+    _Atomic uintptr_t self_lo, self_hi;    /* gilgate's own executable segments (origin.rs) */
 };
 _Static_assert(offsetof(struct gg_hot, state) == GG_HOT_STATE && offsetof(struct gg_hot, py) == GG_HOT_PY
                && offsetof(struct gg_hot, text_lo) == GG_HOT_TEXT_LO && offsetof(struct gg_hot, text_hi) == GG_HOT_TEXT_HI
                && offsetof(struct gg_hot, main_interp) == GG_HOT_MAIN_INTERP
                && offsetof(struct gg_hot, frame_off) == GG_HOT_FRAME_OFF
-               && offsetof(struct gg_hot, cframe_off) == GG_HOT_CFRAME_OFF, "gg_hot layout");
+               && offsetof(struct gg_hot, cframe_off) == GG_HOT_CFRAME_OFF
+               && offsetof(struct gg_hot, self_lo) == GG_HOT_SELF_LO
+               && offsetof(struct gg_hot, self_hi) == GG_HOT_SELF_HI, "gg_hot layout");
 /* API_ENSURE/API_GILSTATE_RELEASE: the fallible API's gilstate pair, NULL where its Rust path
  * must run every time (PEP 788's tokens on 3.15+); the drop-in exports use ENSURE/GILSTATE_RELEASE. */
 _Static_assert(sizeof(struct gg_hot) == GG_HOT_SIZE, "gg_hot layout");
@@ -271,6 +273,10 @@ GG_API void gg_publish_py(int i, void *f) { atomic_store_explicit(&gg_hot.py[i],
 GG_API void gg_publish_text(uintptr_t lo, uintptr_t hi) {
     atomic_store_explicit(&gg_hot.text_hi, hi, RLX);
     atomic_store_explicit(&gg_hot.text_lo, lo, memory_order_release);
+}
+GG_API void gg_publish_self_text(uintptr_t lo, uintptr_t hi) {
+    atomic_store_explicit(&gg_hot.self_hi, hi, RLX);
+    atomic_store_explicit(&gg_hot.self_lo, lo, memory_order_release);
 }
 
 
@@ -451,6 +457,13 @@ static inline int gg_from_cpython(uintptr_t ra) {
     uintptr_t lo = atomic_load_explicit(&gg_hot.text_lo, memory_order_acquire);
     return ra - lo < atomic_load_explicit(&gg_hot.text_hi, RLX) - lo;
 }
+/* A return address inside gilgate itself: a CPython function gilgate called tail-called the export
+ * (pyenv's PyGILState_Release ends with `jmp PyEval_SaveThread@plt`): CPython's own call. Tested
+ * only before leaving the fast path for Rust, which tests it too (dropin.rs `native`). */
+static inline int gg_from_self(uintptr_t ra) {
+    uintptr_t lo = atomic_load_explicit(&gg_hot.self_lo, memory_order_acquire);
+    return ra - lo < atomic_load_explicit(&gg_hot.self_hi, RLX) - lo;
+}
 
 #if GG_X86_ASM
 #define GG_ASM_PART 3 /* the drop-in exports' fast entries */
@@ -542,7 +555,7 @@ GG_API void *gg_drop_save_thread(uintptr_t ra, uintptr_t sp) {
     struct slot *sl = gg_slot;
     int k = gg_drop_leave_kind(sl, GG_KIND_TSTATE);
     if (k == 2)
-        return gg_rust.drop_save(ra, sp);
+        return gg_from_self(ra) ? f() : gg_rust.drop_save(ra, sp);
     void *ts = f();
     if (k == 1)
         gg_drop_saved(sl, ts);
@@ -562,7 +575,10 @@ GG_API void gg_drop_release_thread(void *ts, uintptr_t ra, uintptr_t sp) {
     struct slot *sl = gg_slot;
     int k = gg_drop_leave_kind(sl, GG_KIND_TSTATE);
     if (k == 2) {
-        gg_rust.drop_release_thread(ts, ra, sp);
+        if (gg_from_self(ra))
+            f(ts);
+        else
+            gg_rust.drop_release_thread(ts, ra, sp);
         return;
     }
     f(ts);
@@ -583,7 +599,10 @@ GG_API void gg_drop_gilstate_release(int st, uintptr_t ra, uintptr_t sp) {
     struct slot *sl = gg_slot;
     int k = gg_drop_leave_kind(sl, GG_KIND_GILSTATE);
     if (k == 2) {
-        gg_rust.drop_gilstate_release(st, ra, sp);
+        if (gg_from_self(ra))
+            f(st);
+        else
+            gg_rust.drop_gilstate_release(st, ra, sp);
         return;
     }
     f(st);
