@@ -39,6 +39,17 @@ fi
 step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" \
   cargo test --release --workspace --no-fail-fast
 
+# The pyo3 feature (src/pyo3.rs): its doctests start a real CPython (PyO3 links libpython) and
+# finalize it through gilgate. Own target dir: a cdylib built with the feature must not replace
+# target/release/libgilgate.so. (The Rust host itself runs in cargo test: harness/tests/rust_host.rs.)
+pyo3_py=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.1[0-3].* 2>/dev/null | tail -1 || true)
+if [ -z "$pyo3_py" ]; then
+  echo "pyo3 feature doctests: absent (no pyenv CPython 3.10-3.13), not counted"
+else
+  step "pyo3 feature doctests against $pyo3_py" env PYO3_PYTHON="$pyo3_py/bin/python3" \
+    LD_LIBRARY_PATH="$pyo3_py/lib" cargo test --release -p gilgate --features pyo3 --target-dir target/pyo3 --doc
+fi
+
 # memcheck + DRD over the C hosts for one CPython (c_tests/valgrind.sh; all of them: see
 # docs/valgrind.md). GILGATE_VALGRIND=0 skips it (reported, not passed).
 vg_py=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12.* 2>/dev/null | tail -1 || true)

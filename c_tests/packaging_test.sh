@@ -160,7 +160,7 @@ MOVED=$WORK/moved/elsewhere/gilgate
 # expect_tree PREFIX: every installed file is there, symlinks right, soname right
 expect_tree() {
     local p=$1 f
-    for f in include/gilgate.h include/gilgate.hpp lib/libgilgate.so.$VERSION \
+    for f in include/gilgate.h include/gilgate.hpp include/gilgate.pxd lib/libgilgate.so.$VERSION \
         lib/cmake/gilgate/gilgateConfig.cmake lib/cmake/gilgate/gilgateConfigVersion.cmake \
         lib/pkgconfig/gilgate.pc; do
         [ -f "$p/$f" ] && [ ! -L "$p/$f" ] || die "missing or not a regular file: $p/$f" || return 1
@@ -171,6 +171,7 @@ expect_tree() {
         || die "soname is not libgilgate.so.$MAJOR" || return 1
     cmp -s "$p/include/gilgate.h" "$ROOT/include/gilgate.h" || die "installed gilgate.h differs from include/" || return 1
     cmp -s "$p/include/gilgate.hpp" "$ROOT/include/gilgate.hpp" || die "installed gilgate.hpp differs" || return 1
+    cmp -s "$p/include/gilgate.pxd" "$ROOT/include/gilgate.pxd" || die "installed gilgate.pxd differs" || return 1
     ! grep -rq "$p\|@GILGATE_" "$p/lib/cmake" "$p/lib/pkgconfig" \
         || die "an absolute path or placeholder in the CMake/pkg-config files" || return 1
 }

@@ -10,7 +10,7 @@
 #   <prefix>/lib/libgilgate.so.<version>           the library (soname libgilgate.so.<major>)
 #   <prefix>/lib/libgilgate.so.<major>  -> libgilgate.so.<version>
 #   <prefix>/lib/libgilgate.so          -> libgilgate.so.<major>
-#   <prefix>/include/gilgate.h, gilgate.hpp
+#   <prefix>/include/gilgate.h, gilgate.hpp, gilgate.pxd (Cython declarations)
 #   <prefix>/lib/cmake/gilgate/gilgateConfig.cmake, gilgateConfigVersion.cmake
 #   <prefix>/lib/pkgconfig/gilgate.pc
 #   <prefix>/bin/gilgate-run                       the launcher (tools/gilgate-run)
@@ -99,9 +99,13 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
 lib=$target_dir/release/libgilgate.so
 [ -f "$lib" ] || die "$lib not found (run 'cargo build --release' first, or unset GILGATE_SKIP_CARGO)"
+<<<<<<< HEAD
 check=$target_dir/release/gilgate-check
 [ -f "$root/tools/gilgate-run" ] || die "$root/tools/gilgate-run not found"
 for h in gilgate.h gilgate.hpp; do
+=======
+for h in gilgate.h gilgate.hpp gilgate.pxd; do
+>>>>>>> issue14
     [ -f "$root/include/$h" ] || die "$root/include/$h not found"
 done
 for t in gilgateConfig.cmake.in gilgateConfigVersion.cmake.in gilgate.pc.in; do
@@ -170,6 +174,7 @@ link "libgilgate.so.$version" "$prefix/lib/$soname"
 link "$soname" "$prefix/lib/libgilgate.so"
 put "$root/include/gilgate.h" "$prefix/include/gilgate.h" 0644
 put "$root/include/gilgate.hpp" "$prefix/include/gilgate.hpp" 0644
+put "$root/include/gilgate.pxd" "$prefix/include/gilgate.pxd" 0644
 fill "$root/cmake/gilgateConfig.cmake.in" "$prefix/lib/cmake/gilgate/gilgateConfig.cmake" 0644
 fill "$root/cmake/gilgateConfigVersion.cmake.in" "$prefix/lib/cmake/gilgate/gilgateConfigVersion.cmake" 0644
 fill "$root/cmake/gilgate.pc.in" "$prefix/lib/pkgconfig/gilgate.pc" 0644

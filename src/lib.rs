@@ -112,9 +112,14 @@ pub mod interpose;
 mod dlsym;
 pub mod dropin;
 pub mod api;
+// bindings: the safe Rust API over the C API (by its C names), and its PyO3 integration
+pub mod safe;
+#[cfg(feature = "pyo3")]
+pub mod pyo3;
 
 pub use api::*;
 pub use policy::gilgate_policy;
+pub use safe::{allow_threads, finalize, runtime_status, Error, Gil, PyThreadState, ThreadState};
 pub use stats::gilgate_stats;
 pub use status::{gilgate_status, gilgate_status_in};
 

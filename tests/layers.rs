@@ -11,6 +11,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("core", &["protocol", "gate"]),
     ("lifecycle", &["pep788", "drain", "stats"]),
     ("edges", &["policy", "interpose", "dlsym", "dropin", "api"]),
+    ("bindings", &["safe", "pyo3"]),
 ];
 
 fn layer_of(m: &str) -> Option<usize> {
