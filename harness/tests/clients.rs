@@ -583,7 +583,7 @@ fn real_clients_suite() -> usize {
     let only: Vec<String> = std::env::var("GILGATE_CLIENTS_ONLY").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
     let wanted = |client: &str, variant: &str| only.is_empty() || only.iter().any(|w| format!("{client}/{variant}").contains(w.as_str()));
 
-    let d = discover();
+    let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
     announce("gilgate real-client suite (pybind11, pybind11 embed, nanobind, PyO3, Cython, cffi, ctypes; raw vs LD_PRELOAD)", &d);
     let pys = d.found.clone();
     // The built library itself (not the shared target/c_tests/lib links, which other suites

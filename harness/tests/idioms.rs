@@ -57,7 +57,7 @@ fn stat(line: &str, key: &str) -> Option<u64> {
 
 fn main() {
     let t0 = Instant::now();
-    let d = discover();
+    let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
     announce("client idioms from an extension module's native threads (python + LD_PRELOAD)", &d);
     let mut tally = Tally::default();
     let lib = lib_dir().join("libgilgate.so");
