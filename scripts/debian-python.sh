@@ -562,6 +562,7 @@ do_fetch_dbg() {
     rm -rf "$TREE" "$STAMP"
     mv "$tmp" "$TREE"
     rm -rf "$dl"
+    ensure_ldso_debug "$TREE"
     compute_layout "$TREE"
     {
         echo "format=$TREE_FORMAT"
@@ -576,6 +577,38 @@ do_fetch_dbg() {
     log "debug tree ready in $((SECONDS - t0))s: $TREE (debian $pyver, Py_DEBUG)"
 }
 
+# valgrind refuses to start a program whose dynamic loader has no symbol table (it must redirect
+# the loader's strlen/memcmp), and Debian's ld.so is stripped: put the loader's debug file from
+# libc6-dbg (same version as the tree's libc6) where valgrind looks for it, <libdir>/.debug/<the
+# loader's .gnu_debuglink name>. Only the debug trees get it (c_tests/valgrind.sh runs one);
+# a failure here is a note, not ABSENT: only valgrind needs it.
+ensure_ldso_debug() {
+    local t=$1 ld libc link have dl tmp f
+    compute_layout "$t"
+    ld=$PY_LOADER
+    [[ -n $ld ]] || return 0
+    link=$(readelf -p .gnu_debuglink "$ld" 2>/dev/null | sed -nE 's/^ *\[ *0\] *([^ ]+\.debug).*/\1/p')
+    [[ -n $link ]] || { log "note: $ld has no .gnu_debuglink; valgrind will not start"; return 0; }
+    [[ -f $(dirname "$ld")/.debug/$link ]] && return 0
+    libc=$(awk '$1 == "libc6" { print $2 }' "$t/.gilgate-packages" 2>/dev/null)
+    [[ -n $libc ]] || { log "note: libc6 version of the tree unknown; no ld.so debug file"; return 0; }
+    setup_apt
+    dl=$(mktemp -d)
+    if ! (cd "$dl" && apt-get -q download "libc6-dbg=$libc" >&2); then
+        log "note: libc6-dbg=$libc not downloadable; valgrind will not start on this tree"; rm -rf "$dl"; return 0
+    fi
+    tmp=$dl/x; mkdir -p "$tmp"
+    dpkg -x "$dl"/libc6-dbg_*.deb "$tmp"
+    f=$(find "$tmp/usr/lib/debug" -name "$link" -print -quit)
+    if [[ -n $f ]]; then
+        mkdir -p "$(dirname "$ld")/.debug" && cp "$f" "$(dirname "$ld")/.debug/$link"
+        log "ld.so debug file for valgrind: $(dirname "$ld")/.debug/$link (libc6-dbg $libc)"
+    else
+        log "note: libc6-dbg=$libc has no $link"
+    fi
+    rm -rf "$dl"
+}
+
 main() {
     if (( DBG )); then
         # the release tree first (its own lock; its OK/ABSENT line is not ours)
@@ -588,6 +621,7 @@ main() {
     flock 9 || absent "cannot-lock:$CACHE/.lock"
     if cached_ok; then
         log "using cached tree $TREE"
+        (( DBG )) && ensure_ldso_debug "$TREE" >&2
     else
         local f=do_fetch
         (( DBG )) && f=do_fetch_dbg

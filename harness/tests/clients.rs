@@ -518,6 +518,11 @@ fn cell_command(p: &Python, s: &Setup, client: &str, variant: &str, preload: boo
     env.push(("GILGATE_SHOW_STATS".into(), "1".into()));
     if preload {
         env.push(("LD_PRELOAD".into(), lib.display().to_string()));
+        if variant.starts_with("polite") {
+            // Polite programs must end with no drain timeout: a 20 s bound (not the 2 s
+            // default) makes one a real stuck region, never a starved machine (docs/testing.md).
+            env.push(("GILGATE_DRAIN_TIMEOUT_MS".into(), "20000".into()));
+        }
     }
     let mut argv: Vec<String> = vec![];
     if client == "embed" {

@@ -123,6 +123,11 @@ fn main() {
         c.env("PYTHONPATH", &dir).env("GILGATE_SHOW_STATS", "1");
         if pre {
             c.env("LD_PRELOAD", &lib_r);
+            if v != "rude" {
+                // Polite programs must end with no drain timeout: a 20 s bound (not the 2 s
+                // default) makes one a real stuck region, never a starved machine.
+                c.env("GILGATE_DRAIN_TIMEOUT_MS", "20000");
+            }
         }
         ((i, m, v, pre, k), run(c, Duration::from_secs(60)))
     });
