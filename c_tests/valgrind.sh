@@ -119,7 +119,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 
 pass=0 fail=0
-echo "valgrind $(valgrind --version | sed 's/valgrind-//') over $name ($prefix), thread checker: $tool"
+echo "valgrind $(valgrind --version | sed 's/valgrind-//') over $name ($prefix), checks: ${VG_CHECKS:-all} (thread checker: $tool)"
 for c in "${checks[@]}"; do
     IFS='|' read -r id kind cmd where <<<"$c"
     rc=$(cat "$out/$id.rc" 2>/dev/null || echo 255)
