@@ -274,6 +274,24 @@ fn main() {
             &format!("none of {tries} raw runs deadlocked, vanished or crashed: the scenario no longer detects the problem"));
     }
 
+    // 3.13+: the struct offsets gilgate reads through a thread state (src/cpython.rs:
+    // `interp` is the third pointer; `current_frame` at 72; on 3.15+ the frame's `previous` at 8)
+    // from each CPython's own headers, so a Py_DEBUG build laid out differently is caught.
+    for p in pys.iter().filter(|p| p.minor() >= (3, 13)) {
+        let name = format!("{} struct _ts offsets read by gilgate (interp 16, current_frame 72, frame previous 8)", p.name);
+        match compile(p, "layout_probe.c", Lang::C, false) {
+            Ok(exe) => {
+                let r = run(p.command(&exe), Duration::from_secs(20));
+                let line = r.stdout.lines().find(|l| l.starts_with("LAYOUT")).unwrap_or("").to_string();
+                let want_debug = if p.debug { "debug=1" } else { "debug=0" };
+                let ok = line.contains("interp=16 ") && line.contains("current_frame=72 ")
+                    && (p.minor() < (3, 15) || line.contains("frame_previous=8 ")) && line.contains(want_debug);
+                tally.case(&name, ok, &format!("{} {line} {}", r.outcome, stderr_tail(&r, 3)));
+            }
+            Err(e) => tally.case(&name, false, &e),
+        }
+    }
+
     // Header and packaging checks (shell scripts in c_tests/), per CPython where meaningful.
     for p in pys.iter().filter(|p| p.run_prefix.is_empty()) {
         script_case(&mut tally, "header_compile.sh", p, Duration::from_secs(300));
