@@ -191,7 +191,7 @@ pub fn record(cpython: &str, case: &str, outcome: &str) {
 /// The CPython a case name starts with (the longest known name that prefixes it), else "-".
 pub fn cpython_of(case: &str) -> String {
     let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
-    known.iter().filter(|n| case.starts_with(n.as_str()) && case[n.len()..].chars().next().map_or(true, |c| c == ' '))
+    known.iter().filter(|n| case.starts_with(n.as_str()) && case[n.len()..].chars().next().map_or(true, |c| c == ' ' || c == ':'))
         .max_by_key(|n| n.len()).cloned().unwrap_or_else(|| "-".into())
 }
 
