@@ -3,9 +3,19 @@
 # CPython on the machine (pyenv 3.8+, Debian's python3.11, Debian unstable's 3.14/3.15 fetched and
 # cached by scripts/debian-python.sh). Installs what it needs (cmake) on a fresh machine.
 #   GILGATE_TEST_RUNS   seed-scenario runs per CPython (default 48)
-#   GILGATE_DEBIAN_PYTHONS=0  do not fetch Debian unstable's 3.14/3.15 (reported as absent)
+#   GILGATE_DEBIAN_PYTHONS=0  do not fetch Debian unstable's 3.14/3.15 nor the Py_DEBUG builds
+#                             3.13d/3.14d/3.15d (reported as absent)
+#   GILGATE_DEBUG_PYTHONS=0   do not fetch the Py_DEBUG builds only (reported as absent)
+# Ends, whatever happened, with one summary (scripts/test-summary.sh): per CPython, test cases
+# run, passed, failed; the CPythons absent. Result lines: target/test-results.tsv.
 set -euo pipefail
 cd "$(dirname "$0")"
+mkdir -p target
+export GILGATE_RESULTS="$PWD/target/test-results.tsv"
+: >"$GILGATE_RESULTS"
+t_start=$SECONDS
+summary() { bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"; }
+trap summary EXIT
 bash scripts/ensure-tools.sh
 
 echo "== build (release) and regenerate include/gilgate.h"
@@ -29,15 +39,33 @@ step() { # step NAME CMD...: run, remember a failure, go on (every step reports)
 # Every unsafe block says why (clippy::undocumented_unsafe_blocks) and unsafe fns spell out
 # their unsafe operations (unsafe_op_in_unsafe_fn); only these two lints fail the run.
 if cargo clippy --version >/dev/null 2>&1; then
-  step "lint (clippy: undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)" \
+  lint() {
+    local rc=0
     cargo clippy --release -p gilgate --features portable-entries -- -A clippy::all \
-      -D clippy::undocumented_unsafe_blocks -D unsafe_op_in_unsafe_fn
+      -D clippy::undocumented_unsafe_blocks -D unsafe_op_in_unsafe_fn || rc=$?
+    printf 'lint\t-\tclippy undocumented_unsafe_blocks + unsafe_op_in_unsafe_fn\t%s\n' \
+      "$([ $rc = 0 ] && echo pass || echo fail)" >>"$GILGATE_RESULTS"
+    return $rc
+  }
+  step "lint (clippy: undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)" lint
 else
   echo "lint: absent (no cargo clippy on this machine), not counted"
+  printf 'lint\tclippy (lint)\t-\tabsent\n' >>"$GILGATE_RESULTS"
 fi
 
-step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" \
-  cargo test --release --workspace --no-fail-fast
+# libtest suites (unit tests, loom, TSO model) print "test result: ok. N passed; M failed";
+# they involve no CPython and are recorded as cpython "-" for the summary.
+cargo_all() {
+  local rc=0
+  cargo test --release --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || rc=$?
+  awk '/^     Running / { s = $NF; sub(/^\(/, "", s); sub(/\)$/, "", s); sub(/.*\//, "", s); sub(/-[0-9a-f]+$/, "", s) }
+       /^   Doc-tests / { s = "doctest-" $2 }
+       /^test result: / { p = $4; f = $6; sub(/;/, "", p); sub(/;/, "", f)
+         for (i = 0; i < p; i++) print "libtest\t-\t" s "\tpass"
+         for (i = 0; i < f; i++) print "libtest\t-\t" s "\tfail" }' target/cargo-test.log >>"$GILGATE_RESULTS"
+  return $rc
+}
+step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" cargo_all
 
 # The pyo3 feature (src/pyo3.rs): its doctests start a real CPython (PyO3 links libpython) and
 # finalize it through gilgate. Own target dir: a cdylib built with the feature must not replace
@@ -60,15 +88,29 @@ elif ! command -v valgrind >/dev/null || [ -z "$vg_py" ]; then
 else
   step "valgrind (memcheck, DRD) for $vg_py" bash c_tests/valgrind.sh "$vg_py"
 fi
+# memcheck once more against an assertion-enabled CPython (Debian's 3.14d: Py_DEBUG, its debug
+# allocator checks under PYTHONMALLOC=malloc are off, but every assertion is on); its hosts were
+# built by the c_hosts suite above. Absent (not counted) if the tree is not there.
+vg_dbg="${GILGATE_CACHE:-$HOME/.cache/gilgate}/debian-python/3.14d/tree/usr"
+if [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
+  :
+elif ! command -v valgrind >/dev/null || [ ! -f "$vg_dbg/../../complete.stamp" ] \
+     || [ "${GILGATE_DEBIAN_PYTHONS:-1}" = 0 ] || [ "${GILGATE_DEBUG_PYTHONS:-1}" = 0 ]; then
+  echo "valgrind memcheck on 3.14d: absent (no valgrind, or no Py_DEBUG 3.14 tree), not counted"
+  printf 'valgrind\tdebian-unstable-3.14d (valgrind)\t-\tabsent\n' >>"$GILGATE_RESULTS"
+else
+  step "valgrind (memcheck) for the Py_DEBUG 3.14d" env VG_CHECKS=memcheck bash c_tests/valgrind.sh "$vg_dbg"
+fi
 
 # The entries every other architecture gets (C, __builtin_setjmp), built here with the cargo
 # feature portable-entries and run through the C/C++ hosts once
 # (last: the hosts' library links then point at this build until the harness makes them again).
 portable() {
   cargo build --release -p gilgate --features portable-entries --target-dir target/portable &&
-  # The catch inside an entry is covered deterministically by entry_kill.c here; the random
-  # drain-disabled runs (which must hit a kill by chance) stay in the main run only.
+  # The catch inside an entry is covered deterministically by entry_kill.c (the random
+  # drain-disabled runs are a stress command, not part of any default run: docs/testing.md).
   GILGATE_LIB_DIR="$PWD/target/portable/release" GILGATE_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" \
+    GILGATE_DEBUG_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" GILGATE_RESULTS_SUITE=c_hosts-portable \
     GILGATE_NODRAIN_RUNS=0 cargo test --release -p gilgate-harness --test c_hosts
 }
 step "portable entries (feature portable-entries): C/C++ hosts" portable

@@ -25,9 +25,9 @@ static void *caller(void *arg) {
     while (!__atomic_load_n(&g_stop, __ATOMIC_SEQ_CST)) {
         int st;
         gilgate_status rc = p_ensure(&st);
-        if (rc == GILGATE_OK) { g_ok++; p_release(st); }
-        else if (rc == GILGATE_ERR_NOT_INITIALIZED) g_notinit++;
-        else g_other++;
+        if (rc == GILGATE_OK) { p_release(st); __atomic_add_fetch(&g_ok, 1, __ATOMIC_SEQ_CST); }
+        else if (rc == GILGATE_ERR_NOT_INITIALIZED) __atomic_add_fetch(&g_notinit, 1, __ATOMIC_SEQ_CST);
+        else __atomic_add_fetch(&g_other, 1, __ATOMIC_SEQ_CST);
     }
     return NULL;
 }
@@ -48,8 +48,14 @@ int main(int argc, char **argv) {
     pthread_create(&t, NULL, caller, NULL);
     Py_InitializeEx(0);                 /* the caller thread hammers gilgate meanwhile */
     PyThreadState *ts = PyEval_SaveThread();
+    /* 20 ms more, then until the caller has made at least one call (at most 20 s): on a loaded
+     * machine it may not have been scheduled at all yet, and "a call was answered" must not
+     * depend on that. */
     struct timespec d = {0, 20 * 1000 * 1000};
     nanosleep(&d, NULL);
+    for (int i = 0; i < 1000 && __atomic_load_n(&g_ok, __ATOMIC_SEQ_CST) + __atomic_load_n(&g_notinit, __ATOMIC_SEQ_CST)
+                                      + __atomic_load_n(&g_other, __ATOMIC_SEQ_CST) == 0; i++)
+        nanosleep(&d, NULL);
     __atomic_store_n(&g_stop, 1, __ATOMIC_SEQ_CST);
     pthread_join(t, NULL);
     CHECK(g_other == 0);

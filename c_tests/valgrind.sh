@@ -4,6 +4,10 @@
 # c_tests/valgrind_report.py.
 #
 # usage: c_tests/valgrind.sh PYTHON_PREFIX        e.g. /root/.pyenv/versions/3.12.1
+#        c_tests/valgrind.sh ~/.cache/gilgate/debian-python/3.14d/tree/usr   (a Debian unstable
+#        tree of scripts/debian-python.sh, e.g. the Py_DEBUG 3.14d: the hosts run through the
+#        tree's own dynamic loader, whose symbols valgrind needs: debian-python.sh puts its
+#        debug file from libc6-dbg next to it, <libdir>/.debug/)
 #
 # Needs the hosts built by the harness first (target/c_tests/<python-name>/, target/c_tests/
 # no_python), e.g.:
@@ -15,6 +19,8 @@
 #   VG_JOBS=N                     checks run in parallel (default: number of CPUs)
 #   VG_TIMEOUT=S                  per-check timeout in seconds (default 480; a check takes 10-60 s on an idle 2-CPU box)
 #   VG_KEEP=DIR                   keep the XML/logs in DIR (default: a temp dir, removed on pass)
+#   VG_CHECKS=all|memcheck        which checks (default all; test.sh runs memcheck only on the
+#                                 Py_DEBUG build: docs/valgrind.md says why)
 # Prints one line per check and "N passed, N failed"; exits 1 if any check failed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,6 +51,21 @@ if [ -z "$bindir" ] || [ ! -x "$ct/no_python" ]; then
 fi
 name=$(basename "$bindir")
 
+# A Debian unstable tree (scripts/debian-python.sh): run every host through the tree's loader
+# with the tree's libraries (its glibc is newer than the machine's), PYTHONHOME set.
+runner=()
+pyhome=()
+if [ -f "$prefix/../../complete.stamp" ]; then
+    multi=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+    loader=$(ls "$prefix/lib/$multi"/ld-linux*.so.* 2>/dev/null | head -1)
+    [ -n "$loader" ] || { echo "no dynamic loader in $prefix/lib/$multi"; exit 2; }
+    if ! ls "$prefix/lib/$multi/.debug/"*.debug >/dev/null 2>&1; then
+        echo "no debug file for $loader under $prefix/lib/$multi/.debug (valgrind cannot start without its symbols; refetch with scripts/debian-python.sh)"; exit 2
+    fi
+    runner=("$loader" --library-path "$prefix/lib/$multi")
+    pyhome=(PYTHONHOME="$prefix")   # the hosts only: not this script's own python3
+fi
+
 out=${VG_KEEP:-$(mktemp -d /tmp/gilgate-valgrind.XXXXXX)}
 mkdir -p "$out"
 
@@ -59,7 +80,7 @@ esac
 
 # id | kind (memcheck|thread) | binary and arguments
 checks=(
-    "memcheck-no_python|memcheck|$ct/no_python"
+    "memcheck-no_python|memcheck|$ct/no_python|host"
     "memcheck-api_edges|memcheck|$bindir/api_edges-c-gilgate"
     "memcheck-seed-gilstate|memcheck|$bindir/seed_host-c-gilgate gilstate 2 20000 1 1"
     "memcheck-seed-tstate|memcheck|$bindir/seed_host-c-gilgate tstate 2 20000 1 2"
@@ -69,30 +90,38 @@ checks=(
     "$tool-seed-tstate|thread|$bindir/seed_host-c-gilgate tstate 2 20000 1 2"
 )
 
+if [ "${VG_CHECKS:-all}" = memcheck ]; then
+    kept=()
+    for c in "${checks[@]}"; do case $c in *"|memcheck|"*) kept+=("$c") ;; esac; done
+    checks=("${kept[@]}")
+fi
+
 run_one() { # id kind cmd...
     local id=$1 kind=$2; shift 2
     local xml="$out/$id.xml" log="$out/$id.log" opts
     if [ "$kind" = memcheck ]; then opts=("${memcheck[@]}"); else opts=("${thread[@]}"); fi
-    env PYTHONMALLOC=malloc timeout -k 10 "$tmo" valgrind "${opts[@]}" "${common[@]}" \
-        --xml-file="$xml" "$@" >"$log" 2>&1
+    local pre=("${runner[@]}")
+    if [ "${1:-}" = host ]; then pre=(); shift; fi   # no_python: the machine's own loader
+    env "${pyhome[@]}" PYTHONMALLOC=malloc timeout -k 10 "$tmo" valgrind "${opts[@]}" "${common[@]}" \
+        --xml-file="$xml" "${pre[@]}" "$@" >"$log" 2>&1
     echo $? >"$out/$id.rc"
 }
 
 start=$(date +%s)
 pids=()
 for c in "${checks[@]}"; do
-    IFS='|' read -r id kind cmd <<<"$c"
+    IFS='|' read -r id kind cmd where <<<"$c"
     # shellcheck disable=SC2086  # cmd is a binary plus plain words
-    run_one "$id" "$kind" $cmd &
+    if [ "$where" = host ]; then run_one "$id" "$kind" host $cmd & else run_one "$id" "$kind" $cmd & fi
     pids+=($!)
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 0.5; done
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
 pass=0 fail=0
-echo "valgrind $(valgrind --version | sed 's/valgrind-//') over $name ($prefix), thread checker: $tool"
+echo "valgrind $(valgrind --version | sed 's/valgrind-//') over $name ($prefix), checks: ${VG_CHECKS:-all} (thread checker: $tool)"
 for c in "${checks[@]}"; do
-    IFS='|' read -r id kind cmd <<<"$c"
+    IFS='|' read -r id kind cmd where <<<"$c"
     rc=$(cat "$out/$id.rc" 2>/dev/null || echo 255)
     line=$(python3 "$report" "$kind" "$out/$id.xml" "$id" 2>"$out/$id.report")
     ok=$?
@@ -104,6 +133,10 @@ for c in "${checks[@]}"; do
     echo "$line"
     [ -s "$out/$id.report" ] && sed 's/^/    /' "$out/$id.report" | head -120
     if [ "$ok" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+    # one machine-readable line per check for test.sh's summary (scripts/test-summary.sh)
+    if [ -n "${GILGATE_RESULTS:-}" ]; then
+        printf 'valgrind\t%s\t%s\t%s\n' "$name" "$id" "$([ "$ok" = 0 ] && echo pass || echo fail)" >>"$GILGATE_RESULTS"
+    fi
 done
 echo "$pass passed, $fail failed ($name, $(( $(date +%s) - start ))s)"
 if [ "$fail" = 0 ] && [ -z "${VG_KEEP:-}" ]; then rm -rf "$out"; else echo "logs: $out"; fi

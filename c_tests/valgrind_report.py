@@ -53,6 +53,31 @@ KNOWN_CPYTHON_LEAKS = [
                 r"|PyDict_SetItemString|PyObject_SetAttrString|_PyUnicode_FromId)$")),
 ]
 
+# Whole-stack signatures (the libpython part must consist of exactly these functions, innermost
+# first, on the named libpython): CPython's own leaks that a single function name would match
+# too broadly.
+KNOWN_CPYTHON_LEAK_STACKS = [
+    # 3.14+: the thread state PyGILState_Ensure allocated for a thread that is still inside
+    # that gilstate level (GIL released) when Py_FinalizeEx runs is never freed: finalization
+    # does not delete the thread states of threads still bound to them. Reproduced without
+    # gilgate by c_tests/vg_tstate_leak_raw.c (docs/valgrind.md); api_edges.c's nested_worker
+    # does the same through gilgate_gilstate_ensure (and must: the thread may not call CPython
+    # after finalization, so nothing can free it).
+    ("thread state of a thread inside a gilstate level across Py_FinalizeEx (3.14+)",
+     re.compile(r"^libpython3\.(1[4-9]|[2-9][0-9])d?\.so"),
+     ["_PyMem_RawCalloc", "PyMem_RawCalloc", "alloc_threadstate", "new_threadstate",
+      "PyGILState_Ensure"]),
+]
+
+
+def known_stack(py_frames):
+    """py_frames: the (obj, fn) libpython frames of a leak, innermost first."""
+    fns = [fn for _, fn in py_frames]
+    for name, obj_rx, want in KNOWN_CPYTHON_LEAK_STACKS:
+        if fns == want and all(obj_rx.match(obj) for obj, _ in py_frames):
+            return name
+    return None
+
 ALLOCATOR_OBJ = re.compile(r"^(vgpreload_.*|ld-linux.*|libc\.so.*|libstdc\+\+.*)$")
 
 
@@ -113,9 +138,10 @@ def memcheck(root, label):
                 c["gilgate_leaks"] += 1
                 fails.append(f"{kind} allocated by gilgate: {what(err)}\n{fmt_stack(fr)}")
             elif gg_idx is not None:
-                py_part = [fn for obj, fn in fr[:gg_idx] if obj.startswith("libpython")]
+                py_frames = [f for f in fr[:gg_idx] if f[0].startswith("libpython")]
+                py_part = [fn for _, fn in py_frames]
                 sig = next((name for name, rx in KNOWN_CPYTHON_LEAKS
-                            if any(rx.match(fn) for fn in py_part)), None)
+                            if any(rx.match(fn) for fn in py_part)), None) or known_stack(py_frames)
                 if sig:
                     c["cpython_leaks_via_gilgate"] += 1
                     leak_bytes["cpython"] += nbytes

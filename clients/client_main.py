@@ -85,6 +85,15 @@ start, stop, counts = load()
 status = [0]
 
 
+def run_until_called():
+    """RUN_S, and then until at least one callback was made (at most 20 s more): "calls > 0"
+    below must not depend on how quickly a loaded machine schedules the threads."""
+    time.sleep(RUN_S)
+    deadline = time.time() + 20
+    while counts()[2] == 0 and time.time() < deadline:
+        time.sleep(0.01)
+
+
 def stop_and_report():
     stop()
     started, finished, calls = counts()
@@ -98,15 +107,15 @@ def stop_and_report():
 
 if variant == "polite-join":
     start(NTHREADS)
-    time.sleep(RUN_S)
+    run_until_called()
     stop_and_report()
 elif variant == "polite-atexit-before":
     atexit.register(stop_and_report)
     start(NTHREADS)
-    time.sleep(RUN_S)
+    run_until_called()
 elif variant == "polite-atexit-after":
     start(NTHREADS)
-    time.sleep(RUN_S)
+    run_until_called()
     atexit.register(stop_and_report)
 elif variant == "polite-idle":
     # pybind11 only: threads that called in through gil_scoped_acquire, then stay alive idle in
@@ -123,7 +132,7 @@ elif variant == "polite-idle":
         os._exit(3)
 elif variant == "rude":
     start(NTHREADS)
-    time.sleep(RUN_S)
+    run_until_called()
     started, finished, calls = counts()
     print(f"RESULT client={client} variant={variant} started={started} calls={calls}", flush=True)
     if calls == 0:

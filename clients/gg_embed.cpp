@@ -84,6 +84,10 @@ def cb():
             g_threads->emplace_back(owning_worker);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(run_ms));
+        // Then until at least one call was made (at most 20 s more): "calls > 0" below must not
+        // depend on how quickly a loaded machine schedules the threads.
+        for (int i = 0; i < 2000 && g_calls.load() == 0; i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         if (!rude) {
             g_stop = true;
             for (auto &t : *g_threads) t.join();

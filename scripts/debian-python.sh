@@ -5,12 +5,12 @@
 # installing anything into the system.
 #
 # Usage:
-#   bash scripts/debian-python.sh <3.14|3.15> [cache_dir]
+#   bash scripts/debian-python.sh <3.X|3.Xd> [cache_dir]   (3.Xd: the Py_DEBUG build, 3.13d+)
 #       Fetch (or reuse) the tree; last stdout line is
 #         OK <version-full> <tree>
 #       or, on failure (exit 3),
 #         ABSENT <3.X> <reason>
-#   bash scripts/debian-python.sh --env <3.14|3.15> [cache_dir]
+#   bash scripts/debian-python.sh --env <3.X|3.Xd> [cache_dir]
 #       Fetch if needed, then print KEY=VALUE lines (no export) for consumers:
 #         PY_TREE PY_VERSION PY_INCLUDE PY_CFLAGS PY_LIBDIR PY_LDFLAGS
 #         PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE
@@ -55,10 +55,16 @@ if [[ ${1:-} == --env ]]; then MODE='env'; shift; fi
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; fi
 [[ $# -ge 1 && $# -le 2 ]] || usage
 VER=$1
-if ! [[ $VER =~ ^3\.[0-9]+$ ]]; then
-    echo "ABSENT $VER bad-version-argument(expected 3.X)"
+if ! [[ $VER =~ ^3\.[0-9]+d?$ ]]; then
+    echo "ABSENT $VER bad-version-argument(expected 3.X or 3.Xd)"
     exit 3
 fi
+# 3.Xd: the assertion-enabled build (Py_DEBUG; Debian's python3.X-dbg and libpython3.X-dbg),
+# unpacked over a copy of the release tree of the same Debian version, which supplies the
+# pure-Python standard library. Its names carry the ABI flag: python3.Xd, libpython3.Xd.so,
+# include/python3.Xd.
+BASE=${VER%d}
+DBG=0; [[ $VER == *d ]] && DBG=1
 CACHE=${2:-${GILGATE_CACHE:-${HOME:-/root}/.cache/gilgate}/debian-python}
 
 absent() {
@@ -125,7 +131,7 @@ compute_layout() {
     PY_LIBRARY_PATH=$(IFS=:; echo "${dirs[*]}")
     PY_EXE=$t/usr/bin/python$VER
     PY_PYTHON=$t/usr/bin/python$VER-run
-    if [[ -d $t/usr/lib/python$VER/test/libregrtest ]]; then PY_TESTSUITE=1; else PY_TESTSUITE=0; fi
+    if [[ -d $t/usr/lib/python$BASE/test/libregrtest ]]; then PY_TESTSUITE=1; else PY_TESTSUITE=0; fi
 }
 
 # Run the tree's interpreter through the tree's loader.
@@ -337,8 +343,15 @@ verify_tree() {
     out=$(tree_python -c 'import platform; print(platform.python_version())' 2>&1) \
         || { log "interpreter does not run: $out"; return 1; }
     PY_VERSION=$(tail -n1 <<<"$out")
-    [[ $PY_VERSION == "$VER".* ]] || { log "unexpected version '$PY_VERSION'"; return 1; }
+    [[ $PY_VERSION == "$BASE".* ]] || { log "unexpected version '$PY_VERSION'"; return 1; }
     log "interpreter runs: $PY_VERSION"
+    if (( DBG )); then
+        # Py_DEBUG builds have sys.gettotalrefcount and the "d" ABI flag; a release build has neither.
+        out=$(tree_python -c 'import sys; print(sys.abiflags, hasattr(sys, "gettotalrefcount"))' 2>&1) \
+            || { log "debug interpreter: $out"; return 1; }
+        [[ $(tail -n1 <<<"$out") == "d True" ]] || { log "not a Py_DEBUG build: $out"; return 1; }
+        log "Py_DEBUG build: abiflags=d, sys.gettotalrefcount present"
+    fi
     # core modules must import; optional ones only warn
     tree_python -c 'import sys, time, threading, hashlib, os, ssl, ctypes, zlib, _decimal, pyexpat, json, sqlite3, lzma, bz2' >&2 \
         || { log "core stdlib modules fail to import"; return 1; }
@@ -360,7 +373,7 @@ PYEOF
         for f in ${PY_LIBRARY_PATH//:/ }; do
             for lib in "$f"/*.so*; do have[${lib##*/}]=1; done
         done
-        for f in "$PY_LIBDIR/libpython$VER.so.1"* "$t/usr/lib/python$VER/lib-dynload/"*.so; do
+        for f in "$PY_LIBDIR/libpython$VER.so.1"* "$t/usr/lib/python$BASE/lib-dynload/"*.so; do
             [[ -f $f ]] || continue
             while read -r lib; do
                 [[ -z ${have[$lib]:-} ]] && missing+=("${f##*/}->$lib")
@@ -507,18 +520,115 @@ do_fetch() {
     log "tree ready in $((SECONDS - t0))s: $TREE (debian $pyver, testsuite=$PY_TESTSUITE)"
 }
 
+# 3.Xd: a hard-linked copy of the release tree 3.X (fetched first, same cache) with Debian's
+# libpython3.X-dbg and python3.X-dbg of the SAME Debian version unpacked over it. A -dbg of
+# another version than the cached release tree is not mixed in: ABSENT (refetch the release tree,
+# e.g. by removing <cache>/3.X/complete.stamp, to move both to the current version).
+do_fetch_dbg() {
+    need_tool apt-get; need_tool apt-cache; need_tool dpkg-deb; need_tool dpkg
+    local t0=$SECONDS rel_tree=$CACHE/$BASE/tree rel_stamp=$CACHE/$BASE/complete.stamp
+    [[ -f $rel_stamp && -d $rel_tree ]] || absent "release-tree-$BASE-missing(fetch of $BASE failed)"
+    local pyver
+    pyver=$(sed -n 's/^debian_version=//p' "$rel_stamp")
+    [[ -n $pyver ]] || absent "release-tree-$BASE-has-no-debian_version"
+    setup_apt
+    apt_update || absent "apt-get-update-failed(private config, mirror $MIRROR)"
+    local dbgpkgs=("libpython$BASE-dbg" "python$BASE-dbg") p
+    for p in "${dbgpkgs[@]}"; do
+        [[ -n $(candidate "$p") ]] || absent "package-$p-not-available"
+    done
+    mkdir -p "$VDIR"
+    local dl=$VDIR/debs
+    rm -rf "$dl"; mkdir -p "$dl"
+    (cd "$dl" && apt-get -q download "${dbgpkgs[@]/%/=$pyver}" >&2) \
+        || absent "apt-get-download-failed(${dbgpkgs[*]} at the release tree's $pyver; candidate $(candidate "libpython$BASE-dbg"))"
+    local tmp=$VDIR/tree.tmp.$$
+    rm -rf "$tmp"
+    cp -al "$rel_tree" "$tmp" 2>/dev/null || cp -a "$rel_tree" "$tmp" || { rm -rf "$tmp"; absent "cannot-copy-release-tree"; }
+    rm -f "$tmp/usr/bin/python$BASE-run"
+    local deb
+    for deb in "$dl"/*.deb; do
+        # dpkg -x replaces files (new inodes), so the release tree's hard links stay intact
+        dpkg -x "$deb" "$tmp" || { rm -rf "$tmp"; absent "dpkg-x-failed:${deb##*/}"; }
+    done
+    (cd "$dl" && for deb in *.deb; do dpkg-deb -f "$deb" Package Version | sed 's/^[^:]*: //' | paste -sd' '; done) >> "$tmp/.gilgate-packages"
+    relativize_symlinks "$tmp"
+    compute_layout "$tmp"
+    [[ -n $PY_LOADER ]] && write_wrapper "$tmp"
+    if ! verify_tree "$tmp"; then
+        rm -rf "$tmp"
+        absent "verification-failed(see stderr)"
+    fi
+    rm -rf "$TREE" "$STAMP"
+    mv "$tmp" "$TREE"
+    rm -rf "$dl"
+    ensure_ldso_debug "$TREE"
+    compute_layout "$TREE"
+    {
+        echo "format=$TREE_FORMAT"
+        echo "version=$PY_VERSION"
+        echo "debian_version=$pyver"
+        echo "debug=1"
+        echo "suite=$(sed -n 's/^suite=//p' "$rel_stamp")"
+        echo "mirror=$MIRROR"
+        echo "testsuite=$PY_TESTSUITE"
+        echo "fetched=$(date -u +%FT%TZ)"
+    } > "$STAMP"
+    log "debug tree ready in $((SECONDS - t0))s: $TREE (debian $pyver, Py_DEBUG)"
+}
+
+# valgrind refuses to start a program whose dynamic loader has no symbol table (it must redirect
+# the loader's strlen/memcmp), and Debian's ld.so is stripped: put the loader's debug file from
+# libc6-dbg (same version as the tree's libc6) where valgrind looks for it, <libdir>/.debug/<the
+# loader's .gnu_debuglink name>. Only the debug trees get it (c_tests/valgrind.sh runs one);
+# a failure here is a note, not ABSENT: only valgrind needs it.
+ensure_ldso_debug() {
+    local t=$1 ld libc link have dl tmp f
+    compute_layout "$t"
+    ld=$PY_LOADER
+    [[ -n $ld ]] || return 0
+    link=$(readelf -p .gnu_debuglink "$ld" 2>/dev/null | sed -nE 's/^ *\[ *0\] *([^ ]+\.debug).*/\1/p')
+    [[ -n $link ]] || { log "note: $ld has no .gnu_debuglink; valgrind will not start"; return 0; }
+    [[ -f $(dirname "$ld")/.debug/$link ]] && return 0
+    libc=$(awk '$1 == "libc6" { print $2 }' "$t/.gilgate-packages" 2>/dev/null)
+    [[ -n $libc ]] || { log "note: libc6 version of the tree unknown; no ld.so debug file"; return 0; }
+    setup_apt
+    dl=$(mktemp -d)
+    if ! (cd "$dl" && apt-get -q download "libc6-dbg=$libc" >&2); then
+        log "note: libc6-dbg=$libc not downloadable; valgrind will not start on this tree"; rm -rf "$dl"; return 0
+    fi
+    tmp=$dl/x; mkdir -p "$tmp"
+    dpkg -x "$dl"/libc6-dbg_*.deb "$tmp"
+    f=$(find "$tmp/usr/lib/debug" -name "$link" -print -quit)
+    if [[ -n $f ]]; then
+        mkdir -p "$(dirname "$ld")/.debug" && cp "$f" "$(dirname "$ld")/.debug/$link"
+        log "ld.so debug file for valgrind: $(dirname "$ld")/.debug/$link (libc6-dbg $libc)"
+    else
+        log "note: libc6-dbg=$libc has no $link"
+    fi
+    rm -rf "$dl"
+}
+
 main() {
+    if (( DBG )); then
+        # the release tree first (its own lock; its OK/ABSENT line is not ours)
+        bash "$0" "$BASE" "$CACHE" >/dev/null \
+            || absent "release-tree-$BASE-absent(needed under the debug build)"
+    fi
     mkdir -p "$VDIR" || absent "cannot-create:$VDIR"
     # serialise concurrent runs for the same cache (they share the apt dir)
     exec 9>"$CACHE/.lock"
     flock 9 || absent "cannot-lock:$CACHE/.lock"
     if cached_ok; then
         log "using cached tree $TREE"
+        (( DBG )) && ensure_ldso_debug "$TREE" >&2
     else
+        local f=do_fetch
+        (( DBG )) && f=do_fetch_dbg
         if [[ $MODE == env ]]; then
-            do_fetch >&2
+            $f >&2
         else
-            do_fetch
+            $f
         fi
     fi
     if [[ $MODE == env ]]; then

@@ -63,12 +63,19 @@ pub struct Python {
     pub prefix: PathBuf,
     /// How to run this python as a program that may start itself again (regression tests).
     pub python_cmd: Vec<String>,
+    /// An assertion-enabled build (Py_DEBUG: Debian's python3.X-dbg, `libpython3.Xd.so`).
+    pub debug: bool,
 }
 
 impl Python {
     pub fn minor(&self) -> (u32, u32) {
         let mut it = self.version.split('.').map(|s| s.parse::<u32>().unwrap_or(0));
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+    /// "3.14", or "3.14d" for a Py_DEBUG build.
+    pub fn short(&self) -> String {
+        let (a, b) = self.minor();
+        format!("{a}.{b}{}", if self.debug { "d" } else { "" })
     }
     /// Where this CPython's hosts are built.
     pub fn dir(&self) -> PathBuf {
@@ -117,16 +124,75 @@ fn from_config(name_prefix: &str, config: &Path, exe: &Path, prefix: &Path) -> O
         exe: exe.to_path_buf(),
         prefix: prefix.to_path_buf(),
         python_cmd: vec![exe.display().to_string()],
+        debug: false,
     })
 }
 
 /// The minor versions gilgate supports and looks for; a missing one is reported as absent.
 pub const WANTED: &[&str] = &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"];
+/// The assertion-enabled (Py_DEBUG) builds looked for, from Debian unstable's -dbg packages.
+pub const WANTED_DEBUG: &[&str] = &["3.13", "3.14", "3.15"];
 
 pub struct Discovery {
     pub found: Vec<Python>,
     /// Human-readable lines for what was looked for and not found.
     pub absent: Vec<String>,
+}
+
+impl Discovery {
+    /// For suites that do not run on the assertion-enabled builds: they move to the absent list
+    /// with the reason (printed, never counted as passed).
+    pub fn without_debug(mut self, why: &str) -> Discovery {
+        let mut absent = std::mem::take(&mut self.absent);
+        self.found.retain(|p| {
+            if p.debug {
+                absent.push(format!("{}: not run in this suite ({why})", p.name));
+            }
+            !p.debug
+        });
+        self.absent = absent;
+        self
+    }
+}
+
+/// The names of the CPythons `discover` found (for attributing a result line to a CPython).
+static KNOWN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The suite a result line belongs to: GILGATE_RESULTS_SUITE, else this test binary's name
+/// (cargo's `c_hosts-0123abcd` -> `c_hosts`).
+pub fn suite_name() -> String {
+    if let Ok(s) = std::env::var("GILGATE_RESULTS_SUITE") {
+        if !s.is_empty() {
+            return s;
+        }
+    }
+    let a0 = std::env::args().next().unwrap_or_default();
+    let stem = Path::new(&a0).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    match stem.rsplit_once('-') {
+        Some((a, h)) if !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()) => a.to_string(),
+        _ => stem,
+    }
+}
+
+/// Append one machine-readable result line `suite<TAB>cpython<TAB>case<TAB>outcome` to the file
+/// named by GILGATE_RESULTS (set by test.sh; nothing when unset). Outcome: pass, fail or absent.
+/// One write(2) per line on an O_APPEND file, so suites running one after another (or at once)
+/// do not interleave within a line.
+pub fn record(cpython: &str, case: &str, outcome: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("GILGATE_RESULTS") else { return };
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let line = format!("{}\t{}\t{}\t{}\n", clean(&suite_name()), clean(cpython), clean(case), outcome);
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// The CPython a case name starts with (the longest known name that prefixes it), else "-".
+pub fn cpython_of(case: &str) -> String {
+    let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    known.iter().filter(|n| case.starts_with(n.as_str()) && case[n.len()..].chars().next().map_or(true, |c| c == ' ' || c == ':'))
+        .max_by_key(|n| n.len()).cloned().unwrap_or_else(|| "-".into())
 }
 
 /// pyenv builds, Debian's system python3.11, and Debian unstable's 3.14/3.15 trees
@@ -166,22 +232,34 @@ pub fn discover() -> Discovery {
         for v in ["3.14", "3.15"] {
             match debian_unstable(v) {
                 Ok(p) => found.push(p),
-                Err(why) => absent.push(format!("debian-unstable-{v}: absent ({why})")),
+                Err(why) => absent.push(format!("debian-unstable-{v}: ABSENT ({why})")),
             }
         }
+        if std::env::var("GILGATE_DEBUG_PYTHONS").as_deref() != Ok("0") {
+            for v in WANTED_DEBUG {
+                let vd = format!("{v}d");
+                match debian_unstable(&vd) {
+                    Ok(p) => found.push(p),
+                    Err(why) => absent.push(format!("debian-unstable-{vd} (Py_DEBUG): ABSENT ({why})")),
+                }
+            }
+        } else {
+            absent.push("debian-unstable-3.13d/3.14d/3.15d (Py_DEBUG): ABSENT, not fetched (GILGATE_DEBUG_PYTHONS=0)".into());
+        }
     } else {
-        absent.push("debian-unstable-3.14/3.15: not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
+        absent.push("debian-unstable-3.14/3.15: ABSENT, not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
+        absent.push("debian-unstable-3.13d/3.14d/3.15d (Py_DEBUG): ABSENT, not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
     }
     found.sort_by_key(|p| {
         let v: Vec<u32> = p.version.split('.').map(|x| x.parse().unwrap_or(0)).collect();
-        (v, p.name.starts_with("debian"))
+        (v, p.debug, p.name.starts_with("debian"))
     });
     // GILGATE_ONLY_PYTHONS="3.12 debian-unstable-3.15": a development filter (names or versions,
     // substring match). Everything filtered out is reported, never counted as passed.
     if let Ok(only) = std::env::var("GILGATE_ONLY_PYTHONS") {
         let keep: Vec<&str> = only.split_whitespace().collect();
         found.retain(|p| {
-            let k = keep.iter().any(|w| p.name.contains(w) || p.version.starts_with(w));
+            let k = keep.iter().any(|w| p.name.contains(w) || p.version.starts_with(w) || p.short() == *w);
             if !k {
                 absent.push(format!("{}: skipped (GILGATE_ONLY_PYTHONS), not tested", p.name));
             }
@@ -202,11 +280,15 @@ pub fn discover() -> Discovery {
             absent.push(format!("CPython {w}: {why}"));
         }
     }
+    *KNOWN.lock().unwrap_or_else(|e| e.into_inner()) = found.iter().map(|p| p.name.clone()).collect();
     Discovery { found, absent }
 }
 
 /// A CPython from Debian unstable's binary packages, run through that tree's own loader.
+/// `v` is "3.X", or "3.Xd" for the assertion-enabled build (Debian's -dbg packages unpacked over
+/// the release tree).
 fn debian_unstable(v: &str) -> Result<Python, String> {
+    let debug = v.ends_with('d');
     let script = repo_root().join("scripts/debian-python.sh");
     if !script.exists() {
         return Err("scripts/debian-python.sh missing".into());
@@ -233,7 +315,7 @@ fn debian_unstable(v: &str) -> Result<Python, String> {
     ldflags.push(format!("-Wl,-rpath,{}", libdir.display()));
     let version = get("PY_VERSION")?;
     Ok(Python {
-        name: format!("debian-unstable-{version}"),
+        name: format!("debian-unstable-{version}{}", if debug { "d" } else { "" }),
         version: version.clone(),
         cflags: split(&get("PY_CFLAGS")?),
         ldflags,
@@ -243,6 +325,7 @@ fn debian_unstable(v: &str) -> Result<Python, String> {
         exe: tree.join(format!("usr/bin/python{v}")),
         prefix: tree.join("usr"),
         python_cmd: vec![get("PY_PYTHON")?],
+        debug,
     })
 }
 
@@ -564,6 +647,7 @@ pub struct Tally {
 
 impl Tally {
     pub fn case(&mut self, name: &str, ok: bool, detail: &str) {
+        record(&cpython_of(name), name, if ok { "pass" } else { "fail" });
         if ok {
             self.passed += 1;
         } else {
@@ -593,6 +677,9 @@ pub fn announce(title: &str, d: &Discovery) {
     println!("CPython versions absent (not run, not counted):");
     for a in &d.absent {
         println!("  {a}");
+        // "CPython 3.8: absent (...)" -> "CPython 3.8"; the whole line is the case.
+        let label = a.split_once(": ").map(|x| x.0).unwrap_or(a);
+        record(label, a, "absent");
     }
 }
 

@@ -57,7 +57,7 @@ fn stat(line: &str, key: &str) -> Option<u64> {
 
 fn main() {
     let t0 = Instant::now();
-    let d = discover();
+    let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
     announce("client idioms from an extension module's native threads (python + LD_PRELOAD)", &d);
     let mut tally = Tally::default();
     let lib = lib_dir().join("libgilgate.so");
@@ -123,6 +123,11 @@ fn main() {
         c.env("PYTHONPATH", &dir).env("GILGATE_SHOW_STATS", "1");
         if pre {
             c.env("LD_PRELOAD", &lib_r);
+            if v != "rude" {
+                // Polite programs must end with no drain timeout: a 20 s bound (not the 2 s
+                // default) makes one a real stuck region, never a starved machine.
+                c.env("GILGATE_DRAIN_TIMEOUT_MS", "20000");
+            }
         }
         ((i, m, v, pre, k), run(c, Duration::from_secs(60)))
     });

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let t0 = Instant::now();
-    let d = discover();
+    let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
     announce("gilgate packaging (install.sh, CMake config, pkg-config, C++ guards)", &d);
     let mut tally = Tally::default();
     for p in &d.found {
