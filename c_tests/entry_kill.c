@@ -26,7 +26,17 @@ static int g_mode;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int warmed, go;
-static int entry_status = -1, errno_after = -1;
+static volatile int entry_status = -1, errno_after = -1;
+static volatile int entry_done;
+
+/* _ek.done(): whether the worker's measured entry has returned (the __del__ below waits for it). */
+static PyObject *ek_done(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    return PyBool_FromLong(__atomic_load_n(&entry_done, __ATOMIC_ACQUIRE));
+}
+static PyMethodDef ek_methods[] = {{"done", ek_done, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef ek_module = {PyModuleDef_HEAD_INIT, "_ek", NULL, -1, ek_methods};
+static PyObject *ek_init(void) { return PyModule_Create(&ek_module); }
 
 static void wait_for(int *flag) {
     pthread_mutex_lock(&mu);
@@ -71,6 +81,7 @@ static void *worker(void *arg) {
         entry_status = GILGATE_OK;
     }
     errno_after = errno;
+    __atomic_store_n(&entry_done, 1, __ATOMIC_RELEASE);
     if (entry_status == GILGATE_OK) { /* not expected: hand the GIL back so the test can end */
         if (g_mode == API_RESTORE) gilgate_save_thread();
         else if (g_mode == API_ENSURE) gilgate_gilstate_release(st);
@@ -84,6 +95,7 @@ int main(int argc, char **argv) {
     g_mode = !strcmp(argv[1], "api-restore") ? API_RESTORE : !strcmp(argv[1], "api-ensure") ? API_ENSURE
            : !strcmp(argv[1], "dropin") ? DROPIN : -1;
     if (g_mode < 0) { fprintf(stderr, "bad mode\n"); return 2; }
+    PyImport_AppendInittab("_ek", ek_init);
     Py_InitializeEx(0);
     PyThreadState *ts = g_mode == API_RESTORE ? PyThreadState_New(PyInterpreterState_Main()) : NULL;
     pthread_t th;
@@ -92,19 +104,35 @@ int main(int argc, char **argv) {
      * CPython's finalizing flag hands it over; then a __del__ run when modules are cleared (after
      * the flag) sleeps with the GIL released, and the worker takes it inside its entry and meets
      * the kill (3.9-3.13) or park (3.14+). Without that window a fast finalization can end before
-     * the worker looks, and on 3.10/3.11 it then takes the GIL of a finalized runtime. */
-    PyRun_SimpleString("import sys, time\n"
+     * the worker looks, and on 3.10/3.11 it then takes the GIL of a finalized runtime. Nothing
+     * here depends on timing: the main thread finalizes only once the worker is inside its entry
+     * (gilgate_stats: one more open region), and the __del__ gives the GIL up until the worker's entry
+     * has returned (at most 30 s). */
+    PyRun_SimpleString("import sys, time, _ek\n"
                        "sys.setswitchinterval(1000.0)\n"
                        "class Busy:\n"
-                       "    def __del__(self):\n"
-                       "        time.sleep(0.1)\n"
+                       "    def __del__(self, done=_ek.done, sleep=time.sleep):\n"
+                       "        for _ in range(600):\n"
+                       "            sleep(0.05)\n"
+                       "            if done():\n"
+                       "                break\n"
                        "busy = Busy()\n");
     PyThreadState *main_ts = PyEval_SaveThread();
     pthread_create(&th, NULL, worker, ts);
     wait_for(&warmed);
     PyEval_RestoreThread(main_ts);
+    gilgate_stats before;
+    uint64_t base = gilgate_stats(&before) == GILGATE_OK ? before.open_regions : 0; /* our own */
     set(&go);
-    struct timespec d = {0, 200 * 1000 * 1000}; /* the worker is now waiting for the GIL */
+    /* Wait (GIL held, so the worker cannot get past CPython's GIL wait) until the worker is inside
+     * its entry: its region is open. The worker only needs the GIL once it is in there. */
+    for (int i = 0; i < 30000; i++) {
+        gilgate_stats s;
+        if (gilgate_stats(&s) == GILGATE_OK && s.open_regions > base) break;
+        struct timespec d = {0, 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
+    struct timespec d = {0, 20 * 1000 * 1000}; /* from the region's opening into take_gil's wait */
     nanosleep(&d, NULL);
     int fin = Py_FinalizeEx();
     pthread_join(th, NULL);

@@ -99,13 +99,9 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
 lib=$target_dir/release/libgilgate.so
 [ -f "$lib" ] || die "$lib not found (run 'cargo build --release' first, or unset GILGATE_SKIP_CARGO)"
-<<<<<<< HEAD
 check=$target_dir/release/gilgate-check
 [ -f "$root/tools/gilgate-run" ] || die "$root/tools/gilgate-run not found"
-for h in gilgate.h gilgate.hpp; do
-=======
 for h in gilgate.h gilgate.hpp gilgate.pxd; do
->>>>>>> issue14
     [ -f "$root/include/$h" ] || die "$root/include/$h not found"
 done
 for t in gilgateConfig.cmake.in gilgateConfigVersion.cmake.in gilgate.pc.in; do
