@@ -121,13 +121,13 @@ int main(int argc, char **argv) {
     pthread_create(&th, NULL, worker, ts);
     wait_for(&warmed);
     PyEval_RestoreThread(main_ts);
-    gilgate_stats before;
+    struct gilgate_stats before;
     uint64_t base = gilgate_stats(&before) == GILGATE_OK ? before.open_regions : 0; /* our own */
     set(&go);
     /* Wait (GIL held, so the worker cannot get past CPython's GIL wait) until the worker is inside
      * its entry: its region is open. The worker only needs the GIL once it is in there. */
     for (int i = 0; i < 30000; i++) {
-        gilgate_stats s;
+        struct gilgate_stats s;
         if (gilgate_stats(&s) == GILGATE_OK && s.open_regions > base) break;
         struct timespec d = {0, 1000 * 1000};
         nanosleep(&d, NULL);
