@@ -733,3 +733,35 @@ mod tests {
         assert_eq!(leaked_count("leaked=n/a"), None);
     }
 }
+
+/// Where the real-client builds are cached: `$GILGATE_CACHE/clients` (default
+/// `~/.cache/gilgate/clients`), keyed by `content_hash` of what goes into them.
+pub fn clients_cache() -> PathBuf {
+    std::env::var_os("GILGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
+        .join("clients")
+}
+
+/// FNV-1a of the parts (each followed by a 0 byte), as 16 hex digits: a build's cache key.
+pub fn content_hash(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in parts {
+        for b in p.iter().chain(b"\x00") {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Run a build command: its trimmed stdout, or an error with the last `tail` lines of its output.
+pub fn command_output(cmd: &mut Command, tail: usize) -> Result<String, String> {
+    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !o.status.success() {
+        let s = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+        let t: Vec<&str> = s.lines().rev().take(tail).collect();
+        return Err(format!("{cmd:?} failed ({}):\n{}", o.status, t.into_iter().rev().collect::<Vec<_>>().join("\n")));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}

@@ -31,50 +31,32 @@ const EMBED_VARIANTS: &[&str] = &["polite", "rude"];
 /// pybind11 only: threads that stay alive idle in C after their last gil_scoped_acquire.
 const PYB_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "polite-idle", "rude"];
 
-fn clients_src() -> PathBuf {
-    repo_root().join("clients")
+/// A build's cache key: the recipe version, then the parts.
+fn fnv(parts: &[&[u8]]) -> String {
+    let mut all: Vec<&[u8]> = vec![RECIPE.as_bytes()];
+    all.extend_from_slice(parts);
+    content_hash(&all)
 }
 
-fn cache_root() -> PathBuf {
-    std::env::var_os("GILGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
-        .join("clients")
+/// A build step's output (the last 12 lines of it on failure).
+fn out(cmd: &mut Command) -> Result<String, String> {
+    command_output(cmd, 12)
+}
+
+fn clients_src() -> PathBuf {
+    repo_root().join("clients")
 }
 
 /// Builds are keyed by a hash of their sources and recipe, so they live in the cache too: a
 /// fresh clone (CI) reuses them instead of rebuilding PyO3 and nanobind per CPython.
 fn build_root() -> PathBuf {
-    cache_root().join("build")
+    clients_cache().join("build")
 }
 
 /// Bump when a build recipe (compiler flags, steps) below changes: part of every build hash.
 const RECIPE: &str = "clients-recipe-4";
 
 /// FNV-1a 64: a stable content hash for the build cache.
-fn fnv(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in std::iter::once(&RECIPE.as_bytes()).chain(parts.iter()) {
-        for b in p.iter().chain(b"\x00") {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-fn out(cmd: &mut Command) -> Result<String, String> {
-    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !o.status.success() {
-        let mut s = String::from_utf8_lossy(&o.stderr).to_string();
-        s.push_str(&String::from_utf8_lossy(&o.stdout));
-        let tail: Vec<&str> = s.lines().rev().take(12).collect();
-        return Err(format!("{:?} failed ({}):\n{}", cmd.get_program(), o.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
 /// `python ARGS`, run the way this CPython runs (Debian trees through their loader).
 fn py_command(p: &Python) -> Command {
     let mut c = Command::new(&p.python_cmd[0]);
@@ -115,7 +97,7 @@ fn pip_python(found: &[Python]) -> Option<Vec<String>> {
 /// Install `spec` (one requirement, first that works of `specs`) for CPython `p` into
 /// cache/<python>/<key>, once. Returns (dir, "name-version") or why it is absent.
 fn install(p: &Python, pip: &[String], key: &str, specs: &[&str]) -> Result<(PathBuf, String), String> {
-    let dir = cache_root().join(&p.name).join(key);
+    let dir = clients_cache().join(&p.name).join(key);
     let stamp = dir.join(".gg-installed");
     if let Ok(v) = std::fs::read_to_string(&stamp) {
         return Ok((dir, v.trim().to_string()));

@@ -16,32 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn cache_root() -> PathBuf {
-    std::env::var_os("GILGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
-        .join("clients")
-}
-
-fn fnv(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.iter().chain(b"\x00") {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
+/// A build step's output (the last 12 lines of it on failure).
 fn out(cmd: &mut Command) -> Result<String, String> {
-    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !o.status.success() {
-        let s = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
-        let tail: Vec<&str> = s.lines().rev().take(12).collect();
-        return Err(format!("{:?} failed ({}):\n{}", cmd.get_program(), o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    command_output(cmd, 12)
 }
 
 fn py_command(p: &Python) -> Command {
@@ -68,7 +45,7 @@ fn pip_python() -> Option<String> {
 
 /// Cython >= 3.2 for `p`, in the same place (and with the same stamp) as the real-client suite.
 fn cython_for(p: &Python, pip: &str) -> Result<PathBuf, String> {
-    let dir = cache_root().join(&p.name).join("cython");
+    let dir = clients_cache().join(&p.name).join("cython");
     if dir.join(".gg-installed").exists() {
         return Ok(dir);
     }
@@ -98,7 +75,7 @@ fn cython_for(p: &Python, pip: &str) -> Result<PathBuf, String> {
 /// libgilgate.so and its soname link, pointing at the library under test, in a directory the
 /// modules carry as their rpath.
 fn gilgate_lib_dir() -> PathBuf {
-    let dir = cache_root().join("build/gilgate-lib");
+    let dir = clients_cache().join("build/gilgate-lib");
     std::fs::create_dir_all(&dir).unwrap();
     for name in ["libgilgate.so", "libgilgate.so.0"] {
         let link = dir.join(name);
@@ -117,9 +94,9 @@ fn build(p: &Python, cy: &Path, libdir: &Path) -> Result<PathBuf, String> {
     let ext = out(py_command(p).args(["-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"]))?;
     let ver = std::fs::read_to_string(cy.join(".gg-installed")).unwrap_or_default();
     let read = |f: &Path| std::fs::read(f).unwrap_or_default();
-    let h = fnv(&[&read(&pyx), &read(&inc.join("gilgate.pxd")), &read(&inc.join("gilgate.h")),
+    let h = content_hash(&[&read(&pyx), &read(&inc.join("gilgate.pxd")), &read(&inc.join("gilgate.h")),
         p.cflags.join(" ").as_bytes(), ver.as_bytes(), ext.as_bytes(), libdir.display().to_string().as_bytes()]);
-    let dir = cache_root().join("build").join(&p.name).join(format!("cython-gilgate-{h}"));
+    let dir = clients_cache().join("build").join(&p.name).join(format!("cython-gilgate-{h}"));
     let so = dir.join(format!("gg_cy_gilgate{ext}"));
     if dir.join(".gg-built").exists() {
         return Ok(dir);

@@ -18,37 +18,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn cache_root() -> PathBuf {
-    std::env::var_os("GILGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
-        .join("clients")
-}
-
-fn fnv(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.iter().chain(b"\x00") {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-fn out(cmd: &mut Command) -> Result<String, String> {
-    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !o.status.success() {
-        let s = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
-        let tail: Vec<&str> = s.lines().rev().take(15).collect();
-        return Err(format!("{cmd:?} failed ({}):\n{}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
 /// pybind11 / nanobind wheel for `p`, where the real-client suite keeps it (same stamp).
+/// A build step's output (the last 15 lines of it on failure).
+fn out(cmd: &mut Command) -> Result<String, String> {
+    command_output(cmd, 15)
+}
+
 fn wheel(p: &Python, key: &str, spec: &str) -> Result<PathBuf, String> {
-    let dir = cache_root().join(&p.name).join(key);
+    let dir = clients_cache().join(&p.name).join(key);
     if dir.join(".gg-installed").exists() {
         return Ok(dir);
     }
@@ -132,8 +109,8 @@ fn main() {
         let mut parts: Vec<&[u8]> = common.iter().map(|v| v.as_slice()).collect();
         let (a, b) = (read(&cpp), read(&src.join("CMakeLists.txt")));
         parts.extend([a.as_slice(), b.as_slice(), ver.as_bytes()]);
-        let h = fnv(&parts);
-        let bdir = cache_root().join("build").join(&p.name).join(format!("recipe-{lib_key}-{h}"));
+        let h = content_hash(&parts);
+        let bdir = clients_cache().join("build").join(&p.name).join(format!("recipe-{lib_key}-{h}"));
         // CMake: find_package(gilgate CONFIG) against the installed prefix.
         let cm = (|| -> Result<PathBuf, String> {
             let b = bdir.join("cmake");

@@ -29,10 +29,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn build_root() -> PathBuf {
-    std::env::var_os("GILGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
-        .join("clients/build")
+    clients_cache().join("build")
 }
 
 /// Build clients/pyo3-host against `p`'s shared libpython; the executable's path.
@@ -147,21 +144,7 @@ fn main() {
             tally.case(&name, ok, &format!("{} (constructor said interposing: {interposing}) stdout: {} stderr: {}",
                 r.outcome, r.stdout.trim(), stderr_tail(r, 6)));
         } else {
-            let e = &mut nodrain[*i];
-            e.0 += 1;
-            // gilgate's own account (GILGATE_VERBOSE=1) of each kill or park it caught inside an
-            // entry and turned into GILGATE_ERR_FINALIZING: counted in every run, also in those
-            // that CPython later ended itself (the drain that would prevent that is off).
-            e.2 += r.stderr.lines().filter(|l| (l.contains("CPython tried to kill") || l.contains("CPython tried to park"))
-                && l.contains("returned GILGATE_ERR_FINALIZING")).count() as u64;
-            if matches!(r.outcome, Outcome::Clean(_)) {
-                e.1 += 1;
-            } else {
-                let why = r.stderr.lines().find(|l| l.starts_with("Fatal Python error"))
-                    .map(|l| format!(" ({l})"))
-                    .unwrap_or_else(|| if r.stderr.contains("policy abort") { " (gilgate policy abort)".into() } else { String::new() });
-                e.3.push(format!("{}{why}", r.outcome));
-            }
+            account_nodrain(&mut nodrain[*i], r, "");
         }
     }
     // Interception must be seen once per CPython; with the drain off, whether a kill or park lands
@@ -176,15 +159,7 @@ fn main() {
             let mut c = p.command(exe);
             c.args(["4", &us.to_string(), "nopy"]).env("GILGATE_VERBOSE", "1").env("GILGATE_DRAIN_TIMEOUT_MS", "0");
             let r = run(c, Duration::from_secs(60));
-            let e = &mut nodrain[i];
-            e.0 += 1;
-            e.2 += r.stderr.lines().filter(|l| (l.contains("CPython tried to kill") || l.contains("CPython tried to park"))
-                && l.contains("returned GILGATE_ERR_FINALIZING")).count() as u64;
-            if matches!(r.outcome, Outcome::Clean(_)) {
-                e.1 += 1;
-            } else {
-                e.3.push(format!("{} (extra run)", r.outcome));
-            }
+            account_nodrain(&mut nodrain[i], &r, " (extra run)");
             k += 1;
         }
     }
@@ -208,4 +183,22 @@ fn main() {
         println!("  ABSENT CPython: {a}");
     }
     tally.finish(t0);
+}
+
+/// One drain-off run into (runs, clean, kills/parks caught, other outcomes). The catches are
+/// gilgate's own account (GILGATE_VERBOSE=1) of each kill or park it caught inside an entry and
+/// turned into GILGATE_ERR_FINALIZING: counted in every run, also in those that CPython later
+/// ended itself (the drain that would prevent that is off).
+fn account_nodrain(e: &mut (u32, u32, u64, Vec<String>), r: &RunResult, note: &str) {
+    e.0 += 1;
+    e.2 += r.stderr.lines().filter(|l| (l.contains("CPython tried to kill") || l.contains("CPython tried to park"))
+        && l.contains("returned GILGATE_ERR_FINALIZING")).count() as u64;
+    if matches!(r.outcome, Outcome::Clean(_)) {
+        e.1 += 1;
+    } else {
+        let why = r.stderr.lines().find(|l| l.starts_with("Fatal Python error"))
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_else(|| if r.stderr.contains("policy abort") { " (gilgate policy abort)".into() } else { String::new() });
+        e.3.push(format!("{}{why}{note}", r.outcome));
+    }
 }
