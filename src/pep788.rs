@@ -111,7 +111,7 @@ pub(crate) fn describe(api: Option<&Api>) -> &'static str {
         None => "",
         Some(a) if a.pep788.is_none() => "; gilstate path: PyGILState_Ensure (no PEP 788 in this CPython)",
         Some(a) if active(a).is_none() => "; gilstate path: PyGILState_Ensure (PEP 788 available, disabled by GILGATE_PEP788=0)",
-        Some(_) => "; gilstate path: PEP 788 (PyInterpreterGuard_FromView + PyThreadState_Ensure)",
+        Some(_) => "; gilstate path: PEP 788 (one interpreter guard per runtime generation, held until the drain; PyGILState_Ensure under it)",
     }
 }
 
