@@ -4,6 +4,8 @@
 #   benches/instructions.sh [python-prefix | debian:3.X ...]
 #   (default: every pyenv CPython >= 3.8, then Debian unstable's 3.14 and 3.15 if fetched)
 set -euo pipefail
+# The raw variants look libpython's functions up on its handle: gilgate must not rewrite them.
+export GILGATE_DLSYM=0
 cd "$(dirname "$0")/.."
 cargo build --release -p gilgate >&2
 lib=$PWD/target/bench/lib; mkdir -p "$lib" target/bench/ir

@@ -8,6 +8,8 @@
 #
 # Raw per-version outputs are kept in target/bench/<cpython>/ (pair.txt, workload.txt, drain.txt).
 set -euo pipefail
+# The raw variants look libpython's functions up on its handle: gilgate must not rewrite them.
+export GILGATE_DLSYM=0
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 OUT=$ROOT/target/bench

@@ -39,7 +39,10 @@ static const char *owner(void *p) {
 static int from(void *p, const char *lib) { return p && strstr(owner(p), lib) != NULL; }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s LIBPYTHON gilgate|raw\n", argv[0]); return 64; }
+    if (argc != 3) { fprintf(stderr, "usage: %s LIBPYTHON gilgate|nodlsym|raw\n", argv[0]); return 64; }
+    /* nodlsym: gilgate loaded with GILGATE_DLSYM=0: handle lookups are libpython's, the rest as
+     * with gilgate. */
+    int loaded = strcmp(argv[2], "raw") != 0;
     int gated = strcmp(argv[2], "gilgate") == 0;
     const char *mine = gated ? "libgilgate" : "libpython";
 
@@ -74,10 +77,10 @@ int main(int argc, char **argv) {
     check(from(dlsym(h, "malloc"), "libc"), "dlsym(libpython, malloc) is libc's (its dependency)");
     /* RTLD_DEFAULT cannot see an RTLD_LOCAL libpython; the preloaded gilgate's exports, yes. */
     void *def = dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
-    check(gated ? from(def, "libgilgate") : def == NULL, gated ? "dlsym(RTLD_DEFAULT, PyGILState_Ensure) is gilgate's"
-                                                                : "dlsym(RTLD_DEFAULT, PyGILState_Ensure) is NULL");
-    check(gated ? from(dlsym(RTLD_DEFAULT, "dlsym"), "libgilgate") : from(dlsym(RTLD_DEFAULT, "dlsym"), "libc"),
-          gated ? "dlsym resolves to gilgate's interposer" : "dlsym resolves to libc's");
+    check(loaded ? from(def, "libgilgate") : def == NULL, loaded ? "dlsym(RTLD_DEFAULT, PyGILState_Ensure) is gilgate's"
+                                                                  : "dlsym(RTLD_DEFAULT, PyGILState_Ensure) is NULL");
+    check(loaded ? from(dlsym(RTLD_DEFAULT, "dlsym"), "libgilgate") : from(dlsym(RTLD_DEFAULT, "dlsym"), "libc"),
+          loaded ? "dlsym resolves to gilgate's interposer" : "dlsym resolves to libc's");
     printf("RESULT checks=%d failures=%d\n", checks, failures);
     return failures ? 1 : 0;
 }

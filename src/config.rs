@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 pub(crate) struct Config {
     pub verbose: bool,
     pub show_stats: bool,
+    /// GILGATE_DLSYM=0: leave `dlsym` on a libpython handle alone (dlsym.rs), e.g. for a host
+    /// that measures or wraps libpython's own functions.
+    pub dlsym: bool,
 }
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
@@ -42,6 +45,7 @@ pub(crate) fn parse_bool(var: &str, default: bool) -> bool {
         "GILGATE_VERBOSE" => &b"GILGATE_VERBOSE\0"[..],
         "GILGATE_SHOW_STATS" => &b"GILGATE_SHOW_STATS\0"[..],
         "GILGATE_PEP788" => &b"GILGATE_PEP788\0"[..],
+        "GILGATE_DLSYM" => &b"GILGATE_DLSYM\0"[..],
         _ => return default,
     };
     match getenv(name) {
@@ -66,6 +70,7 @@ pub(crate) fn get() -> &'static Config {
     CONFIG.get_or_init(|| Config {
         verbose: parse_bool("GILGATE_VERBOSE", false),
         show_stats: parse_bool("GILGATE_SHOW_STATS", false),
+        dlsym: parse_bool("GILGATE_DLSYM", true),
     })
 }
 

@@ -215,7 +215,7 @@ fn filter(handle: *mut c_void, name: *const c_char, ra: usize, real: impl FnOnce
 #[cold]
 #[inline(never)]
 fn replace(i: usize, ours: usize, p: *mut c_void) -> *mut c_void {
-    if p.is_null() || p as usize == ours {
+    if p.is_null() || p as usize == ours || !crate::config::get().dlsym {
         return p;
     }
     if !crate::origin::in_cpython(p as usize) && crate::cpython::api_if_resolved().is_none() {

@@ -231,7 +231,8 @@ fn main() {
     // ---- 5. per CPython: the probe raw and under gilgate-run; the dlopen host ----------------
     #[derive(Clone)]
     enum Job {
-        Probe { py: usize, gated: bool },
+        /// `nodlsym`: under gilgate-run with GILGATE_DLSYM=0: handle lookups are libpython's.
+        Probe { py: usize, gated: bool, nodlsym: bool },
         Host { py: usize, global: bool, polite: bool, gated: bool, k: u64 },
     }
     let pys = d.found.clone();
@@ -242,8 +243,9 @@ fn main() {
             continue;
         }
         if b.is_ok() {
-            jobs.push(Job::Probe { py: i, gated: false });
-            jobs.push(Job::Probe { py: i, gated: true });
+            jobs.push(Job::Probe { py: i, gated: false, nodlsym: false });
+            jobs.push(Job::Probe { py: i, gated: true, nodlsym: false });
+            jobs.push(Job::Probe { py: i, gated: true, nodlsym: true });
         }
         if hb.is_ok() {
             for global in [true, false] {
@@ -258,10 +260,14 @@ fn main() {
     let (pys_r, probe_r, host_r) = (pys.clone(), probe.clone(), host.clone());
     let results = parallel(jobs, concurrency(), move |job| {
         let r = match &job {
-            Job::Probe { py, gated } => {
+            Job::Probe { py, gated, nodlsym } => {
                 let p = &pys_r[*py];
-                let args = vec![s(&libpython(p).unwrap()), if *gated { "gilgate".into() } else { "raw".into() }];
-                let c = if *gated { under_launcher(p, &[], &probe_r, &args) } else { raw_cmd(p, &probe_r, &args) };
+                let expect = match (*gated, *nodlsym) { (false, _) => "raw", (true, false) => "gilgate", (true, true) => "nodlsym" };
+                let args = vec![s(&libpython(p).unwrap()), expect.into()];
+                let mut c = if *gated { under_launcher(p, &[], &probe_r, &args) } else { raw_cmd(p, &probe_r, &args) };
+                if *nodlsym {
+                    c.env("GILGATE_DLSYM", "0");
+                }
                 run(c, Duration::from_secs(20))
             }
             Job::Host { py, global, polite, gated, .. } => {
@@ -281,9 +287,14 @@ fn main() {
     let mut rows: Vec<(u32, [u32; 3], String)> = vec![(0, [0; 3], String::new()); pys.len()];
     for (job, r) in &results {
         match job {
-            Job::Probe { py, gated } => {
+            Job::Probe { py, gated, nodlsym } => {
                 let fails: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-                tally.case(&format!("{} dlsym_probe {}", pys[*py].name, if *gated { "under gilgate-run" } else { "raw" }),
+                let how = match (*gated, *nodlsym) {
+                    (false, _) => "raw",
+                    (true, false) => "under gilgate-run",
+                    (true, true) => "under gilgate-run with GILGATE_DLSYM=0 (handle lookups libpython's)",
+                };
+                tally.case(&format!("{} dlsym_probe {how}", pys[*py].name),
                     code(&r.outcome) == Some(0) && r.stdout.contains("failures=0"),
                     &format!("{} {:?} stderr: {}", r.outcome, fails, stderr_tail(r, 3)));
             }
