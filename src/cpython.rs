@@ -121,8 +121,9 @@ fn publish(api: &Api) {
     fastpath::publish_py(fastpath::PY_SAVE, p(api.PyEval_SaveThread as usize));
     fastpath::publish_py(fastpath::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
     fastpath::publish_py(fastpath::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
-    // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release must reach their
-    // Rust bodies: no C fast path for the API's gilstate pair (the drop-in pair keeps its own).
+    // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release reach their Rust
+    // bodies (per-call guards) until pep788::hold_generation publishes the C fast path under the
+    // generation guard (the drop-in pair keeps its own).
     let gil = |f: usize| if api.pep788_active().is_none() { p(f) } else { std::ptr::null_mut() };
     fastpath::publish_py(fastpath::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
     fastpath::publish_py(fastpath::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));

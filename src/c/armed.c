@@ -425,7 +425,7 @@ GG_API void gg_api_release_thread(void *ts) {
 
 GG_API void gg_api_gilstate_release(int st) {
     struct slot *sl = gg_slot;
-    void (*f)(int) = (void (*)(int))gg_py(GG_PY_API_GILSTATE_RELEASE); /* NULL on PEP 788's path */
+    void (*f)(int) = (void (*)(int))gg_py(GG_PY_API_GILSTATE_RELEASE); /* NULL on PEP 788's path without the generation guard */
     if (__builtin_expect(!f || !gg_release_fast(sl, GG_KIND_API_GILSTATE), 0)) {
         gg_rust.gilstate_release(st);
         return;
