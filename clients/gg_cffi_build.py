@@ -8,6 +8,8 @@ C pthreads call the `extern "Python"` callback gg_cb(kind):
   kind 1 ("b" threads): the Python side calls lib.gg_foreign(), a C function called with the
          GIL released by cffi, which calls gg_cb(2) nested (a callback during a foreign call).
 gg_stop() joins, called from Python with the GIL released by cffi.
+gg_block(ms): blocks ms (nanosleep); cffi releases the GIL around the call (variant daemon:
+Python daemon threads call it in a loop while the main thread returns).
 """
 import sys
 import cffi
@@ -21,9 +23,11 @@ void gg_foreign(void);
 int gg_started(void);
 int gg_finished(void);
 long gg_calls(void);
+void gg_block(int ms);
 """)
 ffi.set_source("_gg_cffi", r"""
 #include <pthread.h>
+#include <time.h>
 static void gg_cb(int);  /* defined by cffi below */
 static int gg_stop_flag, gg_started_n, gg_finished_n;
 static long gg_calls_n;
@@ -57,6 +61,10 @@ static void gg_foreign(void) { gg_cb(2); }
 static int gg_started(void) { return __atomic_load_n(&gg_started_n, __ATOMIC_RELAXED); }
 static int gg_finished(void) { return __atomic_load_n(&gg_finished_n, __ATOMIC_RELAXED); }
 static long gg_calls(void) { return __atomic_load_n(&gg_calls_n, __ATOMIC_RELAXED); }
+static void gg_block(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 """)
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
  * gg_start(n, cb): n "a" pthreads call cb(0) in a loop (a ctypes callback from a foreign
  * thread: PyGILState_Ensure/Release); n "b" pthreads call cb(1), whose Python side calls
  * gg_foreign(2) through ctypes (GIL released around the foreign call), which calls cb(2)
- * nested. gg_stop() joins (ctypes releases the GIL around it). */
+ * nested. gg_stop() joins (ctypes releases the GIL around it).
+ * gg_block(ms): blocks ms (nanosleep); ctypes (CDLL) releases the GIL around the call (variant
+ * daemon: Python daemon threads call it in a loop while the main thread returns). */
 #include <pthread.h>
+#include <time.h>
 
 typedef void (*gg_cb_t)(int);
 static gg_cb_t gg_cb;
@@ -41,3 +44,7 @@ void gg_foreign(int kind) { gg_cb(kind); }
 int gg_started(void) { return __atomic_load_n(&gg_started_n, __ATOMIC_RELAXED); }
 int gg_finished(void) { return __atomic_load_n(&gg_finished_n, __ATOMIC_RELAXED); }
 long gg_calls(void) { return __atomic_load_n(&gg_calls_n, __ATOMIC_RELAXED); }
+void gg_block(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}

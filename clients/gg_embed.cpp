@@ -5,7 +5,8 @@
 //   then
 //   polite: stops and joins them (GIL released), then py::finalize_interpreter();
 //   rude:   py::finalize_interpreter() while they still call in; joining after finalization is
-//           impossible, so the threads are left running and the process ends with _exit(0).
+//           impossible, so the threads are left running and the process ends with _exit(0) after
+//           the final marker line `RESULT ... done`.
 #include <pybind11/embed.h>
 
 #include <atomic>
@@ -96,9 +97,11 @@ def cb():
     }
     long calls = g_calls.load();
     if (rude) {
-        std::printf("RESULT client=embed variant=rude started=%d calls=%ld\n", g_started.load(), calls);
+        std::printf("START client=embed variant=rude started=%d calls=%ld\n", g_started.load(), calls);
         std::fflush(stdout);
         py::finalize_interpreter();
+        // The final marker line, from the main thread once finalization returned.
+        std::printf("RESULT client=embed variant=rude started=%d calls=%ld done\n", g_started.load(), calls);
         std::fflush(stdout);
         _exit(calls > 0 ? 0 : 3);
     }

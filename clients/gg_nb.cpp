@@ -11,9 +11,17 @@
 // stop(): sets the flag, joins every thread with the GIL released (nb::gil_scoped_release).
 // counts(): (started, finished, calls); a worker increments `finished` only on a clean exit
 //   from its loop, so started != finished after stop() means a thread vanished.
+// Called from Python's own daemon threads (variants daemon, daemon-cb: threading.Thread(daemon=True)
+// calling these in a loop while the main thread returns):
+//   blocking(ms): nb::gil_scoped_release around ms of blocking work (a sleep): PyEval_SaveThread
+//           ... PyEval_RestoreThread in the destructor.
+//   blocking_cb(ms, cb): inside an nb::gil_scoped_release, half the sleep, then an
+//           nb::gil_scoped_acquire (nanobind 2.x: PyGILState_Ensure on the thread's own state)
+//           calling the Python callback cb, then the other half.
 #include <nanobind/nanobind.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -82,4 +90,17 @@ NB_MODULE(gg_nb, m) {
         g_threads->clear();
     });
     m.def("counts", []() { return nb::make_tuple(g_started.load(), g_finished.load(), g_calls.load()); });
+    m.def("blocking", [](int ms) {
+        nb::gil_scoped_release rel;
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    });
+    m.def("blocking_cb", [](int ms, nb::object cb) {
+        nb::gil_scoped_release rel;
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms / 2));
+        {
+            nb::gil_scoped_acquire acq;
+            cb();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms - ms / 2));
+    });
 }

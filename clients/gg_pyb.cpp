@@ -11,9 +11,19 @@
 // stop(): sets the flag, joins every thread with the GIL released (py::gil_scoped_release).
 // counts(): (started, finished) workers; a worker increments `finished` only on a clean exit
 //   from its loop, so started != finished after stop() means a thread vanished.
+// Called from Python's own daemon threads (variants daemon, daemon-cb: threading.Thread(daemon=True)
+// calling these in a loop while the main thread returns):
+//   blocking(ms): py::gil_scoped_release around ms of blocking work (a sleep):
+//           PyEval_SaveThread in the constructor, PyEval_RestoreThread in the destructor, which
+//           CPython 3.8-3.13 end with pthread_exit when finalizing (a forced unwind through an
+//           implicitly noexcept destructor: std::terminate).
+//   blocking_cb(ms, cb): inside a py::gil_scoped_release, half the sleep, then a
+//           py::gil_scoped_acquire (the thread's own state: PyEval_AcquireThread) calling the
+//           Python callback cb, then the other half.
 #include <pybind11/pybind11.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -103,4 +113,17 @@ PYBIND11_MODULE(gg_pyb, m) {
         g_threads->clear();
     });
     m.def("counts", []() { return py::make_tuple(g_started.load(), g_finished.load(), g_calls.load()); });
+    m.def("blocking", [](int ms) {
+        py::gil_scoped_release rel;
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    });
+    m.def("blocking_cb", [](int ms, py::object cb) {
+        py::gil_scoped_release rel;
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms / 2));
+        {
+            py::gil_scoped_acquire acq;
+            cb();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms - ms / 2));
+    });
 }

@@ -1,9 +1,12 @@
 //! Real-client conformance suite: real programs built with the real client libraries (pybind11
-//! extension module and embedding host, nanobind, PyO3, Cython, cffi, ctypes), on every CPython
-//! on the machine, each run raw and with `LD_PRELOAD=libgilgate.so`, classified. See
-//! clients/README.md. On a CPython whose `python` executable is statically linked (Debian's),
-//! the Python-hosted programs run through c_tests/pymain.c linked against that CPython's shared
-//! libpython, both raw and under gilgate, so that the preload covers the extension's calls.
+//! extension module and embedding host, nanobind, PyO3, Cython, cffi, ctypes, a plain C
+//! extension, pyqwest from PyPI), on every CPython on the machine, each run raw and with
+//! `LD_PRELOAD=libgilgate.so`, classified. See clients/README.md. On a CPython whose `python`
+//! executable is statically linked (Debian's), the Python-hosted programs run through
+//! c_tests/pymain.c linked against that CPython's shared libpython, both raw and under gilgate,
+//! so that the preload covers the extension's calls; the rude and daemon programs run there a
+//! second time on the static `python` itself (column suffix `s`), where gilgate reaches only the
+//! kill (pthread_exit).
 //!
 //! Env:
 //!   GILGATE_CLIENT_RUNS (default 2)      runs per (CPython, client, variant, raw|gilgate) cell
@@ -15,9 +18,12 @@
 //!                                        (default: newest pyenv python with pip)
 //!
 //! Asserted, gilgate runs only: polite variants end clean with the stats line showing
-//! drain_timeouts=0, open_regions=0 and gated_entries>0; rude variants end clean or in gilgate's
-//! diagnosed abort. Raw runs are recorded, not asserted,
-//! except that polite raw runs must be clean (else the program itself is wrong).
+//! drain_timeouts=0, open_regions=0 and gated_entries>0; rude and daemon variants (native threads
+//! never stopped, or Python daemon threads inside the client library at exit) exit 0 with the
+//! program's full output (its START line and its final `RESULT ... done` marker line) and nothing
+//! from gilgate on stderr (GILGATE_VERBOSE and GILGATE_SHOW_STATS unset), static pythons run
+//! directly included. Raw runs are recorded, not asserted, except that polite raw runs must be
+//! clean (else the program itself is wrong).
 
 use gilgate_harness::*;
 use std::collections::BTreeMap;
@@ -25,11 +31,37 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PY_CLIENTS: &[&str] = &["pybind11", "nanobind", "pyo3", "cython", "cffi", "ctypes"];
-const PY_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "rude"];
+const PY_CLIENTS: &[&str] = &["pybind11", "nanobind", "pyo3", "cython", "cffi", "ctypes", "capi", "pyqwest"];
+/// The native-thread clients: polite, rude (never stopped), rude-forever (never stopped, inside a
+/// Python callback that never returns) and daemon (Python daemon threads in a blocking call).
+const PY_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "rude", "rude-forever", "daemon"];
 const EMBED_VARIANTS: &[&str] = &["polite", "rude"];
-/// pybind11 only: threads that stay alive idle in C after their last gil_scoped_acquire.
-const PYB_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "polite-idle", "rude"];
+/// pybind11: also threads that stay alive idle in C after their last gil_scoped_acquire, and
+/// daemon threads calling back into Python inside a gil_scoped_release (daemon-cb).
+const PYB_VARIANTS: &[&str] =
+    &["polite-join", "polite-atexit-before", "polite-atexit-after", "polite-idle", "rude", "rude-forever", "daemon", "daemon-cb"];
+/// nanobind and PyO3: daemon-cb too (nb::gil_scoped_acquire / Python::attach inside the release).
+const CB_VARIANTS: &[&str] = &["polite-join", "polite-atexit-before", "polite-atexit-after", "rude", "rude-forever", "daemon", "daemon-cb"];
+/// The plain C extension and pyqwest: Python daemon threads only (they start no threads).
+const DAEMON_ONLY: &[&str] = &["daemon"];
+
+fn variants_of(client: &str) -> &'static [&'static str] {
+    match client {
+        "pybind11" => PYB_VARIANTS,
+        "nanobind" | "pyo3" => CB_VARIANTS,
+        "capi" | "pyqwest" => DAEMON_ONLY,
+        "embed" => EMBED_VARIANTS,
+        _ => PY_VARIANTS,
+    }
+}
+
+/// Rude and daemon programs: under gilgate they must exit 0 with their full output.
+fn unstoppable(variant: &str) -> bool {
+    variant.starts_with("rude") || variant.starts_with("daemon")
+}
+
+/// pyqwest 0.6.0 (PyO3-based HTTP client, PyO3 issue 6084's scenario), from PyPI.
+const PYQWEST: &str = "pyqwest==0.6.0";
 
 /// A build's cache key: the recipe version, then the parts.
 fn fnv(parts: &[&[u8]]) -> String {
@@ -237,8 +269,19 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
             s.absent.insert("ctypes", e.clone());
         }
     }
+    // The plain C extension: CPython's C API only (Py_BEGIN/END_ALLOW_THREADS).
+    let h = fnv(&[&src("gg_capi.c"), cflags.as_bytes(), ext.as_bytes()]);
+    match cached(&p.name, "capi", &h, |d| cc_ext("gcc", &["-Wall", "-Werror"], &clients_src().join("gg_capi.c"), &d.join(format!("gg_capi{ext}")), &[])) {
+        Ok(d) => {
+            s.ready.insert("capi", (d, vec![]));
+            s.versions.insert("capi", format!("C API (CPython {})", p.version));
+        }
+        Err(e) => {
+            s.absent.insert("capi", format!("build failed: {e}"));
+        }
+    }
     let Some(pip) = pip else {
-        for c in ["pybind11", "embed", "nanobind", "pyo3", "cython", "cffi"] {
+        for c in ["pybind11", "embed", "nanobind", "pyo3", "cython", "cffi", "pyqwest"] {
             s.absent.insert(c, "no python with pip found to install the client library".into());
         }
         return s;
@@ -368,11 +411,15 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
     // Cython >= 3.2: cythonize with this CPython's own Cython, compile with its headers.
     match install(p, pip, "cython", &["Cython>=3.2,<4"]) {
         Ok((dir, ver)) => {
-            let h = fnv(&[&src("gg_cy.pyx"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
+            let h = fnv(&[&src("gg_cy.pyx"), &src("gg_cy_daemon.pyx"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
             let built = cached(&p.name, "cython", &h, |d| {
                 let c_file = d.join("gg_cy.c");
                 out(py_command(p).env("PYTHONPATH", &dir).args(["-m", "cython", "-3"]).arg(clients_src().join("gg_cy.pyx")).arg("-o").arg(&c_file))?;
-                cc_ext("gcc", &[], &c_file, &d.join(format!("gg_cy{ext}")), &[])
+                cc_ext("gcc", &[], &c_file, &d.join(format!("gg_cy{ext}")), &[])?;
+                // The daemon variant's module, compiled as C++ (RAII objects around `with nogil`).
+                let cpp_file = d.join("gg_cy_daemon.cpp");
+                out(py_command(p).env("PYTHONPATH", &dir).args(["-m", "cython", "-3", "--cplus"]).arg(clients_src().join("gg_cy_daemon.pyx")).arg("-o").arg(&cpp_file))?;
+                cc_ext("g++", &["-std=c++17"], &cpp_file, &d.join(format!("gg_cy_daemon{ext}")), &[])
             });
             match built {
                 Ok(d) => {
@@ -420,7 +467,67 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
             s.absent.insert("cffi", format!("not installable: {e}"));
         }
     }
+
+    // pyqwest: the wheel from PyPI as published (cp310-abi3, cp312, cp313, cp314), nothing built.
+    // Requires-Python >=3.10: no wheel for 3.8/3.9 (checked 2026-12-06), so absent there.
+    if p.minor() < (3, 10) {
+        s.absent.insert("pyqwest", format!("{PYQWEST} publishes wheels for CPython >= 3.10 only (Requires-Python >=3.10), not {}", p.version));
+    } else {
+        match install(p, pip, "pyqwest", &[PYQWEST]) {
+            Ok((dir, ver)) => {
+                s.ready.insert("pyqwest", (dir.clone(), vec![dir]));
+                s.versions.insert("pyqwest", ver);
+            }
+            Err(e) => {
+                s.absent.insert("pyqwest", format!("not installable: {e}"));
+            }
+        }
+    }
     s
+}
+
+/// `python -m http.server` on a free loopback port, serving one small file, for pyqwest's
+/// daemon threads; killed (by its own pid, which this suite started) when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(python: &str) -> Result<HttpServer, String> {
+        use std::os::unix::process::CommandExt;
+        let dir = clients_cache().join("httpd");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("hello.txt"), "hello from the gilgate real-client suite\n").map_err(|e| e.to_string())?;
+        // A free port: bound by the kernel, then released for the server (a tiny race, retried).
+        for _attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+            let mut child = Command::new(python)
+                .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"]).arg(&dir)
+                .stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())
+                .process_group(0).spawn().map_err(|e| format!("{python} -m http.server: {e}"))?;
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited (port taken?): next attempt
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Ok(HttpServer { child, url: format!("http://127.0.0.1:{port}/hello.txt") });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err(format!("{python} -m http.server did not start listening"))
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[derive(Clone)]
@@ -429,6 +536,9 @@ struct Job {
     client: &'static str,
     variant: &'static str,
     preload: bool,
+    /// On a static python executable: the program run by that `python` itself, not through
+    /// the pymain launcher (rude and daemon variants only).
+    direct: bool,
 }
 
 /// How one run ended.
@@ -441,6 +551,11 @@ enum Class {
     Fatal,
     /// A worker did not leave its loop cleanly (RESULT vanished=N>0).
     Vanished,
+    /// Exit 0 without the program's full output (its START line or its `RESULT ... done` marker).
+    NoMarker,
+    /// Exit 0 with the full output, but gilgate wrote to stderr (rude and daemon runs must be
+    /// silent unless GILGATE_VERBOSE is set).
+    GilgateNoise,
     Hang,
     Signal(i32),
     Exit(i32),
@@ -453,6 +568,8 @@ impl Class {
             Class::DiagAbort => 'A',
             Class::Fatal => 'F',
             Class::Vanished => 'V',
+            Class::NoMarker => 'M',
+            Class::GilgateNoise => 'G',
             Class::Hang => 'H',
             Class::Signal(11) => 'S',
             Class::Signal(7) => 'B',
@@ -463,12 +580,26 @@ impl Class {
     }
 }
 
-fn classify(r: &RunResult) -> Class {
+/// Lines gilgate wrote on stderr.
+fn gilgate_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.trim_start().starts_with("gilgate")).collect()
+}
+
+/// A rude or daemon program's full output: its START line and its final marker line.
+fn full_output(stdout: &str) -> bool {
+    let start = stdout.lines().any(|l| l.starts_with("START "));
+    let marker = stdout.lines().any(|l| l.starts_with("RESULT ") && l.trim_end().ends_with(" done"));
+    start && marker
+}
+
+fn classify(r: &RunResult, variant: &str) -> Class {
     let diag = r.stderr.lines().any(|l| l.starts_with("gilgate: ") && l.contains("policy abort"));
     let fatal = r.stderr.contains("Fatal Python error");
     match &r.outcome {
         Outcome::Crash(6) if diag => Class::DiagAbort,
         _ if fatal && !matches!(r.outcome, Outcome::Deadlock) => Class::Fatal,
+        Outcome::Clean(_) if unstoppable(variant) && !full_output(&r.stdout) => Class::NoMarker,
+        Outcome::Clean(_) if unstoppable(variant) && !gilgate_lines(&r.stderr).is_empty() => Class::GilgateNoise,
         Outcome::Clean(_) => Class::Clean,
         Outcome::Vanished(_) => Class::Vanished,
         Outcome::Deadlock => Class::Hang,
@@ -494,10 +625,18 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// The command for one cell, and the same as a shell line for running it by hand.
-fn cell_command(p: &Python, s: &Setup, client: &str, variant: &str, preload: bool, lib: &Path) -> (Command, String) {
+fn cell_command(p: &Python, s: &Setup, job: &Job, lib: &Path, http_url: Option<&str>) -> (Command, String) {
+    let (client, variant, preload) = (job.client, job.variant, job.preload);
     let (target, pypath) = s.ready[client].clone();
     let mut env: Vec<(String, String)> = p.env.clone();
-    env.push(("GILGATE_SHOW_STATS".into(), "1".into()));
+    // Rude and daemon runs must be silent on stderr (gilgate's side): no stats line asked for,
+    // and none of the caller's GILGATE_VERBOSE / GILGATE_SHOW_STATS (removed below).
+    if !unstoppable(variant) {
+        env.push(("GILGATE_SHOW_STATS".into(), "1".into()));
+    }
+    if client == "pyqwest" {
+        env.push(("GG_HTTP_URL".into(), http_url.unwrap_or("http://127.0.0.1:9/no-server").to_string()));
+    }
     if preload {
         env.push(("LD_PRELOAD".into(), lib.display().to_string()));
         if variant.starts_with("polite") {
@@ -516,34 +655,48 @@ fn cell_command(p: &Python, s: &Setup, client: &str, variant: &str, preload: boo
             env.push(("PYTHONPATH".into(), pypath.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")));
         }
         match &s.launcher {
-            Some(exe) => {
+            Some(exe) if !job.direct => {
                 argv.extend(p.run_prefix.iter().cloned());
                 argv.push(exe.display().to_string());
             }
-            None => argv.extend(p.python_cmd.iter().cloned()),
+            _ => argv.extend(p.python_cmd.iter().cloned()),
         }
         argv.push(clients_src().join("client_main.py").display().to_string());
         argv.extend([client.to_string(), variant.to_string(), target.display().to_string()]);
     }
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..]);
+    let mut unset: Vec<&str> = vec![];
+    if unstoppable(variant) {
+        unset = vec!["GILGATE_VERBOSE", "GILGATE_SHOW_STATS"];
+        for k in &unset {
+            c.env_remove(k);
+        }
+    }
     for (k, v) in &env {
         c.env(k, v);
     }
     let line = std::iter::once("env".to_string())
+        .chain(unset.iter().map(|k| format!("-u {k}")))
         .chain(env.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))))
         .chain(argv.iter().map(|a| shell_quote(a)))
         .collect::<Vec<_>>().join(" ");
     (c, line)
 }
 
-fn short(p: &Python) -> String {
-    if p.name.starts_with("debian-unstable") {
+/// Column label; `s`: the static `python` executable run directly (not the launcher).
+fn short(p: &Python, direct: bool) -> String {
+    let base = if p.name.starts_with("debian-unstable") {
         format!("{}u", p.version)
     } else if p.name.starts_with("debian") {
         format!("{}d", p.version)
     } else {
         p.version.clone()
+    };
+    if direct {
+        base + "s"
+    } else {
+        base
     }
 }
 
@@ -571,7 +724,7 @@ fn real_clients_suite() -> usize {
     let wanted = |client: &str, variant: &str| only.is_empty() || only.iter().any(|w| format!("{client}/{variant}").contains(w.as_str()));
 
     let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
-    announce("gilgate real-client suite (pybind11, pybind11 embed, nanobind, PyO3, Cython, cffi, ctypes; raw vs LD_PRELOAD)", &d);
+    announce("gilgate real-client suite (pybind11, pybind11 embed, nanobind, PyO3, Cython, cffi, ctypes, C API, pyqwest; raw vs LD_PRELOAD)", &d);
     let pys = d.found.clone();
     // The built library itself (not the shared target/c_tests/lib links, which other suites
     // re-point): GILGATE_LIB_DIR=... then affects this run only.
@@ -595,7 +748,7 @@ fn real_clients_suite() -> usize {
     println!("setup (installs + builds, cached): {:.1}s", tb.elapsed().as_secs_f64());
 
     let clients_all: Vec<(&'static str, &'static [&'static str])> =
-        PY_CLIENTS.iter().map(|c| (*c, if *c == "pybind11" { PYB_VARIANTS } else { PY_VARIANTS })).chain(std::iter::once(("embed", EMBED_VARIANTS))).collect();
+        PY_CLIENTS.iter().map(|c| (*c, variants_of(c))).chain(std::iter::once(("embed", EMBED_VARIANTS))).collect();
     let mut jobs = vec![];
     for (i, s) in setups.iter().enumerate() {
         for (client, variants) in &clients_all {
@@ -606,34 +759,64 @@ fn real_clients_suite() -> usize {
                 if !wanted(client, variant) {
                     continue;
                 }
-                for _ in 0..runs {
-                    for preload in [false, true] {
-                        jobs.push(Job { py: i, client, variant, preload });
+                // On a static python executable, the rude and daemon programs also run on that
+                // `python` itself: there gilgate reaches only the kill (pthread_exit).
+                let direct_too = s.static_exe && *client != "embed" && unstoppable(variant);
+                for direct in [false, true] {
+                    if direct && !direct_too {
+                        continue;
+                    }
+                    for _ in 0..runs {
+                        for preload in [false, true] {
+                            jobs.push(Job { py: i, client, variant, preload, direct });
+                        }
                     }
                 }
             }
         }
     }
+    // pyqwest's daemon threads GET a file from a local `python -m http.server` (this suite's own
+    // child, killed when `_httpd` drops at the end).
+    let mut httpd_note = None;
+    let _httpd = if jobs.iter().any(|j| j.client == "pyqwest") {
+        let server_py = pip.as_ref().map(|v| v[0].clone()).unwrap_or_else(|| "python3".into());
+        match HttpServer::start(&server_py) {
+            Ok(h) => {
+                println!("pyqwest's HTTP server: {server_py} -m http.server, {} (pid {})", h.url, h.child.id());
+                Some(h)
+            }
+            Err(e) => {
+                // The pyqwest programs then fail (no call ever succeeds): reported, never passed.
+                httpd_note = Some(format!("FAIL pyqwest's HTTP server did not start: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let http_url: Option<String> = _httpd.as_ref().map(|h| h.url.clone());
     let njobs = jobs.len();
     let tr = Instant::now();
     let (pys_r, setups_r, lib_r) = (pys.clone(), setups.clone(), lib.clone());
     let results = parallel(jobs, concurrency(), move |job| {
-        let (cmd, line) = cell_command(&pys_r[job.py], &setups_r[job.py], job.client, job.variant, job.preload, &lib_r);
+        let (cmd, line) = cell_command(&pys_r[job.py], &setups_r[job.py], &job, &lib_r, http_url.as_deref());
         let r = run(cmd, if job.preload { timeout } else { raw_timeout });
         (job, r, line)
     });
     println!("{njobs} runs: {:.1}s", tr.elapsed().as_secs_f64());
+    drop(_httpd);
 
     // cell -> (raw letters, gilgate letters)
-    let mut cells: BTreeMap<(usize, &str, &str), (String, String)> = BTreeMap::new();
+    let mut cells: BTreeMap<(usize, bool, &str, &str), (String, String)> = BTreeMap::new();
     let mut failures: Vec<String> = vec![];
     let mut raw_notes: Vec<String> = vec![];
     let mut checked = 0;
     for (job, r, line) in &results {
         let p = &pys[job.py];
-        let class = classify(r);
+        let class = classify(r, job.variant);
         let polite = job.variant.starts_with("polite");
-        let name = format!("{} {}/{} {}", p.name, job.client, job.variant, if job.preload { "gilgate" } else { "raw" });
+        let name = format!("{} {}/{} {}{}", p.name, job.client, job.variant, if job.preload { "gilgate" } else { "raw" },
+            if job.direct { " (static python executable, directly)" } else { "" });
         let mut letter = class.letter();
         let mut problem: Option<String> = None;
         if job.preload {
@@ -662,8 +845,14 @@ fn real_clients_suite() -> usize {
                         }
                     }
                 }
-            } else if !matches!(class, Class::Clean | Class::DiagAbort) {
-                problem = Some(format!("rude program under gilgate must end clean or in the diagnosed abort: {class:?}"));
+            } else if class != Class::Clean {
+                let why = match class {
+                    Class::NoMarker => "exit 0 without the program's full output (START line and `RESULT ... done` marker)".to_string(),
+                    Class::GilgateNoise => format!("gilgate wrote on stderr (GILGATE_VERBOSE unset): {:?}", gilgate_lines(&r.stderr)),
+                    _ => format!("{class:?}"),
+                };
+                problem = Some(format!("{} program under gilgate must exit 0 with its full output and a silent gilgate: {why}",
+                    if job.variant.starts_with("daemon") { "daemon-thread" } else { "rude" }));
             }
         } else if polite && class != Class::Clean {
             // The program itself must be right: a polite program is clean on raw CPython.
@@ -677,29 +866,43 @@ fn real_clients_suite() -> usize {
             record(&p.name, &name, if problem.is_none() { "pass" } else { "fail" });
         }
         if let Some(why) = problem {
-            failures.push(format!("FAIL {name}: {why}\n    outcome: {}\n    stderr: {}\n    by hand: {line}", r.outcome, stderr_tail(r, 3)));
+            let stdout_tail: Vec<&str> = r.stdout.lines().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
+            failures.push(format!("FAIL {name}: {why}\n    outcome: {}\n    stdout: {}\n    stderr: {}\n    by hand: {line}",
+                r.outcome, stdout_tail.join(" | "), stderr_tail(r, 3)));
         }
-        let e = cells.entry((job.py, job.client, job.variant)).or_default();
+        let e = cells.entry((job.py, job.direct, job.client, job.variant)).or_default();
         if job.preload { e.1.push(letter) } else { e.0.push(letter) }
+    }
+    if let Some(f) = httpd_note {
+        failures.push(f);
     }
 
     // Table: rows client/variant, columns CPython; cell = raw|gilgate, one letter per run.
     println!();
     println!("Outcomes per run, raw|gilgate. C clean, A gilgate's diagnosed abort, F CPython fatal error,");
     println!("S SIGSEGV, B SIGBUS, a SIGABRT without gilgate's message, K other signal, H hang (watchdog),");
-    println!("V worker vanished, X non-zero exit; gilgate polite runs that exited 0: T drain timeout,");
-    println!("L open regions leaked, N gated_entries=0, ? no stats line. `-` absent or filtered.");
-    let w = (runs * 2 + 1).max(7);
+    println!("V worker vanished, X non-zero exit; rude/daemon runs that exited 0: M without the program's");
+    println!("full output (START line, `RESULT ... done` marker), G gilgate wrote on stderr; gilgate polite");
+    println!("runs that exited 0: T drain timeout, L open regions leaked, N gated_entries=0, ? no stats line.");
+    println!("`-` absent or filtered.");
+    // Columns: every CPython; a static python executable also gets its `s` column (run directly).
+    let cols: Vec<(usize, bool)> = (0..pys.len())
+        .flat_map(|i| {
+            let direct = cells.keys().any(|k| k.0 == i && k.1);
+            std::iter::once((i, false)).chain(direct.then_some((i, true)))
+        })
+        .collect();
+    let w = cols.iter().map(|(i, dr)| short(&pys[*i], *dr).len()).max().unwrap_or(0).max(runs * 2 + 1).max(7);
     let mut hdr = format!("{:30}", "client/variant");
-    for p in &pys {
-        hdr.push_str(&format!(" {:^w$}", short(p)));
+    for (i, dr) in &cols {
+        hdr.push_str(&format!(" {:^w$}", short(&pys[*i], *dr)));
     }
     println!("{hdr}");
     for (client, variants) in &clients_all {
         for variant in variants.iter() {
             let mut row = format!("{:30}", format!("{client}/{variant}"));
-            for i in 0..pys.len() {
-                let cell = match cells.get(&(i, *client, *variant)) {
+            for (i, dr) in &cols {
+                let cell = match cells.get(&(*i, *dr, *client, *variant)) {
                     Some((a, b)) => format!("{a}|{b}"),
                     None => "-".into(),
                 };
@@ -708,16 +911,18 @@ fn real_clients_suite() -> usize {
             println!("{row}");
         }
     }
-    println!("(columns: u = Debian unstable tree, d = Debian's /usr/bin/python3.11, others pyenv)");
+    println!("(columns: u = Debian unstable tree, d = Debian's /usr/bin/python3.11, others pyenv; the Python-hosted");
+    println!(" programs run through the pymain launcher on static python executables, and a trailing `s` marks");
+    println!(" the same static `python` run directly, rude and daemon programs only)");
 
     println!();
     println!("Client libraries and builds per CPython:");
     for (i, p) in pys.iter().enumerate() {
         let s = &setups[i];
-        let vers: Vec<String> = s.versions.iter().filter(|(k, _)| **k != "embed" && **k != "ctypes").map(|(_, v)| v.clone()).collect();
+        let vers: Vec<String> = s.versions.iter().filter(|(k, _)| !["embed", "ctypes", "capi"].contains(*k)).map(|(_, v)| v.clone()).collect();
         println!("  {:26} {}", p.name, vers.join(" "));
         match &s.launcher {
-            Some(exe) => println!("  {:26}   launcher: {} (c_tests/pymain.c + shared libpython; the `python` executable is statically linked)", "", exe.display()),
+            Some(exe) => println!("  {:26}   launcher: {} (c_tests/pymain.c + shared libpython; the `python` executable is statically linked,\n  {:26}   run directly too for the rude and daemon programs: {})", "", exe.display(), "", p.python_cmd.join(" ")),
             None => println!("  {:26}   launcher: {}{}", "", p.python_cmd.join(" "),
                 if s.static_exe { " [static python executable, no launcher built]" } else { "" }),
         }
@@ -733,7 +938,7 @@ fn real_clients_suite() -> usize {
     }
     if !raw_notes.is_empty() {
         println!();
-        println!("Raw rude runs that did not end clean (recorded, not asserted): {}", raw_notes.len());
+        println!("Raw rude/daemon runs that did not end clean (recorded, not asserted): {}", raw_notes.len());
     }
     for f in setups.iter().flat_map(|s| s.check_failures.iter()) {
         record(&cpython_of(f), f, "fail");

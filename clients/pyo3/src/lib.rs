@@ -10,9 +10,22 @@
 //! stop(): sets the flag, joins every thread inside `py.detach`.
 //! counts(): (started, finished, calls); a worker increments `finished` only on a clean exit from
 //!   its loop, so started != finished after stop() means a thread vanished (or panicked).
+//! Called from Python's own daemon threads (variants daemon, daemon-cb: threading.Thread(daemon=True)
+//! calling these in a loop while the main thread returns):
+//!   blocking(ms, obj): `py.detach` (PyEval_SaveThread ... PyEval_RestoreThread in the drop of
+//!     PyO3's SuspendAttach guard) around ms of blocking work (a sleep), with two objects alive
+//!     across it: an `Arc<Holder>` holding `obj` (a `Py<PyAny>`; one clone moved into the closure)
+//!     and a fresh `Bound` list owned by this frame alone. When CPython 3.8-3.13 end the thread
+//!     with pthread_exit in that restore, the forced unwind runs this frame's drop glue without a
+//!     thread state: Holder's Drop and the Arc (PyO3 0.30 defers the Py<PyAny>'s decref to its
+//!     pool: quiet on its own), and the list's Py_DECREF to zero, a dealloc without the GIL.
+//!   blocking_cb(ms, cb): inside `py.detach`, half the sleep, then `Python::attach` (the thread's
+//!     own state: PyGILState_Ensure) calling the Python callback cb, then the other half.
+//!   holder_drops(): how many Holders were dropped.
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering::*};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 use std::thread::JoinHandle;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -85,8 +98,49 @@ fn counts() -> (i32, i32, i64) {
     (STARTED.load(SeqCst), FINISHED.load(SeqCst), CALLS.load(SeqCst))
 }
 
+static HOLDER_DROPS: AtomicI64 = AtomicI64::new(0);
+
+/// Holds a Python object; its Drop runs on every way out of `blocking`, the forced unwind included.
+struct Holder(#[allow(dead_code)] Py<PyAny>);
+impl Drop for Holder {
+    fn drop(&mut self) {
+        HOLDER_DROPS.fetch_add(1, SeqCst);
+    }
+}
+
+#[pyfunction]
+fn blocking(py: Python<'_>, ms: u64, obj: Py<PyAny>) -> PyResult<usize> {
+    let keep = Arc::new(Holder(obj));
+    let inside = keep.clone();
+    // A fresh object owned by this frame alone: dropping it is a Py_DECREF to zero (a dealloc).
+    let local = pyo3::types::PyList::new(py, [ms])?;
+    py.detach(move || {
+        std::thread::sleep(Duration::from_millis(ms));
+        drop(inside);
+    });
+    Ok(Arc::strong_count(&keep) + local.len())
+}
+
+#[pyfunction]
+fn blocking_cb(py: Python<'_>, ms: u64, cb: Py<PyAny>) -> PyResult<()> {
+    py.detach(|| {
+        std::thread::sleep(Duration::from_millis(ms / 2));
+        let r = Python::attach(|py| cb.call0(py).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(ms - ms / 2));
+        r
+    })
+}
+
+#[pyfunction]
+fn holder_drops() -> i64 {
+    HOLDER_DROPS.load(SeqCst)
+}
+
 #[pymodule]
 fn gg_pyo3(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(blocking, m)?)?;
+    m.add_function(wrap_pyfunction!(blocking_cb, m)?)?;
+    m.add_function(wrap_pyfunction!(holder_drops, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(stop, m)?)?;
     m.add_function(wrap_pyfunction!(counts, m)?)?;
