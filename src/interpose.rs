@@ -65,7 +65,7 @@ extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usiz
     // The panic boundary covers gilgate's own work only: the real pthread_exit below must run
     // outside any catch (its forced unwind must not meet one). A panic means "not ours".
     ffi_boundary!(match finalization_kill(ra) {
-        Hit::Host => crate::policy::apply("pthread_exit", "CPython is killing a host thread (finalizing)"),
+        Hit::Host => crate::policy::apply("PyThread_exit_thread", "CPython is killing a host thread (finalizing)"),
         Hit::CPython => crate::policy::cpython_thread("PyThread_exit_thread"),
         Hit::No => {}
     });
@@ -120,7 +120,7 @@ extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
     ffi_boundary!(match finalization_kill(ra) {
-        Hit::Host => crate::policy::apply("pause", "CPython is parking a host thread forever (finalizing)"),
+        Hit::Host => crate::policy::apply("_PyThreadState_HangThread", "CPython is parking a host thread forever (finalizing)"),
         Hit::CPython => crate::policy::cpython_thread("_PyThreadState_HangThread"),
         Hit::No => {}
     });
