@@ -117,7 +117,9 @@ struct Finding {
     hops: u32,
 }
 
-const EDGES: usize = 256;
+// Threads read per scan (the main thread, listed first, always among them); ~9 KB of the parked
+// thread's stack.
+const EDGES: usize = 128;
 
 fn watch() -> ! {
     let me = crate::log::tid() as i32;
