@@ -24,14 +24,18 @@ struct _ts;
 #endif
 
 
-// `GILGATE_ON_FINALIZE` / `gilgate_set_policy` values.
+// `GILGATE_ON_FINALIZE` / `gilgate_set_policy` values (stable numbers).
 enum gilgate_policy {
-  // Write one diagnostic line on fd 2, then abort(): a failing process beats a hung one.
+  // Write one diagnostic line on fd 2, then abort().
   GILGATE_POLICY_ABORT = 0,
-  // Write the diagnostic, then park the thread forever (CPython 3.14's own choice).
+  // Write the diagnostic, then park the thread forever.
   GILGATE_POLICY_HANG = 1,
   // The legacy behaviour: pthread_exit() the thread (no unwinding). For comparison only.
   GILGATE_POLICY_EXIT = 2,
+  // The default: park the thread forever, silently (`GILGATE_VERBOSE=1` says so): it never
+  // returns and never unwinds, and the process exits with the program's own status, as
+  // CPython 3.14 does for its own threads. A later wait on it is named by the watchdog.
+  GILGATE_POLICY_PARK = 3,
 };
 
 // Result of a gilgate call. `GILGATE_OK` is 0 so `if (rc)` tests for failure.

@@ -43,6 +43,7 @@ cdef extern from "gilgate.h" nogil:
         GILGATE_POLICY_ABORT
         GILGATE_POLICY_HANG
         GILGATE_POLICY_EXIT
+        GILGATE_POLICY_PARK
 
     struct gilgate_stats:
         uint64_t gated_entries

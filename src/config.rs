@@ -10,6 +10,8 @@ pub(crate) struct Config {
     /// GILGATE_DLSYM=0: leave `dlsym` on a libpython handle alone (dlsym.rs), e.g. for a host
     /// that measures or wraps libpython's own functions.
     pub dlsym: bool,
+    /// GILGATE_WATCHDOG=0: no deadlock watchdog after the first park (park.rs).
+    pub watchdog: bool,
 }
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
@@ -46,6 +48,7 @@ pub(crate) fn parse_bool(var: &str, default: bool) -> bool {
         "GILGATE_SHOW_STATS" => &b"GILGATE_SHOW_STATS\0"[..],
         "GILGATE_PEP788" => &b"GILGATE_PEP788\0"[..],
         "GILGATE_DLSYM" => &b"GILGATE_DLSYM\0"[..],
+        "GILGATE_WATCHDOG" => &b"GILGATE_WATCHDOG\0"[..],
         _ => return default,
     };
     match getenv(name) {
@@ -71,6 +74,7 @@ pub(crate) fn get() -> &'static Config {
         verbose: parse_bool("GILGATE_VERBOSE", false),
         show_stats: parse_bool("GILGATE_SHOW_STATS", false),
         dlsym: parse_bool("GILGATE_DLSYM", true),
+        watchdog: parse_bool("GILGATE_WATCHDOG", true),
     })
 }
 
@@ -102,7 +106,7 @@ pub(crate) fn policy_env() -> Option<&'static [u8]> {
 }
 
 pub(crate) fn warn_bad_policy(raw: &[u8]) {
-    warn_bad("GILGATE_ON_FINALIZE", raw, "abort");
+    warn_bad("GILGATE_ON_FINALIZE", raw, "park");
 }
 
 #[cfg(test)]

@@ -527,24 +527,47 @@ pub(crate) fn mark_finalized() {
 
 /// Number of threads other than `me` inside a gated region.
 pub(crate) fn others_inside(me: Option<&'static Slot>) -> u32 {
-    let mut n = 0;
-    for_each_slot(|s| {
-        if me.map_or(true, |m| !std::ptr::eq(m, s)) && protocol::inside(&s.depth) {
-            n += 1;
-        }
-    });
-    n
+    let (api, dropin) = others_inside_by_kind(me);
+    api + dropin
 }
 
-/// Wait until no other thread is inside a gated region, or the deadline passes.
-/// Returns the number still inside at the end (0 = drained).
-pub(crate) fn wait_drained(me: Option<&'static Slot>, timeout: Duration) -> u32 {
+/// Threads other than `me` inside a region, split by the region's outermost level: opened
+/// through the gilgate_* API, or through a drop-in export.
+fn others_inside_by_kind(me: Option<&'static Slot>) -> (u32, u32) {
+    let (mut api, mut dropin) = (0, 0);
+    for_each_slot(|s| {
+        if me.map_or(true, |m| !std::ptr::eq(m, s)) && protocol::inside(&s.depth) {
+            match s.kind0.load(Relaxed) as u8 {
+                KIND_API_TSTATE | KIND_API_GILSTATE => api += 1,
+                _ => dropin += 1,
+            }
+        }
+    });
+    (api, dropin)
+}
+
+/// Wait until no other thread is inside a gated region, or the deadline passes. While only
+/// drop-in regions are left, also stop once `idle` passes without any of them leaving: a
+/// drop-in thread cannot be told, and one that does not come out of its region promptly (a
+/// callback that never returns, a thread looping in Python) will not come out in time, so
+/// waiting longer only delays the exit (the policy takes care of it). An API region keeps the
+/// whole bound: its thread will be told at its next entry.
+/// Returns how many are still inside at the end, (API regions, drop-in regions).
+pub(crate) fn wait_drained(me: Option<&'static Slot>, timeout: Duration, idle: Duration) -> (u32, u32) {
     let start = Instant::now();
     let mut spins = 0u32;
+    let mut last = u32::MAX;
+    let mut progress = start;
     loop {
-        let n = others_inside(me);
-        if n == 0 || start.elapsed() >= timeout {
-            return n;
+        let (api, dropin) = others_inside_by_kind(me);
+        let n = api + dropin;
+        let now = Instant::now();
+        if n < last {
+            last = n;
+            progress = now;
+        }
+        if n == 0 || now - start >= timeout || (api == 0 && now - progress >= idle) {
+            return (api, dropin);
         }
         spins += 1;
         if spins < 64 {
@@ -646,9 +669,35 @@ mod tests {
         });
         rx.recv().unwrap();
         assert!(others_inside(my_slot()) >= 1);
-        assert!(wait_drained(my_slot(), Duration::from_millis(20)) >= 1);
+        assert_eq!(wait_drained(my_slot(), Duration::from_millis(20), Duration::from_secs(10)), (0, 1));
+        // A drop-in region that does not leave: the wait ends once `idle` passed, not at the bound.
+        let t0 = Instant::now();
+        assert_eq!(wait_drained(my_slot(), Duration::from_secs(30), Duration::from_millis(30)), (0, 1));
+        let e = t0.elapsed();
+        assert!(e >= Duration::from_millis(30) && e < Duration::from_secs(20), "{e:?}");
         tx2.send(()).unwrap();
-        assert_eq!(wait_drained(my_slot(), Duration::from_secs(10)), 0);
+        assert_eq!(wait_drained(my_slot(), Duration::from_secs(10), Duration::from_secs(10)), (0, 0));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn drain_wait_gives_api_regions_the_whole_bound() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let s = my_slot().unwrap();
+            s.record(0, KIND_API_TSTATE, 0);
+            s.depth.store(1, Release);
+            tx.send(()).unwrap();
+            rx2.recv().unwrap();
+            leave(s);
+        });
+        rx.recv().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(wait_drained(my_slot(), Duration::from_millis(300), Duration::from_millis(10)), (1, 0));
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        tx2.send(()).unwrap();
         h.join().unwrap();
     }
 }

@@ -46,9 +46,9 @@ pub(crate) fn real_pthread_exit() -> unsafe extern "C-unwind" fn(*mut c_void) ->
 }
 
 /// gilgate's `pthread_exit`. Inside an armed gated entry, jumps back to it (the entry returns
-/// GILGATE_ERR_FINALIZING, or applies the policy in drop-in mode); on a host thread inside a gated
-/// region, or a host thread that CPython kills during finalization, applies the policy;
-/// everywhere else, exactly libc's pthread_exit.
+/// GILGATE_ERR_FINALIZING, or applies the policy in drop-in mode); CPython killing a thread
+/// inside a gated region or while it finalizes gets the policy (by default: parked, whatever
+/// the thread's kind); everywhere else, exactly libc's pthread_exit.
 ///
 /// # Safety
 /// Same contract as libc's pthread_exit.
@@ -64,27 +64,44 @@ extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usiz
     unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
     // The panic boundary covers gilgate's own work only: the real pthread_exit below must run
     // outside any catch (its forced unwind must not meet one). A panic means "not ours".
-    ffi_boundary!({
-        if host_thread_hit(ra) {
-            crate::policy::apply("pthread_exit", "CPython is killing a host thread (finalizing)");
-        }
+    ffi_boundary!(match finalization_kill(ra) {
+        Hit::Host => crate::policy::apply("PyThread_exit_thread", "CPython is killing a host thread (finalizing)"),
+        Hit::CPython => crate::policy::cpython_thread("PyThread_exit_thread"),
+        Hit::No => {}
     });
     // SAFETY: the caller's own pthread_exit call.
     unsafe { real_pthread_exit()(retval) }
 }
 
-/// A kill or park of a host thread by CPython outside any armed entry: inside a gated region
-/// (e.g. the eval loop's own GIL switch), or decided by CPython while it finalizes.
-#[cold]
-fn host_thread_hit(ra: usize) -> bool {
-    if crate::gate::my_slot_if_any().map_or(false, |s| s.depth.load(Relaxed) > 0) {
-        return true;
-    }
+enum Hit {
+    No,
+    /// A host thread (gated or not).
+    Host,
+    /// A thread CPython created (`threading`), or the main thread of a `python` executable.
+    CPython,
+}
+
+/// Is this `pthread_exit`/`pause` CPython ending or parking a thread because it finalizes
+/// (or ends the thread's interpreter, for a thread inside a gated region)? Only CPython's own
+/// call sites count: a program's own `pthread_exit` is never touched. Reads two runtime fields
+/// and thread-local words: no allocation, no lock.
+#[inline]
+fn finalization_kill(ra: usize) -> Hit {
     if !crate::origin::in_cpython(ra) {
-        return false;
+        return Hit::No;
     }
-    let Some(api) = crate::cpython::api_if_resolved() else { return false };
-    api.runtime_alive().is_err() && crate::origin::thread_kind() == crate::origin::HOST
+    let in_region = crate::gate::my_slot_if_any().map_or(false, |s| s.depth.load(Relaxed) > 0);
+    if !in_region {
+        let Some(api) = crate::cpython::api_if_resolved() else { return Hit::No };
+        if api.runtime_alive().is_ok() {
+            return Hit::No;
+        }
+    }
+    if in_region || crate::origin::thread_kind() == crate::origin::HOST {
+        Hit::Host
+    } else {
+        Hit::CPython
+    }
 }
 
 /// gilgate's `pause`: inside an armed gated entry (CPython 3.14+ parking a thread that tried to
@@ -102,14 +119,14 @@ pub unsafe extern "C" fn pause() -> c_int {
 extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
-    ffi_boundary!({
-        if host_thread_hit(ra) {
-            crate::policy::apply("pause", "CPython is parking a host thread forever (finalizing)");
-        }
+    ffi_boundary!(match finalization_kill(ra) {
+        Hit::Host => crate::policy::apply("_PyThreadState_HangThread", "CPython is parking a host thread forever (finalizing)"),
+        Hit::CPython => crate::policy::cpython_thread("_PyThreadState_HangThread"),
+        Hit::No => {}
     });
     let p = REAL_PAUSE.load(Acquire);
     if p.is_null() {
-        crate::policy::park_forever();
+        crate::park::park("pause");
     }
     // SAFETY: p is libc's pause.
     let f: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(p) };

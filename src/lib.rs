@@ -104,6 +104,7 @@ mod protocol;
 mod gate;
 // lifecycle: adoption, the drain, PEP 788 guards, statistics
 mod pep788;
+mod park;
 mod drain;
 pub mod stats;
 // edges: the gilgate_* API, the drop-in exports, the interposers, the policy they apply
@@ -143,6 +144,8 @@ extern "C" fn gilgate_init() {
         unsafe { libc::atexit(stats::print_at_exit) };
         // SAFETY: a child handler that only does atomic stores (async-signal-safe).
         unsafe { libc::pthread_atfork(None, None, Some(gate::after_fork_child)) };
+        // SAFETY: as above (atomic stores only).
+        unsafe { libc::pthread_atfork(None, None, Some(park::after_fork_child)) };
         if config::get().verbose {
             log::Line::new()
                 .s("loaded ").s(env!("CARGO_PKG_VERSION"))

@@ -2,7 +2,7 @@
 //! say (gated entries are counted in each thread's own slot: no shared write on the hot path).
 
 use crate::counters::{self, Counter};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Counters since the library was loaded (all generations).
 #[repr(C)]
@@ -74,23 +74,30 @@ pub(crate) fn print() {
         .s(" drain_timeouts=").u(s.drain_timeouts)
         .s(" drain_max_us=").u(s.drain_max_ns / 1000)
         .s(" policy_actions=").u(s.policy_actions)
+        .s(" parked=").u(crate::park::parked())
         .s(" threads=").u(s.threads_registered)
         .s(" open_regions=").u(s.open_regions);
     l.emit();
 }
 
 static PRINTED: AtomicBool = AtomicBool::new(false);
+static PARKED_AT_PRINT: AtomicU64 = AtomicU64::new(0);
 
 /// GILGATE_SHOW_STATS=1: print once per finalization and once at process exit.
 pub(crate) fn maybe_print_at_finalize() {
     if crate::config::get().show_stats {
+        PARKED_AT_PRINT.store(crate::park::parked(), Relaxed);
         print();
         PRINTED.store(true, Relaxed);
     }
 }
 
+/// At process exit: unless already printed with the same number of parked threads (threads
+/// are parked during and after finalization, when the runtime kills them).
 pub(crate) extern "C" fn print_at_exit() {
-    if crate::config::get().show_stats && !PRINTED.load(Relaxed) {
+    if crate::config::get().show_stats
+        && (!PRINTED.load(Relaxed) || PARKED_AT_PRINT.load(Relaxed) != crate::park::parked())
+    {
         print();
     }
 }

@@ -9,7 +9,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("leaves", &["status", "log", "config", "layout", "counters", "pytypes", "sync"]),
     ("platform", &["fastpath", "origin", "cpython"]),
     ("core", &["protocol", "gate"]),
-    ("lifecycle", &["pep788", "drain", "stats"]),
+    ("lifecycle", &["pep788", "park", "drain", "stats"]),
     ("edges", &["policy", "interpose", "dlsym", "dropin", "api"]),
     ("bindings", &["safe", "pyo3"]),
 ];

@@ -765,3 +765,10 @@ pub fn command_output(cmd: &mut Command, tail: usize) -> Result<String, String> 
     }
     Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
+
+/// The first line gilgate wrote on stderr that was not asked for (everything but the
+/// GILGATE_SHOW_STATS line): under the default policy a program that exits clean raw must get
+/// none.
+pub fn gilgate_unasked(stderr: &str) -> Option<&str> {
+    stderr.lines().find(|l| l.starts_with("gilgate: ") && !l.starts_with("gilgate: stats: "))
+}

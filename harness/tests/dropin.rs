@@ -100,7 +100,7 @@ fn main() {
         raw_of.insert(i, raw.clone());
         for k in 0..runs {
             let mode = if k % 2 == 0 { "gilstate" } else { "tstate" };
-            for policy in ["abort", "hang", "exit"] {
+            for policy in ["park", "abort", "hang", "exit"] {
                 jobs.push(Job::Seed { py: i, exe: raw.clone(), mode, policy, stop_first: false, ahead: false, seed: k });
             }
             jobs.push(Job::Seed { py: i, exe: raw.clone(), mode, policy: "abort", stop_first: true, ahead: false, seed: k });
@@ -130,10 +130,12 @@ fn main() {
         (job, r)
     });
 
-    // Per CPython: [abort: clean, sigabrt+diag, other], [hang: clean, parked+diag, other], exit outcomes,
-    // stop-first clean, linked-ahead, ctypes preload, ctypes raw.
+    // Per CPython: [park (the default): clean, deadlock named, other], [abort: clean, sigabrt+diag,
+    // other], [hang: clean, deadlock named after the hang line, other], exit outcomes, stop-first
+    // clean, linked-ahead, ctypes preload, ctypes raw.
     #[derive(Default, Clone)]
     struct Row {
+        park: [u32; 3],
         abort: [u32; 3],
         hang: [u32; 3],
         exit: [u32; OUTCOMES],
@@ -168,12 +170,11 @@ fn main() {
                     if *ahead { row.ahead[k] += 1 } else { row.abort[k] += 1 }
                     tally.case(&name, k < 2, &detail);
                 } else {
-                    let k = match r.outcome {
-                        Outcome::Clean(_) => 0,
-                        Outcome::Deadlock if diag("hang") => 1,
-                        _ => 2,
-                    };
-                    row.hang[k] += 1;
+                    // park/hang: the workers refused while holding their host mutex are parked;
+                    // the main thread then takes those mutexes and would wait forever (raw 3.14
+                    // does): the watchdog names the wait and aborts.
+                    let k = seed_park_outcome(r, *policy);
+                    if *policy == "park" { row.park[k] += 1 } else { row.hang[k] += 1 }
                     tally.case(&name, k < 2, &detail);
                 }
             }
@@ -198,16 +199,20 @@ fn main() {
                     let tss_fatal = matches!(r.outcome, Outcome::Crash(6))
                         && r.stderr.contains("Fatal Python error: gilstate_tss_set: failed to set current tstate (TSS)")
                         && !r.stderr.contains("gilgate: ");
+                    // The default policy parks. The library's destructor then takes the lock a
+                    // parked callback thread holds (raw: a deadlock, or a hang on 3.14): the
+                    // watchdog names it and aborts. Otherwise the program exits 0, quietly.
+                    let named = r.stderr.contains("gilgate: deadlock: thread ") && r.stderr.contains("which was parked in ");
                     let k = match r.outcome {
-                        Outcome::Clean(_) => 0,
-                        Outcome::Crash(6) if diag("abort") => 1,
+                        Outcome::Clean(_) if r.stderr.is_empty() => 0,
+                        Outcome::Crash(6) if named => 1,
                         Outcome::Crash(11) if case_c_314 => 3,
                         Outcome::Crash(6) if case_c_314 && tss_fatal => 3,
                         Outcome::Crash(6) if case_c_314 && unbind_assert => 3,
                         _ => 2,
                     };
                     row.ct_pre[k] += 1;
-                    tally.case(&format!("{} ctypes host threads under LD_PRELOAD (abort) seed={seed}", pys[*py].name), k != 2,
+                    tally.case(&format!("{} ctypes host threads under LD_PRELOAD (default policy: park; clean, or the deadlock named) seed={seed}", pys[*py].name), k != 2,
                         &format!("{} stderr: {}", r.outcome, stderr_tail(r, 4)));
                 } else {
                     row.ct_raw[r.outcome.index()] += 1;
@@ -229,8 +234,8 @@ fn main() {
         // run one by one (each checked like the others) until one does, at most
         // GILGATE_DROPIN_MAX_EXTRA (default 24) per policy, so this does not fail by chance.
         let extra_max = env_u64("GILGATE_DROPIN_MAX_EXTRA", 24);
-        for policy in ["abort", "hang"] {
-            let seen = |r: &Row| if policy == "abort" { r.abort[1] + r.ahead[1] } else { r.hang[1] };
+        for policy in ["park", "abort", "hang"] {
+            let seen = |r: &Row| match policy { "abort" => r.abort[1] + r.ahead[1], "park" => r.park[1], _ => r.hang[1] };
             let mut k = 0;
             while seen(&rows[i]) == 0 && k < extra_max {
                 let seed = 100 + k;
@@ -241,10 +246,10 @@ fn main() {
                 let kk = match (&r.outcome, policy) {
                     (Outcome::Clean(_), _) => 0,
                     (Outcome::Crash(6), "abort") if diag => 1,
-                    (Outcome::Deadlock, "hang") if diag => 1,
+                    (_, "park" | "hang") => seed_park_outcome(&r, policy),
                     _ => 2,
                 };
-                if policy == "abort" { rows[i].abort[kk] += 1 } else { rows[i].hang[kk] += 1 }
+                match policy { "abort" => rows[i].abort[kk] += 1, "park" => rows[i].park[kk] += 1, _ => rows[i].hang[kk] += 1 }
                 tally.case(&format!("{} LD_PRELOAD seed {mode} policy={policy} seed={seed} (extra)", p.name), kk < 2,
                     &format!("{} stderr: {}", r.outcome, stderr_tail(&r, 4)));
                 k += 1;
@@ -255,21 +260,23 @@ fn main() {
         }
     }
     println!();
-    println!("{:26} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", "CPython (raw-API host)",
-        "abort", "hang", "exit (legacy)", "stop-first", "linked ahead", "ctypes+preload", "ctypes raw");
-    println!("{:26} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", "",
-        "ok/SIGABRT/bad", "ok/parked/bad", "ok/dl/van/cr/fl", "clean/bad", "ok/SIGABRT/bad", "ok/ABRT/bad/SEGV*", "ok/dl/van/crash/fl");
+    println!("{:26} | {:^13} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", "CPython (raw-API host)",
+        "park (default)", "abort", "hang", "exit (legacy)", "stop-first", "linked ahead", "ctypes+preload", "ctypes raw");
+    println!("{:26} | {:^13} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", "",
+        "ok/deadlock/bad", "ok/SIGABRT/bad", "ok/deadlock/bad", "ok/dl/van/cr/fl", "clean/bad", "ok/SIGABRT/bad", "ok/named/bad/SEGV*", "ok/dl/van/crash/fl");
     for (i, p) in pys.iter().enumerate() {
         let r = &rows[i];
         let j = |v: &[u32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/");
-        println!("{:26} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", p.name,
-            j(&r.abort), j(&r.hang), j(&r.exit), j(&r.stop_first), j(&r.ahead), j(&r.ct_pre), j(&r.ct_raw));
+        println!("{:26} | {:^13} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", p.name,
+            j(&r.park), j(&r.abort), j(&r.hang), j(&r.exit), j(&r.stop_first), j(&r.ahead), j(&r.ct_pre), j(&r.ct_raw));
         if runs > 0 {
             // The policies must actually have been exercised, not just never failed (extra runs
             // above when the first ones did not reach the refusal).
             tally.case(&format!("{} abort policy exercised (SIGABRT with diagnostic seen)", p.name), r.abort[1] + r.ahead[1] > 0,
                 "no run reached the refusal: the scenario did not hit finalization");
-            tally.case(&format!("{} hang policy exercised (parked thread with diagnostic seen)", p.name), r.hang[1] > 0,
+            tally.case(&format!("{} hang policy exercised (parked thread, deadlock named)", p.name), r.hang[1] > 0,
+                "no run parked a thread");
+            tally.case(&format!("{} default policy (park) exercised (parked thread, deadlock named)", p.name), r.park[1] > 0,
                 "no run parked a thread");
         }
     }
@@ -330,19 +337,38 @@ fn main() {
     tally.finish(t0);
 }
 
+/// The seed host under `park` (default) or `hang`: 0 clean, 1 the watchdog named the deadlock
+/// (one line naming the parked thread and the call that parked it, then SIGABRT; `hang` also
+/// writes its policy line), 2 anything else (a hang is the watchdog missing it).
+fn seed_park_outcome(r: &RunResult, policy: &str) -> usize {
+    let named = r.stderr.contains("gilgate: deadlock: thread ") && r.stderr.contains(" waits for a mutex (0x")
+        && r.stderr.contains("which was parked in Py");
+    let policy_line = r.stderr.contains("policy hang");
+    match r.outcome {
+        Outcome::Clean(_) if policy == "hang" || r.stderr.is_empty() => 0,
+        Outcome::Crash(6) if named && (policy == "hang") == policy_line => 1,
+        _ => 2,
+    }
+}
+
 /// One drop-in job: the seed host under a policy, the ctypes host, or CPython's regression tests.
 fn run_job(pys_r: &[Python], lib_r: &std::path::Path, cb_r: &Option<PathBuf>, job: &Job) -> RunResult {
     match job {
         Job::Seed { py, exe, mode, policy, stop_first, ahead, seed } => {
             let mut c = pys_r[*py].command(exe);
-            c.args([*mode, "4", "20000", "1", &seed.to_string()]).env("GILGATE_ON_FINALIZE", policy);
+            c.args([*mode, "4", "20000", "1", &seed.to_string()]);
+            if *policy == "park" {
+                c.env_remove("GILGATE_ON_FINALIZE"); // the default
+            } else {
+                c.env("GILGATE_ON_FINALIZE", policy);
+            }
             if *stop_first {
                 c.env("SEED_STOP_FIRST", "1");
             }
             if !*ahead {
                 c.env("LD_PRELOAD", &lib_r);
             }
-            run(c, Duration::from_secs(if *policy == "abort" { 20 } else { 5 }))
+            run(c, Duration::from_secs(if *policy == "exit" { 5 } else { 20 }))
         }
         Job::Ctypes { py, preload, .. } => {
             let p = &pys_r[*py];

@@ -354,7 +354,7 @@ fn main() {
         };
         (job, r)
     });
-    // per CPython: polite clean, rude [clean, diagnosed abort, bad], raw rude outcome
+    // per CPython: polite clean, rude [clean, deadlock named, bad], raw rude outcome
     let mut rows: Vec<(u32, [u32; 3], String)> = vec![(0, [0; 3], String::new()); pys.len()];
     for (job, r) in &results {
         match job {
@@ -397,9 +397,10 @@ fn main() {
                     }
                     tally.case(&name, ok, &format!("{} {res} (GILGATE_SHOW_STATS agrees: {stats_ok}) stderr: {}", r.outcome, stderr_tail(r, 4)));
                 } else {
-                    let diag = r.stderr.contains("gilgate: ") && r.stderr.contains("policy abort");
+                    // The default policy parks; a wait on a parked thread is named (then SIGABRT).
+                    let diag = r.stderr.contains("gilgate: deadlock: thread ");
                     let k = match &r.outcome {
-                        Outcome::Clean(_) if field(&res, "resolved") == Some("gilgate") => 0,
+                        Outcome::Clean(_) if field(&res, "resolved") == Some("gilgate") && gilgate_unasked(&r.stderr).is_none() => 0,
                         Outcome::Crash(6) if diag => 1,
                         _ => 2,
                     };
@@ -410,7 +411,7 @@ fn main() {
         }
     }
     println!();
-    println!("{:26} | {:^13} | {:^22} | {:^18}", "dlopen host", "polite clean", "rude clean/ABRT/bad", "raw rude (1 run)");
+    println!("{:26} | {:^13} | {:^22} | {:^18}", "dlopen host", "polite clean", "rude clean/named/bad", "raw rude (1 run)");
     for (i, p) in pys.iter().enumerate() {
         if libpython(p).is_some() {
             let (pc, rr, raw) = &rows[i];
