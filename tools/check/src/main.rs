@@ -522,10 +522,10 @@ extension modules' or ctypes callbacks': no fallible entries, no gate, no drain"
         r.fact(format!("it imports {relocs} (dynamic relocations against undefined symbols, bound in the global \
 lookup scope, where a preloaded gilgate comes before libc): gilgate's pthread_exit (CPython 3.8–3.13's kill) and \
 pause (3.14+'s park) are the ones it calls"));
-        r.fact("so a host thread (e.g. a library's native thread running a ctypes callback) that CPython kills or \
-parks during finalization gets gilgate's policy: park by default (the thread waits silently until the process \
-exits: no crash, no forced unwind, no vanished lock holder), abort or exit if GILGATE_ON_FINALIZE says so; \
-CPython's own threads keep CPython's behaviour");
+        r.fact("so a thread that CPython kills or parks during finalization, a host thread (e.g. a library's native \
+thread running a ctypes callback) or one of its own daemon threads, is parked by default (it waits silently until \
+the process exits: no crash, no forced unwind, no vanished lock holder); GILGATE_ON_FINALIZE=abort|exit apply to \
+host threads only, CPython's own threads then get CPython's behaviour");
         r.end(3, &format!("partially covered: finalization kills parked ({relocs}), API calls not gated"), Some(REMEDY_STATIC_PY))
     }
     if let Some(why) = &secure {
