@@ -9,8 +9,10 @@
  *   entry_kill api-ensure   (resp. gilgate_gilstate_ensure) unchanged; the worker then ends
  *                           normally and is joined. Exit 0 = every check held.
  *   entry_kill dropin       PyGILState_Ensure (gilgate's export when linked ahead of libpython):
- *                           the policy applies (default: abort with gilgate's diagnostic naming
- *                           PyGILState_Ensure); the harness checks the signal and the message.
+ *                           the policy applies; the harness runs it under `abort` (gilgate's
+ *                           diagnostic naming PyGILState_Ensure) and the default `park` (the
+ *                           worker parks; the main thread's pthread_join then waits for it, and
+ *                           the watchdog names that wait); it checks the signal and the message.
  * Not for 3.8 (its waiters are killed only after they get the GIL, which finalization keeps). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,10 +31,13 @@ static int warmed, go;
 static volatile int entry_status = -1, errno_after = -1;
 static volatile int entry_done;
 
-/* _ek.done(): whether the worker's measured entry has returned (the __del__ below waits for it). */
+/* _ek.done(): whether the worker's measured entry has returned, or (drop-in) the policy took the
+ * worker instead: parked, it never returns (the __del__ below waits for it). */
 static PyObject *ek_done(PyObject *self, PyObject *args) {
     (void)self; (void)args;
-    return PyBool_FromLong(__atomic_load_n(&entry_done, __ATOMIC_ACQUIRE));
+    struct gilgate_stats s;
+    int parked = g_mode == DROPIN && gilgate_stats(&s) == GILGATE_OK && s.policy_actions > 0;
+    return PyBool_FromLong(__atomic_load_n(&entry_done, __ATOMIC_ACQUIRE) || parked);
 }
 static PyMethodDef ek_methods[] = {{"done", ek_done, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef ek_module = {PyModuleDef_HEAD_INIT, "_ek", NULL, -1, ek_methods};
@@ -91,9 +96,9 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: entry_kill api-restore|api-ensure|dropin\n"); return 2; }
+    if (argc != 2) { fprintf(stderr, "usage: entry_kill api-restore|api-ensure|dropin|dropin-park\n"); return 2; }
     g_mode = !strcmp(argv[1], "api-restore") ? API_RESTORE : !strcmp(argv[1], "api-ensure") ? API_ENSURE
-           : !strcmp(argv[1], "dropin") ? DROPIN : -1;
+           : !strcmp(argv[1], "dropin") || !strcmp(argv[1], "dropin-park") ? DROPIN : -1;
     if (g_mode < 0) { fprintf(stderr, "bad mode\n"); return 2; }
     PyImport_AppendInittab("_ek", ek_init);
     Py_InitializeEx(0);

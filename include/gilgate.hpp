@@ -140,7 +140,7 @@ private:
  *
  * Call reacquire() and handle its status. If the destructor has to re-acquire instead and cannot
  * (the interpreter is finalizing), it has no way to report that, so it applies gilgate's
- * configured policy (gilgate_apply_policy: abort by default, see GILGATE_ON_FINALIZE) rather than
+ * configured policy (gilgate_apply_policy: park by default, see GILGATE_ON_FINALIZE) rather than
  * letting the code after the scope run without the GIL. */
 class allow_threads {
 public:

@@ -662,6 +662,7 @@ mod tests {
         let (tx2, rx2) = std::sync::mpsc::channel::<()>();
         let h = std::thread::spawn(move || {
             let s = my_slot().unwrap();
+            s.record(0, KIND_TSTATE, 0); // a drop-in region (slots are reused: say which)
             s.depth.store(1, Release);
             tx.send(()).unwrap();
             rx2.recv().unwrap();

@@ -7,8 +7,8 @@
 //! other thread of the process is blocked in (`/proc/self/task/*/syscall`) and recognizes, from
 //! the futex word alone, two waits that can never end: a `pthread_mutex_lock` of a mutex whose
 //! owner (glibc's `__owner`, the third int of the mutex) is a parked thread, and a `pthread_join`
-//! of a parked thread (the wait is on the joined thread's own `tid` word, inside its descriptor,
-//! with the tid as the expected value). Seen twice in a row, it writes one line and aborts.
+//! of a parked thread (the wait is on a word inside the joined thread's own descriptor: its `tid`
+//! up to glibc 2.40, a join state in 2.43). Seen twice in a row, it writes one line and aborts.
 //! Anything else (condition variables, semaphores, Python locks) it cannot attribute: it stays
 //! silent, as 3.14 does.
 //!
@@ -180,11 +180,11 @@ fn examine(tid: i32) -> Option<Finding> {
     if nr != libc::SYS_futex as u64 {
         return None;
     }
-    let mut a = [0usize; 3];
+    let mut a = [0usize; 2];
     for v in a.iter_mut() {
         *v = hex(fields.next()?)?;
     }
-    let (uaddr, op, val) = (a[0], a[1] & !(128 | 256), a[2] as u32 as i32); // minus PRIVATE, CLOCK_REALTIME
+    let (uaddr, op) = (a[0], a[1] & !(128 | 256)); // minus FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
     let count = COUNT.load(Acquire).min(MAX);
     for i in 0..count {
         let e = &PARKED[i];
@@ -196,8 +196,11 @@ fn examine(tid: i32) -> Option<Finding> {
         match op {
             // FUTEX_WAIT, FUTEX_WAIT_BITSET
             0 | 9 => {
+                // A join waits on a word of the joined thread's own descriptor: glibc <= 2.40
+                // its `tid` (the expected value), 2.43 (Debian unstable) a join state word.
+                // Nothing else waits there long: the parked thread holds none of its own locks.
                 let base = e.pthread.load(Relaxed);
-                if val == ptid && uaddr >= base && uaddr < base + 4096 && read_i32(uaddr) == Some(ptid) {
+                if uaddr >= base && uaddr < base + 4096 {
                     return f(Wait::Join);
                 }
                 // glibc's pthread_mutex_t: int __lock; unsigned __count; int __owner; ...

@@ -62,7 +62,7 @@ use ::pyo3::Python;
 /// `GILGATE_DRAIN_TIMEOUT_MS`). Inside the region, [`detach`]'s re-acquire is not refused while
 /// the drain waits, so that the region can finish. A thread that stays in one `attach` for its
 /// whole life holds finalization up to the timeout, then meets CPython's kill: the policy
-/// (`GILGATE_ON_FINALIZE`, abort with a diagnostic by default) where it is outside a gilgate
+/// (`GILGATE_ON_FINALIZE`, a park by default) where it is outside a gilgate
 /// entry, `Err` from [`detach`] where it is inside one.
 ///
 /// ```

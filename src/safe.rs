@@ -20,7 +20,7 @@
 //! Consequences worth knowing: the drop-in exports make the whole process's
 //! `PyEval_RestoreThread`/`PyGILState_Ensure`/... calls (PyO3's own `Python::attach` included)
 //! go through gilgate's drop-in mode, where a refused entry that cannot report an error applies
-//! the policy (`GILGATE_ON_FINALIZE`, abort with a diagnostic by default) instead of killing the
+//! the policy (`GILGATE_ON_FINALIZE`, a silent park by default) instead of killing the
 //! thread. A Rust `cdylib` (a Python extension module) depending on the crate carries its own copy
 //! of gilgate, loaded after libc and libpython: like `libgilgate.so` loaded late, it cannot
 //! interpose, and only its gate and drain protect (not tested here; preloading `libgilgate.so`

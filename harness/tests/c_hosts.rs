@@ -124,7 +124,7 @@ fn main() {
         if p.minor() >= (3, 9) {
             // gilgate_gilstate_ensure is no fast entry on 3.15+ (the PEP 788 path, which holds a
             // guard that lets the thread in during finalization: pep788.rs covers it).
-            let modes: &[&'static str] = if p.minor() >= (3, 15) { &["api-restore", "dropin"] } else { &["api-restore", "api-ensure", "dropin"] };
+            let modes: &[&'static str] = if p.minor() >= (3, 15) { &["api-restore", "dropin", "dropin-park"] } else { &["api-restore", "api-ensure", "dropin", "dropin-park"] };
             for &mode in modes {
                 jobs.push(Job::EntryKill { py: i, exe: exe_of[&(i, "entry_kill.c", Lang::C, true)].clone(), mode });
             }
@@ -156,6 +156,9 @@ fn main() {
         }
         if matches!(job, Job::NoDrain { .. } | Job::EntryKill { .. }) {
             cmd.env("GILGATE_DRAIN_TIMEOUT_MS", "0").env("SEED_NO_SLEEP", "1");
+        }
+        if matches!(job, Job::EntryKill { mode: "dropin", .. }) {
+            cmd.env("GILGATE_ON_FINALIZE", "abort");
         }
         (job, run(cmd, timeout))
     });
@@ -203,14 +206,21 @@ fn main() {
             }
             Job::EntryKill { py, mode, .. } => {
                 // api-*: the entry returned GILGATE_ERR_FINALIZING, errno unchanged, thread joined
-                // (the host checks, exit 0). dropin: the policy (abort) from the entry's own
+                // (the host checks, exit 0). dropin: the policy (abort, set) from the entry's own
                 // bookkeeping, naming the export, not the interposer's fallback for kills outside
                 // any entry ("pthread_exit on thread ..." / "pause on thread ...").
+                // dropin-park (the default policy): the worker parks inside its entry; the main
+                // thread's pthread_join then waits for it forever, which the watchdog names.
                 let ok = if *mode == "dropin" {
                     matches!(r.outcome, Outcome::Crash(6))
                         && r.stderr.contains("gilgate: PyGILState_Ensure on thread")
                         && (r.stderr.contains("CPython tried to kill a host thread")
                             || r.stderr.contains("CPython tried to park a host thread"))
+                } else if *mode == "dropin-park" {
+                    matches!(r.outcome, Outcome::Crash(6))
+                        && r.stderr.contains(" waits to join thread ")
+                        && r.stderr.contains("which was parked in PyGILState_Ensure")
+                        && !r.stderr.contains("policy ")
                 } else {
                     matches!(r.outcome, Outcome::Clean(_)) && r.stdout.contains(" ok")
                 };
