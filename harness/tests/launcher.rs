@@ -243,6 +243,17 @@ fn main() {
             tally.case(&format!("gilgate-run --check ({name}) runs the installed gilgate-check"),
                 code(&r.outcome) == Some(2) && r.stdout.contains("cannot tell"), &format!("{} {}", r.outcome, r.stdout));
         }
+        // A prefix whose lib/ is a symbolic link: LD_PRELOAD names the physical directory.
+        let prefix2 = out.join("prefix2");
+        let _ = std::fs::create_dir_all(prefix2.join("bin"));
+        let copied = std::fs::copy(prefix.join("bin/gilgate-run"), prefix2.join("bin/gilgate-run")).is_ok()
+            && std::os::unix::fs::symlink(prefix.join("lib"), prefix2.join("lib")).is_ok();
+        let mut c = Command::new(prefix2.join("bin/gilgate-run"));
+        c.args(["sh", "-c", SHOW]).env_remove("LD_PRELOAD");
+        let r = run(c, Duration::from_secs(20));
+        let want = s(&std::fs::canonicalize(&prefix).unwrap().join("lib/libgilgate.so.0"));
+        tally.case("gilgate-run in a prefix whose lib/ is a symlink preloads the physical lib/libgilgate.so.0",
+            copied && r.stdout.starts_with(&format!("{want}|")), &format!("{:?} want {want} {:?}", r.stdout, r.stderr));
     }
 
     // ---- 2. the build tree as it is: the soname link and the README's link example -----------
