@@ -3,14 +3,16 @@
 //!
 //! A parked thread never returns and never unwinds: it holds whatever its callers held, so a
 //! thread that later waits for one of those (a host mutex, a join) waits forever. Raw 3.14 hangs
-//! silently there. The first parked thread becomes the watchdog: every `POLL`, it reads what each
-//! other thread of the process is blocked in (`/proc/self/task/*/syscall`) and recognizes, from
-//! the futex word alone, two waits that can never end: a `pthread_mutex_lock` of a mutex whose
-//! owner (glibc's `__owner`, the third int of the mutex) is a parked thread, and a `pthread_join`
-//! of a parked thread (the wait is on a word inside the joined thread's own descriptor: its `tid`
-//! up to glibc 2.40, a join state in 2.43). Seen twice in a row, it writes one line and aborts.
-//! Anything else (condition variables, semaphores, Python locks) it cannot attribute: it stays
-//! silent, as 3.14 does.
+//! silently there when that thread is the main one. The first parked thread becomes the
+//! watchdog: every `POLL_MS`, it reads what each other thread is blocked in
+//! (`/proc/self/task/*/syscall`) and recognizes, from the futex word alone, untimed waits that
+//! name the thread they wait for: a `pthread_mutex_lock` (its owner: glibc's `__owner`, the
+//! third int of the mutex; the word itself for PI mutexes) and a `pthread_join` (a word inside
+//! the joined thread's own descriptor: its `tid` up to glibc 2.40, a join state in 2.43). When
+//! the main thread's wait leads, through such waits, to a parked thread, the process can never
+//! end: seen twice in a row, one line names it and the process aborts. A worker blocked forever
+//! does not keep the process alive (raw 3.14 exits over it): not reported. Waits it cannot
+//! attribute (condition variables, semaphores, Python locks, timed waits) stay silent, as 3.14.
 //!
 //! No allocation and no lock: parking happens inside CPython's kill paths; the watchdog uses raw
 //! syscalls and stack buffers.
@@ -95,13 +97,26 @@ enum Wait {
     Join,
 }
 
+/// Thread `waiter` is blocked, without a timeout, until thread `on` does something.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Finding {
+struct Edge {
     waiter: i32,
+    on: i32,
     addr: usize,
-    parked: usize, // index into PARKED
     wait: Wait,
 }
+
+/// The main thread's wait that can never end: the main thread (whose return or `exit` ends the
+/// process) waits on a chain of threads that ends at a parked one. A worker blocked forever on a
+/// parked thread is no deadlock of the process (raw 3.14 exits over it): not reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Finding {
+    first: Edge, // the main thread's own wait
+    parked: usize, // index into PARKED: the end of the chain
+    hops: u32,
+}
+
+const EDGES: usize = 256;
 
 fn watch() -> ! {
     let me = crate::log::tid() as i32;
@@ -122,50 +137,77 @@ fn watch() -> ! {
     }
 }
 
-/// One pass over the process's threads: the first wait on a parked thread, if any.
+/// One pass over the process's threads: every untimed wait on another thread, then whether the
+/// main thread's leads to a parked thread.
 fn scan(me: i32) -> Option<Finding> {
+    let mut edges = [Edge { waiter: 0, on: 0, addr: 0, wait: Wait::Mutex }; EDGES];
+    let mut tids = [0i32; EDGES];
+    let (mut ne, mut nt) = (0usize, 0usize);
     // SAFETY: open/getdents64/close on a path we own; buffers are on this stack.
     unsafe {
         let fd = libc::open(b"/proc/self/task\0".as_ptr() as *const _, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
         if fd < 0 {
             return None;
         }
-        let mut buf = [0u8; 4096];
-        let mut found = None;
-        'outer: loop {
+        let mut buf = [0u8; 2048];
+        loop {
             let n = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
             if n <= 0 {
                 break;
             }
             let mut off = 0usize;
-            while off < n as usize {
+            while off + 19 < n as usize {
                 // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
                 let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                if reclen < 20 || off + reclen > n as usize {
+                    break;
+                }
                 let name = &buf[off + 19..off + reclen];
                 let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-                off += reclen.max(1);
+                off += reclen;
                 let Some(tid) = crate::config::parse_u64(name) else { continue };
                 let tid = tid as i32;
-                if tid == me || parked_index(tid).is_some() {
+                if nt < EDGES {
+                    tids[nt] = tid;
+                    nt += 1;
+                }
+                if tid == me || parked_index(tid).is_some() || ne >= EDGES {
                     continue;
                 }
-                if let Some(f) = examine(tid) {
-                    found = Some(f);
-                    break 'outer;
+                if let Some(e) = examine(tid) {
+                    edges[ne] = e;
+                    ne += 1;
                 }
             }
         }
         libc::close(fd);
-        found
     }
+    let (edges, tids) = (&edges[..ne], &tids[..nt]);
+    // A join's target on glibc <= 2.40 (the expected value is its tid) must be a live thread.
+    let live = |t: i32| tids.contains(&t);
+    // SAFETY: getpid has no preconditions.
+    let main = unsafe { libc::getpid() };
+    let mut cur = *edges.iter().find(|e| e.waiter == main)?;
+    let first = cur;
+    for hops in 0..EDGES as u32 {
+        if let Some(i) = parked_index(cur.on) {
+            return Some(Finding { first, parked: i, hops });
+        }
+        if !live(cur.on) || cur.on == main {
+            return None;
+        }
+        cur = *edges.iter().find(|e| e.waiter == cur.on)?;
+    }
+    None
 }
 
 fn parked_index(tid: i32) -> Option<usize> {
     (0..COUNT.load(Acquire).min(MAX)).find(|&i| PARKED[i].tid.load(Acquire) == tid)
 }
 
-/// Is thread `tid` blocked in a futex wait that a parked thread will never end?
-fn examine(tid: i32) -> Option<Finding> {
+/// Is thread `tid` blocked, without a timeout, in a futex wait that names the thread it waits
+/// for: a glibc mutex (its owner) or a join (the joined thread)?
+fn examine(tid: i32) -> Option<Edge> {
     let mut path = [0u8; 64];
     let mut p = 0;
     for part in [&b"/proc/self/task/"[..], itoa(tid as u64, &mut [0u8; 20]), b"/syscall\0"] {
@@ -180,44 +222,47 @@ fn examine(tid: i32) -> Option<Finding> {
     if nr != libc::SYS_futex as u64 {
         return None;
     }
-    let mut a = [0usize; 2];
+    let mut a = [0usize; 4];
     for v in a.iter_mut() {
         *v = hex(fields.next()?)?;
     }
-    let (uaddr, op) = (a[0], a[1] & !(128 | 256)); // minus FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
-    let count = COUNT.load(Acquire).min(MAX);
-    for i in 0..count {
-        let e = &PARKED[i];
-        let ptid = e.tid.load(Acquire);
-        if ptid == 0 {
-            continue;
-        }
-        let f = |wait| Some(Finding { waiter: tid, addr: uaddr, parked: i, wait });
-        match op {
-            // FUTEX_WAIT, FUTEX_WAIT_BITSET
-            0 | 9 => {
-                // A join waits on a word of the joined thread's own descriptor: glibc <= 2.40
-                // its `tid` (the expected value), 2.43 (Debian unstable) a join state word.
-                // Nothing else waits there long: the parked thread holds none of its own locks.
-                let base = e.pthread.load(Relaxed);
-                if uaddr >= base && uaddr < base + 4096 {
-                    return f(Wait::Join);
-                }
-                // glibc's pthread_mutex_t: int __lock; unsigned __count; int __owner; ...
-                if read_i32(uaddr).map_or(false, |w| w != 0) && read_i32(uaddr + 8) == Some(ptid) {
-                    return f(Wait::Mutex);
+    // Minus FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME; a timed wait ends by itself: not ours.
+    let (uaddr, op, val, timeout) = (a[0], a[1] & !(128 | 256), a[2] as u32 as i32, a[3]);
+    let edge = |on, wait| Some(Edge { waiter: tid, on, addr: uaddr, wait });
+    match op {
+        // FUTEX_WAIT, FUTEX_WAIT_BITSET
+        0 | 9 if timeout == 0 => {
+            // A join waits on a word of the joined thread's own descriptor: glibc <= 2.40 its
+            // `tid` (also the expected value), 2.43 (Debian unstable) a join state word. Nothing
+            // else waits there long: a parked thread holds none of its own locks.
+            for i in 0..COUNT.load(Acquire).min(MAX) {
+                let base = PARKED[i].pthread.load(Relaxed);
+                let ptid = PARKED[i].tid.load(Acquire);
+                if ptid != 0 && uaddr >= base && uaddr < base + 4096 {
+                    return edge(ptid, Wait::Join);
                 }
             }
-            // FUTEX_LOCK_PI, FUTEX_LOCK_PI2: the owner's tid is in the word itself.
-            6 | 13 => {
-                if read_i32(uaddr).map_or(false, |w| w & 0x3fff_ffff == ptid) {
-                    return f(Wait::Mutex);
-                }
+            // glibc <= 2.40 joins on `pd->tid` expecting the joined thread's tid. Mutexes wait
+            // for 2, condition variables and semaphores for 0: a live tid (> 2) is a join.
+            let word = read_i32(uaddr)?;
+            if val > 2 && word == val && val != tid {
+                return edge(val, Wait::Join);
             }
-            _ => {}
+            // glibc's pthread_mutex_t: int __lock; unsigned __count; int __owner; ...
+            let owner = read_i32(uaddr + 8)?;
+            if word != 0 && owner > 0 && owner != tid {
+                return edge(owner, Wait::Mutex);
+            }
+            None
         }
+        // FUTEX_LOCK_PI, FUTEX_LOCK_PI2: the owner's tid is in the word itself.
+        6 | 13 if timeout == 0 => {
+            let owner = read_i32(uaddr)? & 0x3fff_ffff;
+            (owner > 0 && owner != tid).then_some(())?;
+            edge(owner, Wait::Mutex)
+        }
+        _ => None,
     }
-    None
 }
 
 #[cold]
@@ -231,16 +276,20 @@ fn report(f: Finding) -> ! {
     let what = std::str::from_utf8(&name[..n]).unwrap_or("?");
     let ptid = e.tid.load(Relaxed) as u64;
     let mut l = crate::log::Line::new();
-    l.s("deadlock: thread ").u(f.waiter as u64);
+    l.s("deadlock: thread ").u(f.first.waiter as u64);
     let mut comm = [0u8; 32];
-    if let Some(c) = thread_name(f.waiter, &mut comm) {
+    if let Some(c) = thread_name(f.first.waiter, &mut comm) {
         l.s(" (").s(c).s(")");
     }
-    match f.wait {
-        Wait::Mutex => l.s(" waits for a mutex (0x").s(hex_str(f.addr, &mut [0u8; 16])).s(") held by thread "),
+    match f.first.wait {
+        Wait::Mutex => l.s(" waits for a mutex (0x").s(hex_str(f.first.addr, &mut [0u8; 16])).s(") held by thread "),
         Wait::Join => l.s(" waits to join thread "),
     };
-    l.u(ptid).s(", which was parked in ").s(what)
+    l.u(f.first.on as u64);
+    if f.hops > 0 {
+        l.s(", which waits (").u(f.hops as u64).s(" step(s)) for thread ").u(ptid);
+    }
+    l.s(", which was parked in ").s(what)
         .s(" because the interpreter was finalizing and will never run again; aborting (without gilgate this process would crash or hang here)");
     l.emit();
     // SAFETY: abort has no preconditions.

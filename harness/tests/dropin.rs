@@ -28,7 +28,11 @@ enum Job {
     Ctypes { py: usize, preload: bool, seed: u64 },
     /// python -m test REGRTESTS, with or without the preload.
     Regr { py: usize, preload: bool },
+    /// c_tests/park_watchdog.c in one of its modes (the watchdog's cases), preload on or off.
+    Watchdog { py: usize, exe: PathBuf, mode: &'static str, preload: bool },
 }
+
+const WATCHDOG_MODES: [&str; 3] = ["workers-wait", "timed", "join"];
 
 /// CPython's own test_threading starts grandchildren in new sessions; one of them
 /// (test_print_exception_gh_102056, exponential recursion stopped only by interrupt_main) can
@@ -98,6 +102,17 @@ fn main() {
             }
         };
         raw_of.insert(i, raw.clone());
+        match compile_as(p, "park_watchdog.c", Lang::C, Link::Raw) {
+            Ok(exe) => {
+                for mode in WATCHDOG_MODES {
+                    for _ in 0..2 {
+                        jobs.push(Job::Watchdog { py: i, exe: exe.clone(), mode, preload: true });
+                    }
+                    jobs.push(Job::Watchdog { py: i, exe: exe.clone(), mode, preload: false });
+                }
+            }
+            Err(e) => tally.case(&format!("{} build park_watchdog", p.name), false, &e),
+        }
         for k in 0..runs {
             let mode = if k % 2 == 0 { "gilstate" } else { "tstate" };
             for policy in ["park", "abort", "hang", "exit"] {
@@ -143,6 +158,7 @@ fn main() {
         ahead: [u32; 3],
         ct_pre: [u32; 4],
         ct_raw: [u32; OUTCOMES],
+        wd_raw: Vec<String>,
         regr: [Option<(String, Vec<String>)>; 2],
     }
     let mut rows = vec![Row::default(); pys.len()];
@@ -218,6 +234,22 @@ fn main() {
                     row.ct_raw[r.outcome.index()] += 1;
                 }
             }
+            Job::Watchdog { py, mode, preload, .. } => {
+                let res = r.stdout.lines().find(|l| l.starts_with("RESULT")).unwrap_or("");
+                if !*preload {
+                    rows[*py].wd_raw.push(format!("{mode}:{}", r.outcome.kind()));
+                    continue;
+                }
+                // The watchdog names only a wait of the main thread that leads to a parked
+                // thread; blocked workers and timed waits are left alone (exit 0, quiet).
+                let ok = match *mode {
+                    "join" => matches!(r.outcome, Outcome::Crash(6)) && r.stderr.contains("gilgate: deadlock: thread ")
+                        && r.stderr.contains(" waits to join thread ") && r.stderr.contains("which was parked in PyGILState_Ensure"),
+                    _ => matches!(r.outcome, Outcome::Clean(_)) && gilgate_unasked(&r.stderr).is_none(),
+                } && !res.contains("calls=0");
+                tally.case(&format!("{} park_watchdog {mode} under LD_PRELOAD", pys[*py].name), ok,
+                    &format!("{} {res} stderr: {}", r.outcome, stderr_tail(r, 3)));
+            }
             Job::Regr { py, preload } => {
                 let summary = regr_summary(&r.stdout);
                 rows[*py].regr[*preload as usize] = Some((format!("{}", r.outcome.kind()), summary));
@@ -281,6 +313,11 @@ fn main() {
         }
     }
 
+    for (i, p) in pys.iter().enumerate() {
+        if !rows[i].wd_raw.is_empty() {
+            println!("  {:26} park_watchdog raw (recorded, not asserted): {}", p.name, rows[i].wd_raw.join(" "));
+        }
+    }
     println!("(* SEGV: case (c) on 3.14+ (and the Py_DEBUG 3.13), a statically linked python whose own exports gilgate never sees:");
     println!("   a callback thread entering after Py_FinalizeEx crashes inside CPython, gh-124619, or CPython");
     println!("   aborts itself binding its thread state after the TSS key is gone; see docs/design.md)");
@@ -342,7 +379,7 @@ fn main() {
 /// writes its policy line), 2 anything else (a hang is the watchdog missing it).
 fn seed_park_outcome(r: &RunResult, policy: &str) -> usize {
     let named = r.stderr.contains("gilgate: deadlock: thread ") && r.stderr.contains(" waits for a mutex (0x")
-        && r.stderr.contains("which was parked in Py");
+        && r.stderr.contains("which was parked in ");
     let policy_line = r.stderr.contains("policy hang");
     match r.outcome {
         Outcome::Clean(_) if policy == "hang" || r.stderr.is_empty() => 0,
@@ -381,6 +418,14 @@ fn run_job(pys_r: &[Python], lib_r: &std::path::Path, cb_r: &Option<PathBuf>, jo
                 c.env("LD_PRELOAD", &lib_r);
             }
             run(c, Duration::from_secs(if *preload { 20 } else { 5 }))
+        }
+        Job::Watchdog { py, exe, mode, preload } => {
+            let mut c = pys_r[*py].command(exe);
+            c.arg(*mode).env_remove("GILGATE_ON_FINALIZE");
+            if *preload {
+                c.env("LD_PRELOAD", lib_r);
+            }
+            run(c, Duration::from_secs(20))
         }
         Job::Regr { py, preload } => {
             let tests: Vec<String> = REGRTESTS.iter().map(|t| t.to_string()).collect();
