@@ -12,8 +12,8 @@
 //!   Debian's /usr/bin/python3.11): its own definitions come first in the lookup order, so its API
 //!   calls are not gated; but if it imports `pthread_exit`/`pause` (a PLT or GOT relocation against
 //!   an undefined dynamic symbol, read from the relocation tables the loader itself reads), a
-//!   preloaded gilgate's definitions are the ones bound, and host threads CPython kills or parks
-//!   during finalization get gilgate's policy: partially covered (exit 3);
+//!   preloaded gilgate's definitions are the ones bound, and the threads CPython kills or parks
+//!   during finalization get gilgate's policy (park by default): partially covered (exit 3);
 //! - setuid/setgid or file capabilities: the loader runs it in secure mode and ignores a
 //!   LD_PRELOAD given by path, unless the program links gilgate itself;
 //! - a program that links libpython (directly or through a library): covered;
@@ -520,12 +520,13 @@ extension modules' or ctypes callbacks': no fallible entries, no gate, no drain"
         }
         let relocs = groups.iter().map(|(k, ns)| format!("{} via {k}", ns.join(", "))).collect::<Vec<_>>().join("; ");
         r.fact(format!("it imports {relocs} (dynamic relocations against undefined symbols, bound in the global \
-lookup scope, where a preloaded gilgate comes before libc): gilgate's pthread_exit (CPython 3.8–3.13's kill) and \
-pause (3.14+'s park) are the ones it calls"));
+lookup scope, where a preloaded gilgate comes before libc): it calls gilgate's definitions (pthread_exit: \
+CPython 3.8–3.13's kill; pause: 3.14+'s park)"));
         r.fact("so a thread that CPython kills or parks during finalization, a host thread (e.g. a library's native \
 thread running a ctypes callback) or one of its own daemon threads, is parked by default (it waits silently until \
-the process exits: no crash, no forced unwind, no vanished lock holder); GILGATE_ON_FINALIZE=abort|exit apply to \
-host threads only, CPython's own threads then get CPython's behaviour");
+the process exits: no crash, no forced unwind; a later wait on it by the main thread is named by gilgate's \
+watchdog); GILGATE_ON_FINALIZE=abort|exit apply to host threads only, CPython's own threads then get CPython's \
+behaviour");
         r.end(3, &format!("partially covered: finalization kills parked ({relocs}), API calls not gated"), Some(REMEDY_STATIC_PY))
     }
     if let Some(why) = &secure {
