@@ -13,8 +13,12 @@ CPython x program x {raw, gilgate}):
   daemon  benches/exit_daemon{_ext.c,.py}: 8 Python daemon threads loop on an extension function
           doing Py_BEGIN_ALLOW_THREADS; usleep(2000); Py_END_ALLOW_THREADS; the main thread
           returns.
-"gilgate" = LD_PRELOAD=LIB with GILGATE_SHOW_STATS=1 (drain time and timeouts read from its
-stderr) and no other GILGATE_* variable: gilgate's defaults. "raw" = no preload.
+"gilgate" = LD_PRELOAD=LIB and no GILGATE_* variable: gilgate's defaults. "raw" = no preload.
+The drain column comes from separate, untimed runs with GILGATE_SHOW_STATS=1 (max(3, RUNS/4) per
+cell): the stats line written at exit lengthens the exit itself, and on a statically linked
+interpreter (whose API calls gilgate cannot gate) that wider window let the program's threads
+call into the finalized runtime and crash it (Debian 3.11: 8 of 30 runs with the line, 1 of 30
+without, 0 of 30 raw, 2026-12-06).
 
 CPythons: every pyenv CPython >= 3.8, Debian's /usr/bin/python3.11 (with headers), Debian
 unstable 3.14/3.15 if scripts/debian-python.sh has their trees cached (run through the tree's own
@@ -116,10 +120,11 @@ def status(rc):
     return "exit 0" if rc == 0 else f"exit {rc}"
 
 
-def once(cmd, env, gated):
+def once(cmd, env, gated, stats=False):
     env = dict(env)
     if gated:
         env["LD_PRELOAD"] = LIB
+    if stats:
         env["GILGATE_SHOW_STATS"] = "1"
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -179,16 +184,26 @@ def main():
                         f.write(f"{r[0]:.3f}\t{r[1]}\t{r[2]}\t{r[3]}\n")
                     if r[1] != "exit 0" or i == RUNS - 1:
                         (d / f"{prog}-{mode}.stderr-{r[1].replace(' ', '')}").write_text(r[4][-4000:])
+        # The drain column: untimed runs with the stats line.
+        for prog in PROGRAMS:
+            results[(py[0], prog)]["stats"] = []
+        for i in range(max(3, RUNS // 4)):
+            for prog in PROGRAMS:
+                cmd, env = cmds[prog]
+                r = once(cmd, env, True, stats=True)
+                results[(py[0], prog)]["stats"].append(r[:4])
+                with open(d / f"{prog}-stats.tsv", "a" if i else "w") as f:
+                    f.write(f"{r[0]:.3f}\t{r[1]}\t{r[2]}\t{r[3]}\n")
         print(f"# {py[0]}: done", file=sys.stderr, flush=True)
     for prog in PROGRAMS:
         print(f"\n### {prog}\n")
-        print("| CPython | runs | raw: ms, median [p10–p90] | raw exits | through gilgate | gilgate exits | difference of medians | drain µs, median [max] | drain timeouts |")
+        print("| CPython | runs | raw: ms, median [p10–p90] | raw exits | through gilgate | gilgate exits | difference of medians | drain µs, median [max] (stats runs) | drain timeouts |")
         print("|---|---|---|---|---|---|---|---|---|")
         for py in found:
             r = results[(py[0], prog)]
             a, b = q([x[0] for x in r["raw"]]), q([x[0] for x in r["gilgate"]])
-            dr = [x[2] for x in r["gilgate"] if x[2] is not None]
-            to = sum(x[3] or 0 for x in r["gilgate"])
+            dr = [x[2] for x in r["stats"] if x[2] is not None]
+            to = sum(x[3] or 0 for x in r["stats"])
             print(f"| {py[0]} | {RUNS} | {a[0]:.1f} [{a[1]:.1f}–{a[2]:.1f}] | {counts(x[1] for x in r['raw'])} | "
                   f"{b[0]:.1f} [{b[1]:.1f}–{b[2]:.1f}] | {counts(x[1] for x in r['gilgate'])} | {b[0] - a[0]:+.1f} | "
                   f"{(str(statistics.median(dr)) + ' [' + str(max(dr)) + ']') if dr else 'n/a'} | {to if dr else 'n/a'} |")

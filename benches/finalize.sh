@@ -8,7 +8,8 @@
 #           CFUNCTYPE callback in a loop when the main thread returns;
 #   daemon  benches/exit_daemon{_ext.c,.py}: 8 Python daemon threads in an extension function's
 #           Py_BEGIN_ALLOW_THREADS; usleep(2000); Py_END_ALLOW_THREADS loop when main returns.
-# Through gilgate: LD_PRELOAD with gilgate's defaults (GILGATE_SHOW_STATS=1 for the drain time).
+# Through gilgate: LD_PRELOAD with gilgate's defaults; the drain column from separate untimed runs with
+# GILGATE_SHOW_STATS=1 (its exit-time line lengthens the exit: see benches/finalize.py).
 # CPythons: every pyenv CPython >= 3.8, Debian's python3.11, Debian unstable 3.14/3.15 if their
 # trees are cached (scripts/debian-python.sh); absent ones are listed.
 #   benches/finalize.sh [RUNS]      (default 20)
