@@ -8,7 +8,8 @@
 //! (`/proc/self/task/*/syscall`) and recognizes, from the futex word alone, untimed waits that
 //! name the thread they wait for: a `pthread_mutex_lock` (its owner: glibc's `__owner`, the
 //! third int of the mutex; the word itself for PI mutexes) and a `pthread_join` (a word inside
-//! the joined thread's own descriptor: its `tid` up to glibc 2.40, a join state in 2.43). When
+//! the joined thread's own descriptor, at the top of its stack mapping: its `tid` up to glibc
+//! 2.40, a join state in 2.43; `/proc/self/maps` tells whose stack holds it). When
 //! the main thread's wait leads, through such waits, to a parked thread, the process can never
 //! end: seen twice in a row, one line names it and the process aborts. A worker blocked forever
 //! does not keep the process alive (raw 3.14 exits over it): not reported. Waits it cannot
@@ -116,7 +117,9 @@ struct Finding {
     hops: u32,
 }
 
-const EDGES: usize = 256;
+// Threads read per scan (the main thread, listed first, always among them); ~9 KB of the parked
+// thread's stack.
+const EDGES: usize = 128;
 
 fn watch() -> ! {
     let me = crate::log::tid() as i32;
@@ -137,12 +140,24 @@ fn watch() -> ! {
     }
 }
 
+/// What one thread was doing at the scan (`/proc/self/task/T/syscall`).
+#[derive(Clone, Copy, Default)]
+struct Task {
+    tid: i32,
+    /// An untimed futex wait: (address, op without flags, expected value); op 0 = none.
+    futex: Option<(usize, usize, i32)>,
+    /// Its stack pointer in the syscall (0: unknown), and the start of the mapping holding it.
+    sp: usize,
+    sp_map: usize,
+    /// The start of the mapping holding the futex address.
+    futex_map: usize,
+}
+
 /// One pass over the process's threads: every untimed wait on another thread, then whether the
 /// main thread's leads to a parked thread.
 fn scan(me: i32) -> Option<Finding> {
-    let mut edges = [Edge { waiter: 0, on: 0, addr: 0, wait: Wait::Mutex }; EDGES];
-    let mut tids = [0i32; EDGES];
-    let (mut ne, mut nt) = (0usize, 0usize);
+    let mut tasks = [Task::default(); EDGES];
+    let mut nt = 0usize;
     // SAFETY: open/getdents64/close on a path we own; buffers are on this stack.
     unsafe {
         let fd = libc::open(b"/proc/self/task\0".as_ptr() as *const _, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
@@ -150,7 +165,7 @@ fn scan(me: i32) -> Option<Finding> {
             return None;
         }
         let mut buf = [0u8; 2048];
-        loop {
+        'dir: loop {
             let n = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
             if n <= 0 {
                 break;
@@ -166,37 +181,29 @@ fn scan(me: i32) -> Option<Finding> {
                 let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
                 off += reclen;
                 let Some(tid) = crate::config::parse_u64(name) else { continue };
-                let tid = tid as i32;
-                if nt < EDGES {
-                    tids[nt] = tid;
-                    nt += 1;
+                if nt >= EDGES {
+                    break 'dir;
                 }
-                if tid == me || parked_index(tid).is_some() || ne >= EDGES {
-                    continue;
-                }
-                if let Some(e) = examine(tid) {
-                    edges[ne] = e;
-                    ne += 1;
-                }
+                tasks[nt] = read_task(tid as i32);
+                nt += 1;
             }
         }
         libc::close(fd);
     }
-    let (edges, tids) = (&edges[..ne], &tids[..nt]);
-    // A join's target on glibc <= 2.40 (the expected value is its tid) must be a live thread.
-    let live = |t: i32| tids.contains(&t);
+    let tasks = &mut tasks[..nt];
+    locate_mappings(tasks);
     // SAFETY: getpid has no preconditions.
     let main = unsafe { libc::getpid() };
-    let mut cur = *edges.iter().find(|e| e.waiter == main)?;
+    let mut cur = edge_of(tasks, main, me)?;
     let first = cur;
     for hops in 0..EDGES as u32 {
         if let Some(i) = parked_index(cur.on) {
             return Some(Finding { first, parked: i, hops });
         }
-        if !live(cur.on) || cur.on == main {
+        if cur.on == main {
             return None;
         }
-        cur = *edges.iter().find(|e| e.waiter == cur.on)?;
+        cur = edge_of(tasks, cur.on, me)?;
     }
     None
 }
@@ -205,9 +212,10 @@ fn parked_index(tid: i32) -> Option<usize> {
     (0..COUNT.load(Acquire).min(MAX)).find(|&i| PARKED[i].tid.load(Acquire) == tid)
 }
 
-/// Is thread `tid` blocked, without a timeout, in a futex wait that names the thread it waits
-/// for: a glibc mutex (its owner) or a join (the joined thread)?
-fn examine(tid: i32) -> Option<Edge> {
+/// Read thread `tid`'s current syscall: "NR a0 a1 a2 a3 a4 a5 sp pc" (hex), "running", or
+/// "-1 sp pc" (blocked outside a syscall).
+fn read_task(tid: i32) -> Task {
+    let mut t = Task { tid, ..Default::default() };
     let mut path = [0u8; 64];
     let mut p = 0;
     for part in [&b"/proc/self/task/"[..], itoa(tid as u64, &mut [0u8; 20]), b"/syscall\0"] {
@@ -215,54 +223,135 @@ fn examine(tid: i32) -> Option<Edge> {
         p += part.len();
     }
     let mut text = [0u8; 256];
-    let n = read_file(&path, &mut text)?;
-    // "NR a0 a1 a2 a3 a4 a5 sp pc" (hex args), or "running", or "-1 sp pc" (not in a syscall).
-    let mut fields = text[..n].split(|&b| b == b' ' || b == b'\n').filter(|f| !f.is_empty());
-    let nr = crate::config::parse_u64(fields.next()?)?;
-    if nr != libc::SYS_futex as u64 {
-        return None;
+    let Some(n) = read_file(&path, &mut text) else { return t };
+    let mut f = [0usize; 9];
+    let mut k = 0;
+    let mut nr: Option<u64> = None;
+    for (i, w) in text[..n].split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty()).enumerate() {
+        if i == 0 {
+            nr = crate::config::parse_u64(w);
+            if nr.is_none() {
+                return t; // "running", or "-1 ...": not in a syscall
+            }
+        } else if k < f.len() {
+            match hex(w) {
+                Some(v) => f[k] = v,
+                None => return t,
+            }
+            k += 1;
+        }
     }
-    let mut a = [0usize; 4];
-    for v in a.iter_mut() {
-        *v = hex(fields.next()?)?;
+    if k < 8 {
+        return t;
     }
+    t.sp = f[6];
     // Minus FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME; a timed wait ends by itself: not ours.
-    let (uaddr, op, val, timeout) = (a[0], a[1] & !(128 | 256), a[2] as u32 as i32, a[3]);
-    let edge = |on, wait| Some(Edge { waiter: tid, on, addr: uaddr, wait });
-    match op {
-        // FUTEX_WAIT, FUTEX_WAIT_BITSET
-        0 | 9 if timeout == 0 => {
-            // A join waits on a word of the joined thread's own descriptor: glibc <= 2.40 its
-            // `tid` (also the expected value), 2.43 (Debian unstable) a join state word. Nothing
-            // else waits there long: a parked thread holds none of its own locks.
-            for i in 0..COUNT.load(Acquire).min(MAX) {
-                let base = PARKED[i].pthread.load(Relaxed);
-                let ptid = PARKED[i].tid.load(Acquire);
-                if ptid != 0 && uaddr >= base && uaddr < base + 4096 {
-                    return edge(ptid, Wait::Join);
+    let op = f[1] & !(128 | 256);
+    if nr == Some(libc::SYS_futex as u64) && matches!(op, 0 | 6 | 9 | 13) && f[3] == 0 && tid != 0 {
+        t.futex = Some((f[0], op, f[2] as u32 as i32));
+    }
+    t
+}
+
+/// Fill `sp_map`/`futex_map` with the start of the mapping that holds each address, in one pass
+/// over `/proc/self/maps` (a thread's stack mapping also holds its descriptor, where a join waits).
+fn locate_mappings(tasks: &mut [Task]) {
+    let fd = {
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::open(b"/proc/self/maps\0".as_ptr() as *const _, libc::O_RDONLY | libc::O_CLOEXEC) }
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let mut have = 0usize;
+    loop {
+        // SAFETY: reading into the unused tail of our buffer.
+        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr() as *mut _, buf.len() - have) };
+        if n <= 0 {
+            break;
+        }
+        have += n as usize;
+        let mut start = 0;
+        while let Some(nl) = buf[start..have].iter().position(|&b| b == b'\n') {
+            let line = &buf[start..start + nl];
+            start += nl + 1;
+            // "lo-hi perms ..."
+            let range = line.split(|&b| b == b' ').next().unwrap_or(b"");
+            let mut it = range.split(|&b| b == b'-');
+            let lo = it.next().and_then(hex_plain);
+            let hi = it.next().and_then(hex_plain);
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                for t in tasks.iter_mut() {
+                    if t.sp >= lo && t.sp < hi {
+                        t.sp_map = lo;
+                    }
+                    if let Some((a, ..)) = t.futex {
+                        if a >= lo && a < hi {
+                            t.futex_map = lo;
+                        }
+                    }
                 }
             }
-            // glibc <= 2.40 joins on `pd->tid` expecting the joined thread's tid. Mutexes wait
-            // for 2, condition variables and semaphores for 0: a live tid (> 2) is a join.
-            let word = read_i32(uaddr)?;
-            if val > 2 && word == val && val != tid {
-                return edge(val, Wait::Join);
-            }
-            // glibc's pthread_mutex_t: int __lock; unsigned __count; int __owner; ...
-            let owner = read_i32(uaddr + 8)?;
-            if word != 0 && owner > 0 && owner != tid {
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+        if have == buf.len() {
+            have = 0; // an absurd line: drop it
+        }
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+}
+
+/// The thread that `waiter`'s untimed futex wait waits for, if the futex word names it: a join
+/// (a word of the joined thread's descriptor, which glibc keeps at the top of its stack mapping:
+/// its `tid` up to glibc 2.40, a join state in 2.43) or a glibc mutex (its `__owner`, the third
+/// int; the word itself for PI mutexes), whose owner must be a live thread.
+fn edge_of(tasks: &[Task], waiter: i32, me: i32) -> Option<Edge> {
+    let w = tasks.iter().find(|t| t.tid == waiter)?;
+    let (uaddr, op, val) = w.futex?;
+    let edge = |on, wait| Some(Edge { waiter, on, addr: uaddr, wait });
+    let live = |tid: i32| tid > 0 && tid != waiter && tasks.iter().any(|t| t.tid == tid);
+    if matches!(op, 6 | 13) {
+        let owner = read_i32(uaddr)? & 0x3fff_ffff;
+        return if live(owner) { edge(owner, Wait::Mutex) } else { None };
+    }
+    // Joins of a parked thread: its descriptor is known exactly.
+    for i in 0..COUNT.load(Acquire).min(MAX) {
+        let base = PARKED[i].pthread.load(Relaxed);
+        let ptid = PARKED[i].tid.load(Acquire);
+        if ptid != 0 && uaddr >= base && uaddr < base + 4096 {
+            return edge(ptid, Wait::Join);
+        }
+    }
+    let word = read_i32(uaddr)?;
+    // Mutexes wait for 2, condition variables and semaphores for 0; a join on glibc <= 2.40
+    // expects the joined thread's tid.
+    if val > 2 && word == val && live(val) {
+        return edge(val, Wait::Join);
+    }
+    if word != 0 {
+        if let Some(owner) = read_i32(uaddr + 8) {
+            if live(owner) {
                 return edge(owner, Wait::Mutex);
             }
-            None
         }
-        // FUTEX_LOCK_PI, FUTEX_LOCK_PI2: the owner's tid is in the word itself.
-        6 | 13 if timeout == 0 => {
-            let owner = read_i32(uaddr)? & 0x3fff_ffff;
-            (owner > 0 && owner != tid).then_some(())?;
-            edge(owner, Wait::Mutex)
-        }
-        _ => None,
     }
+    // A word inside another thread's stack mapping, above its stack pointer: its descriptor.
+    if w.futex_map != 0 {
+        if let Some(t) = tasks.iter().find(|t| t.tid != waiter && t.tid != me && t.sp_map == w.futex_map && t.sp != 0 && uaddr > t.sp) {
+            return edge(t.tid, Wait::Join);
+        }
+    }
+    None
+}
+
+fn hex_plain(s: &[u8]) -> Option<usize> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0usize, |a, &b| Some(a * 16 + (b as char).to_digit(16)? as usize))
 }
 
 #[cold]
