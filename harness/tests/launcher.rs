@@ -1,5 +1,8 @@
 //! The preload user's tools (issue 13): `tools/gilgate-run` (arguments, environment, exit status
-//! and signals, the installed layout), `gilgate-run --check` on the programs the issue names,
+//! and signals, the installed layout, relative and symlinked invocations, no process forked on the
+//! run path: issue 20), `gilgate-run --check` on the programs the issue names (a statically
+//! linked interpreter: partially covered, its pthread_exit/pause relocations cross-checked with
+//! objdump -R),
 //! gilgate's `dlsym`/`dlvsym` (what it rewrites and what it must leave alone, RTLD_NEXT included),
 //! a host that dlopens libpython (RTLD_GLOBAL and RTLD_LOCAL), polite and rude, on every CPython
 //! under gilgate-run, and the build tree's soname link (the README's link example).
@@ -78,8 +81,13 @@ fn raw_cmd(p: &Python, program: &Path, args: &[String]) -> Command {
 
 /// `gilgate-run --check PROG` must exit `want` and say `must_say`.
 fn check(tally: &mut Tally, what: &str, prog: &Path, want: i32, must_say: &str) {
+    check_all(tally, what, prog, want, &[must_say]);
+}
+
+/// `gilgate-run --check PROG` must exit `want` and say each of `must_say`.
+fn check_all(tally: &mut Tally, what: &str, prog: &Path, want: i32, must_say: &[&str]) {
     let r = run(gr(&["--check", &s(prog)]), Duration::from_secs(30));
-    let ok = code(&r.outcome) == Some(want) && r.stdout.contains(must_say);
+    let ok = code(&r.outcome) == Some(want) && must_say.iter().all(|m| r.stdout.contains(m));
     println!("  --check {:60} exit {:?}: {}", s(prog), code(&r.outcome), r.stdout.lines().filter(|l| !l.starts_with("  ")).last().unwrap_or(""));
     tally.case(&format!("--check {what}: exit {want}"), ok, &format!("{} {} {}", r.outcome, r.stdout, r.stderr));
 }
@@ -109,6 +117,69 @@ fn main() {
         r.stdout == format!("{lib_s}|hang|250|1|1") && r.stderr.contains("gilgate: loaded"), &format!("{:?} {:?}", r.stdout, r.stderr));
     let r = run(gr(&["--policy=exit", "--drain-timeout-ms=0", "sh", "-c", SHOW]), Duration::from_secs(20));
     tally.case("gilgate-run: --opt=value forms", r.stdout == format!("{lib_s}|exit|0|unset|unset"), &r.stdout);
+    for pol in ["park", "abort"] {
+        let r = run(gr(&["--policy", pol, "sh", "-c", SHOW]), Duration::from_secs(20));
+        tally.case(&format!("gilgate-run: --policy {pol} is accepted"), r.stdout == format!("{lib_s}|{pol}|unset|unset|unset"),
+            &format!("{} {:?} {:?}", r.outcome, r.stdout, r.stderr));
+    }
+    // Invoked by a relative path, through '..', and through a symlink: the same physical library.
+    let rel = |dir: &Path, path: &str| {
+        let mut c = Command::new("sh");
+        c.args(["-c", r#"cd "$1" && exec "$2" sh -c "$3""#, "sh", &s(dir), path, SHOW]);
+        for v in GILGATE_VARS {
+            c.env_remove(v);
+        }
+        run(c, Duration::from_secs(20))
+    };
+    for (dir, path) in [(repo_root(), "tools/gilgate-run"), (repo_root().join("tools"), "./gilgate-run"),
+                        (repo_root().join("target"), "../tools/../tools/gilgate-run")] {
+        let r = rel(&dir, path);
+        tally.case(&format!("gilgate-run invoked as {path} from {}: LD_PRELOAD is the physical library path", s(&dir)),
+            r.stdout == format!("{lib_s}|unset|unset|unset|unset"), &format!("{} {:?} {:?}", r.outcome, r.stdout, r.stderr));
+    }
+    let symdir = out.join("symlinked-dir");
+    let _ = std::os::unix::fs::symlink(repo_root().join("tools"), &symdir);
+    let r = rel(&out, "symlinked-dir/gilgate-run");
+    tally.case("gilgate-run through a symlinked directory: LD_PRELOAD is the physical library path",
+        r.stdout == format!("{lib_s}|unset|unset|unset|unset"), &format!("{} {:?} {:?}", r.outcome, r.stdout, r.stderr));
+    // Start-up cost (issue 20): the run path forks nothing (no readlink, dirname, $(...)
+    // subshell); through a symlink, at most one readlink process.
+    let forks = |args: &[&str]| -> Option<(usize, String)> {
+        let trace = out.join("strace.txt");
+        let mut c = Command::new("strace");
+        c.args(["-f", "-e", "trace=fork,vfork,clone,clone3,execve", "-o"]).arg(&trace).args(args);
+        for v in GILGATE_VARS {
+            c.env_remove(v);
+        }
+        let o = c.output().ok()?;
+        if !o.status.success() {
+            return None;
+        }
+        let t = std::fs::read_to_string(&trace).ok()?;
+        let n = t.lines().filter(|l| l.contains("clone(") || l.contains("clone3(") || l.contains("fork(")).count();
+        Some((n, t))
+    };
+    if Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        let l = s(&launcher());
+        for (args, max, what) in [
+            (vec![l.as_str(), "true"], 0, "forks no process"),
+            (vec![l.as_str(), "--policy", "park", "--drain-timeout-ms", "100", "--verbose", "--stats", "true"], 0, "with every option forks no process"),
+            (vec![l.as_str(), "/bin/true"], 0, "forks no process (PROGRAM given by path)"),
+        ] {
+            match forks(&args) {
+                Some((n, t)) => tally.case(&format!("gilgate-run {what} (strace: {n} fork/clone)"), n <= max, &t),
+                None => tally.case(&format!("gilgate-run {what}: strace ran"), false, ""),
+            }
+        }
+        let link = out.join("linked-gilgate-run");
+        let _ = std::os::unix::fs::symlink(launcher(), &link);
+        match forks(&[&s(&link), "true"]) {
+            Some((n, t)) => tally.case(&format!("gilgate-run through a symlink: at most one process (readlink -f) (strace: {n})"), n <= 1, &t),
+            None => tally.case("gilgate-run through a symlink: strace ran", false, ""),
+        }
+    } else {
+        println!("  strace absent: the launcher's no-fork start-up not checked");
+    }
     let libm = String::from_utf8_lossy(&Command::new("gcc").arg("-print-file-name=libm.so.6").output().unwrap().stdout).trim().to_string();
     let libm = std::fs::canonicalize(&libm).map(|p| s(&p)).unwrap_or(libm);
     let r = run({ let mut c = gr(&["sh", "-c", SHOW]); c.env("LD_PRELOAD", &libm); c }, Duration::from_secs(20));
@@ -172,6 +243,17 @@ fn main() {
             tally.case(&format!("gilgate-run --check ({name}) runs the installed gilgate-check"),
                 code(&r.outcome) == Some(2) && r.stdout.contains("cannot tell"), &format!("{} {}", r.outcome, r.stdout));
         }
+        // A prefix whose lib/ is a symbolic link: LD_PRELOAD names the physical directory.
+        let prefix2 = out.join("prefix2");
+        let _ = std::fs::create_dir_all(prefix2.join("bin"));
+        let copied = std::fs::copy(prefix.join("bin/gilgate-run"), prefix2.join("bin/gilgate-run")).is_ok()
+            && std::os::unix::fs::symlink(prefix.join("lib"), prefix2.join("lib")).is_ok();
+        let mut c = Command::new(prefix2.join("bin/gilgate-run"));
+        c.args(["sh", "-c", SHOW]).env_remove("LD_PRELOAD");
+        let r = run(c, Duration::from_secs(20));
+        let want = s(&std::fs::canonicalize(&prefix).unwrap().join("lib/libgilgate.so.0"));
+        tally.case("gilgate-run in a prefix whose lib/ is a symlink preloads the physical lib/libgilgate.so.0",
+            copied && r.stdout.starts_with(&format!("{want}|")), &format!("{:?} want {want} {:?}", r.stdout, r.stderr));
     }
 
     // ---- 2. the build tree as it is: the soname link and the README's link example -----------
@@ -368,13 +450,46 @@ fn main() {
     for p in d.found.iter().filter(|p| p.name.starts_with("pyenv")) {
         check(&mut tally, &format!("{} (shared libpython)", p.name), &p.exe, 0, "covered: its calls");
     }
+    // A statically linked interpreter: its API calls are its own (not gated), but it calls
+    // pthread_exit and pause through the PLT, so the preloaded gilgate's are bound: partially
+    // covered (exit 3). What --check reads is cross-checked with binutils' objdump -R.
+    let mut statics: Vec<(String, PathBuf)> = vec![];
     if Path::new("/usr/bin/python3.11").exists() {
-        check(&mut tally, "Debian's /usr/bin/python3.11 (statically linked interpreter)", Path::new("/usr/bin/python3.11"), 1, "NOT covered: statically linked CPython");
+        statics.push(("Debian's /usr/bin/python3.11".into(), PathBuf::from("/usr/bin/python3.11")));
     } else {
         println!("  /usr/bin/python3.11: absent, not checked");
     }
     for p in d.found.iter().filter(|p| p.name.starts_with("debian-unstable")) {
-        check(&mut tally, &format!("{} executable (statically linked interpreter)", p.name), &p.exe, 1, "NOT covered: statically linked CPython");
+        statics.push((format!("{} executable", p.name), p.exe.clone()));
+    }
+    for (name, exe) in &statics {
+        let o = Command::new("objdump").arg("-R").arg(exe).output();
+        let relocs = o.as_ref().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let slot = |f: &str| relocs.lines().any(|l| l.contains("R_X86_64_JUMP_SLOT") && l.split_whitespace().last().is_some_and(|w| w.split('@').next() == Some(f)));
+        tally.case(&format!("objdump -R {name}: pthread_exit and pause are JUMP_SLOT (PLT) relocations"),
+            slot("pthread_exit") && slot("pause"), &format!("{o:?}"));
+        check_all(&mut tally, &format!("{name} (statically linked interpreter)"), exe, 3,
+            &["partially covered: finalization kills parked (pthread_exit, pause via PLT), API calls not gated",
+              "no fallible entries, no gate, no drain"]);
+    }
+    // Stand-ins for a statically linked interpreter (an executable exporting CPython's API):
+    // without pthread_exit/pause relocations it is not covered at all; with them, through the
+    // PLT or (-fno-plt) the GOT, partially.
+    let fake = out.join("fake_static_python.c");
+    std::fs::write(&fake, FAKE_STATIC_PYTHON).unwrap();
+    for (i, (tag, flags, want, say)) in [
+        ("no kill import", vec![], 1, "NOT covered: statically linked CPython"),
+        ("pthread_exit via the PLT", vec!["-DKILL"], 3, "partially covered: finalization kills parked (pthread_exit via PLT)"),
+        ("pthread_exit and pause via the GOT (-fno-plt)", vec!["-DKILL", "-DPARK", "-fno-plt"], 3,
+            "partially covered: finalization kills parked (pthread_exit, pause via GOT)"),
+    ].into_iter().enumerate() {
+        let exe = out.join(format!("fake_static_python_{i}"));
+        let mut a = vec![s(&fake), "-O1".into(), "-rdynamic".into(), "-pthread".into(), "-o".into(), s(&exe)];
+        a.extend(flags.iter().map(|f| f.to_string()));
+        match gcc(&a) {
+            Ok(()) => check(&mut tally, &format!("an executable defining CPython's API, {tag}"), &exe, want, say),
+            Err(e) => tally.case(&format!("build the static-interpreter stand-in ({tag})"), false, &e),
+        }
     }
     if let Some(p) = d.found.iter().find(|p| p.run_prefix.is_empty()) {
         for (link, say) in [(Link::Raw, "covered: its calls"), (Link::Api, ", ahead of libpython and libc")] {
@@ -403,7 +518,7 @@ fn main() {
         check(&mut tally, "a script run through env", &script("env.py", format!("#!/usr/bin/env {}", s(&p.exe))), 0, "covered");
     }
     if Path::new("/usr/bin/python3.11").exists() {
-        check(&mut tally, "a script run by Debian's static python3.11", &script("deb.py", "#!/usr/bin/python3.11".into()), 1, "NOT covered");
+        check(&mut tally, "a script run by Debian's static python3.11", &script("deb.py", "#!/usr/bin/python3.11".into()), 3, "partially covered");
     }
     let hello = out.join("hello.c");
     std::fs::write(&hello, "int main(void) { return 0; }\n").unwrap();
@@ -445,6 +560,24 @@ fn main() {
     }
     tally.finish(t0);
 }
+
+/// An executable that defines CPython's API markers itself (as a statically linked interpreter
+/// does), importing pthread_exit (-DKILL) and pause (-DPARK) or neither.
+const FAKE_STATIC_PYTHON: &str = r#"#include <pthread.h>
+#include <unistd.h>
+int Py_IsInitialized(void) { return 1; }
+int PyGILState_Ensure(void) { return 0; }
+int main(int argc, char **argv) {
+    (void)argv;
+#ifdef KILL
+    if (argc == 5) pthread_exit(0);
+#endif
+#ifdef PARK
+    if (argc == 6) pause();
+#endif
+    return argc > 7;
+}
+"#;
 
 /// The README's example host (include gilgate.h, link -lgilgate ahead of libpython).
 const README_APP: &str = r#"#include <Python.h>

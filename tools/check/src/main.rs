@@ -3,12 +3,17 @@
 //! a preloaded gilgate.
 //!
 //! Exit status: 0 covered; 1 not covered (the reason and the remedy are printed); 2 cannot tell
-//! (not an ELF program, an unresolvable script interpreter, no CPython in sight, ...).
+//! (not an ELF program, an unresolvable script interpreter, no CPython in sight, ...); 3 partially
+//! covered (a statically linked interpreter whose kills are caught but whose API calls are not).
 //!
 //! What the files show, and what they cannot:
 //! - a statically linked executable (no dynamic loader): LD_PRELOAD does nothing;
 //! - an executable that defines CPython's API itself (a statically linked interpreter, e.g.
-//!   Debian's /usr/bin/python3.11): its own definitions come first in the lookup order;
+//!   Debian's /usr/bin/python3.11): its own definitions come first in the lookup order, so its API
+//!   calls are not gated; but if it imports `pthread_exit`/`pause` (a PLT or GOT relocation against
+//!   an undefined dynamic symbol, read from the relocation tables the loader itself reads), a
+//!   preloaded gilgate's definitions are the ones bound, and the threads CPython kills or parks
+//!   during finalization get gilgate's policy (park by default): partially covered (exit 3);
 //! - setuid/setgid or file capabilities: the loader runs it in secure mode and ignores a
 //!   LD_PRELOAD given by path, unless the program links gilgate itself;
 //! - a program that links libpython (directly or through a library): covered;
@@ -45,6 +50,21 @@ struct Elf {
     imports: HashSet<String>,
     /// CPython's API defined in .symtab (an unexported static interpreter).
     symtab_cpython: bool,
+    /// Dynamic relocations against an undefined `pthread_exit` / `pause` (bound by the loader in
+    /// the global lookup scope, where a preload comes before libc): (name, relocation kind).
+    kill_relocs: Vec<(String, String)>,
+}
+
+/// The libc functions through which CPython kills (3.8–3.13) or parks (3.14+) a thread.
+const KILL_FUNCTIONS: &[&str] = &["pthread_exit", "pause"];
+
+/// "PLT" for a jump-slot relocation, "GOT" for a GLOB_DAT one, else the relocation type number.
+fn reloc_kind(machine: u16, ty: u32) -> String {
+    match (machine, ty) {
+        (62, 7) | (183, 1026) => "PLT".into(),  // R_X86_64_JUMP_SLOT, R_AARCH64_JUMP_SLOT
+        (62, 6) | (183, 1025) => "GOT".into(),  // R_X86_64_GLOB_DAT, R_AARCH64_GLOB_DAT
+        _ => format!("relocation type {ty}"),
+    }
 }
 
 enum Parse {
@@ -120,6 +140,35 @@ fn parse(path: &Path) -> Result<Parse, String> {
         }
         let strtab = entries.iter().find(|x| x.0 == 5).and_then(|x| to_off(x.1));
         let s = |v: u64| strtab.and_then(|st| cstr(&d, st + v as usize)).map(String::from);
+        // The relocation tables the loader processes (DT_RELA/DT_RELASZ, DT_JMPREL/DT_PLTRELSZ
+        // with DT_PLTREL; DT_REL/DT_RELSZ), against the dynamic symbol table (DT_SYMTAB).
+        let get = |tag: u64| entries.iter().find(|x| x.0 == tag).map(|x| x.1);
+        let symtab = get(6).and_then(to_off);
+        let syment = get(11).unwrap_or(24) as usize;
+        let pltrel_ent = if get(20) == Some(17) { 16 } else { 24 }; // DT_PLTREL: DT_REL or DT_RELA
+        let tables = [
+            (get(7).and_then(to_off), get(8).unwrap_or(0) as usize, 24usize),   // DT_RELA, DT_RELASZ
+            (get(17).and_then(to_off), get(18).unwrap_or(0) as usize, 16),      // DT_REL, DT_RELSZ
+            (get(23).and_then(to_off), get(2).unwrap_or(0) as usize, pltrel_ent), // DT_JMPREL, DT_PLTRELSZ
+        ];
+        if let (Some(symtab), Some(_)) = (symtab, strtab) {
+            for (start, size, ent) in tables {
+                let Some(start) = start else { continue };
+                for k in 0..size / ent {
+                    let Some(info) = u64le(&d, start + k * ent + 8) else { break };
+                    let (sym, ty) = ((info >> 32) as usize, (info & 0xffff_ffff) as u32);
+                    if sym == 0 {
+                        continue;
+                    }
+                    let so = symtab + sym * syment;
+                    let (Some(name), Some(shndx)) = (u32le(&d, so), u16le(&d, so + 6)) else { continue };
+                    let Some(n) = s(name as u64) else { continue };
+                    if shndx == 0 && KILL_FUNCTIONS.contains(&n.as_str()) && !e.kill_relocs.iter().any(|x| x.0 == n) {
+                        e.kill_relocs.push((n, reloc_kind(e.machine, ty)));
+                    }
+                }
+            }
+        }
         for &(tag, val) in &entries {
             match tag {
                 1 => e.needed.extend(s(val)),
@@ -338,7 +387,7 @@ fn main() {
     let prog = match args.as_slice() {
         [p, ..] if p != "-h" && p != "--help" => p.clone(),
         _ => {
-            eprintln!("usage: gilgate-run --check PROGRAM   (exit 0 covered, 1 not covered, 2 cannot tell)");
+            eprintln!("usage: gilgate-run --check PROGRAM   (exit 0 covered, 1 not covered, 2 cannot tell, 3 partially covered)");
             std::process::exit(2);
         }
     };
@@ -447,9 +496,38 @@ fn main() {
     if static_cpython {
         r.fact(format!("the executable itself defines CPython's API ({}): a statically linked interpreter",
             if exe.defines_cpython() { "exported dynamic symbols" } else { "its symbol table" }));
-        r.fact("its own definitions come first in the lookup order, so neither a preload nor a linked gilgate \
-receives its calls; only kills of host threads (pthread_exit/pause) are intercepted");
-        r.end(1, "NOT covered: statically linked CPython interpreter", Some(REMEDY_STATIC_PY))
+        r.fact("its own definitions come first in the lookup order (the executable precedes any preload), so \
+neither a preload nor a linked gilgate receives the calls into CPython's thread-state API, the program's, its \
+extension modules' or ctypes callbacks': no fallible entries, no gate, no drain");
+        if let Some(why) = &secure {
+            r.fact(format!("{why}: the loader runs it in secure-execution mode and ignores LD_PRELOAD entries given by path"));
+            r.end(1, "NOT covered: statically linked CPython interpreter, and LD_PRELOAD is ignored for this program",
+                  Some(REMEDY_STATIC_PY))
+        }
+        if exe.kill_relocs.is_empty() {
+            r.fact("it has no dynamic relocation against pthread_exit or pause: gilgate cannot catch CPython's kills either");
+            r.end(1, "NOT covered: statically linked CPython interpreter", Some(REMEDY_STATIC_PY))
+        }
+        // "pthread_exit, pause via PLT" (in KILL_FUNCTIONS order, grouped by relocation kind).
+        let mut kr = exe.kill_relocs.clone();
+        kr.sort_by_key(|(n, _)| KILL_FUNCTIONS.iter().position(|f| f == n));
+        let mut groups: Vec<(String, Vec<String>)> = vec![];
+        for (n, k) in kr {
+            match groups.iter_mut().find(|g| g.0 == k) {
+                Some(g) => g.1.push(n),
+                None => groups.push((k, vec![n])),
+            }
+        }
+        let relocs = groups.iter().map(|(k, ns)| format!("{} via {k}", ns.join(", "))).collect::<Vec<_>>().join("; ");
+        r.fact(format!("it imports {relocs} (dynamic relocations against undefined symbols, bound in the global \
+lookup scope, where a preloaded gilgate comes before libc): it calls gilgate's definitions (pthread_exit: \
+CPython 3.8–3.13's kill; pause: 3.14+'s park)"));
+        r.fact("so a thread that CPython kills or parks during finalization, a host thread (e.g. a library's native \
+thread running a ctypes callback) or one of its own daemon threads, is parked by default (it waits silently until \
+the process exits: no crash, no forced unwind; a later wait on it by the main thread is named by gilgate's \
+watchdog); GILGATE_ON_FINALIZE=abort|exit apply to host threads only, CPython's own threads then get CPython's \
+behaviour");
+        r.end(3, &format!("partially covered: finalization kills parked ({relocs}), API calls not gated"), Some(REMEDY_STATIC_PY))
     }
     if let Some(why) = &secure {
         r.fact(format!("{why}: the loader runs it in secure-execution mode and ignores LD_PRELOAD entries given by path"));
