@@ -385,8 +385,29 @@ extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize)
             }
         }
     }
+    if !origin::in_cpython(ra) && late_new_tstate(api) {
+        // A thread that does not hold the GIL making a thread state for a runtime past its
+        // finalizing flag (or gone): e.g. a daemon thread woken inside pybind11's
+        // gil_scoped_release after Py_FinalizeEx, whose gil_scoped_acquire builds a new state
+        // (3.8, where waiters are never killed). CPython would run on freed state: park it.
+        if origin::thread_kind() == origin::CPYTHON {
+            ffi_boundary!(crate::policy::cpython_thread("PyThreadState_New"));
+        } else {
+            crate::counters::refused(GILGATE_ERR_FINALIZING);
+            let Exit = refuse("PyThreadState_New", GILGATE_ERR_FINALIZING);
+            exit_thread();
+        }
+    }
     // SAFETY: forwarding the call unchanged.
     unsafe { (api.PyThreadState_New)(interp) }
+}
+
+/// The runtime is past its finalizing flag (it stays set after `Py_FinalizeEx`) and the caller
+/// is not the finalizing thread (which holds the GIL). Two runtime reads; cold callers only.
+#[inline]
+fn late_new_tstate(api: &Api) -> bool {
+    // SAFETY: _Py_IsFinalizing/Py_IsFinalizing read one runtime field, callable without the GIL.
+    api.is_finalizing.map_or(false, |f| unsafe { f() } != 0) && !api.holds_gil()
 }
 
 extern "C-unwind" fn delete_current_impl(ra: usize, _sp: usize) {
