@@ -391,7 +391,9 @@ extern "C-unwind" fn tstate_new_impl(interp: *mut c_void, ra: usize, _sp: usize)
         // gil_scoped_release after Py_FinalizeEx, whose gil_scoped_acquire builds a new state
         // (3.8, where waiters are never killed). CPython would run on freed state: park it.
         if origin::thread_kind() == origin::CPYTHON {
-            ffi_boundary!(crate::policy::cpython_thread("PyThreadState_New"));
+            if ffi_boundary!(crate::policy::cpython_thread("PyThreadState_New")) {
+                exit_thread(); // released: end it as CPython's kill would have
+            }
         } else {
             crate::counters::refused(GILGATE_ERR_FINALIZING);
             let Exit = refuse("PyThreadState_New", GILGATE_ERR_FINALIZING);

@@ -64,16 +64,19 @@ extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usiz
     unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
     // The panic boundary covers gilgate's own work only: the real pthread_exit below must run
     // outside any catch (its forced unwind must not meet one). A panic means "not ours".
-    ffi_boundary!(match finalization_kill(ra) {
+    ffi_boundary!(match finalization_kill(ra, true) {
         Hit::Host => crate::policy::apply("PyThread_exit_thread", "CPython is killing a host thread (finalizing)"),
-        Hit::CPython => crate::policy::cpython_thread("PyThread_exit_thread"),
+        Hit::CPython => {
+            let _ = crate::policy::cpython_thread("PyThread_exit_thread");
+        }
         Hit::No => {}
     });
-    // SAFETY: the caller's own pthread_exit call.
+    // SAFETY: the caller's own pthread_exit call (also a parked thread's, once released).
     unsafe { real_pthread_exit()(retval) }
 }
 
 enum Hit {
+    /// Not a finalization kill (also the value if gilgate panicked deciding).
     No,
     /// A host thread (gated or not).
     Host,
@@ -81,16 +84,23 @@ enum Hit {
     CPython,
 }
 
+impl crate::OnPanic for Hit {
+    fn on_panic() -> Self {
+        Hit::No
+    }
+}
+
 /// Is this `pthread_exit`/`pause` CPython ending or parking a thread because it finalizes
-/// (or ends the thread's interpreter, for a thread inside a gated region)? Only CPython's own
+/// (or, for `pthread_exit` only, ends the interpreter of a thread inside a gated region;
+/// `pause` is also `signal.pause()`, legitimately called inside a region)? Only CPython's own
 /// call sites count: a program's own `pthread_exit` is never touched. Reads two runtime fields
 /// and thread-local words: no allocation, no lock.
 #[inline]
-fn finalization_kill(ra: usize) -> Hit {
+fn finalization_kill(ra: usize, region_counts: bool) -> Hit {
     if !crate::origin::in_cpython(ra) {
         return Hit::No;
     }
-    let in_region = crate::gate::my_slot_if_any().map_or(false, |s| s.depth.load(Relaxed) > 0);
+    let in_region = region_counts && crate::gate::my_slot_if_any().map_or(false, |s| s.depth.load(Relaxed) > 0);
     if !in_region {
         let Some(api) = crate::cpython::api_if_resolved() else { return Hit::No };
         if api.runtime_alive().is_ok() {
@@ -119,14 +129,20 @@ pub unsafe extern "C" fn pause() -> c_int {
 extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
-    ffi_boundary!(match finalization_kill(ra) {
+    let hit = ffi_boundary!(finalization_kill(ra, false));
+    if !matches!(hit, Hit::No) {
+        crate::park::cpython_parks();
+    }
+    ffi_boundary!(match hit {
         Hit::Host => crate::policy::apply("_PyThreadState_HangThread", "CPython is parking a host thread forever (finalizing)"),
-        Hit::CPython => crate::policy::cpython_thread("_PyThreadState_HangThread"),
+        Hit::CPython => {
+            let _ = crate::policy::cpython_thread("_PyThreadState_HangThread");
+        }
         Hit::No => {}
     });
     let p = REAL_PAUSE.load(Acquire);
     if p.is_null() {
-        crate::park::park("pause");
+        crate::park::sleep_forever();
     }
     // SAFETY: p is libc's pause.
     let f: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(p) };

@@ -1,33 +1,47 @@
 //! Parking a thread that cannot be told (CPython 3.14's own answer, gh-87135, given to every
-//! version), and the watchdog that names a deadlock on a parked thread instead of hanging.
+//! version), and the watchdog that keeps a park from changing how the process ends.
 //!
-//! A parked thread never returns and never unwinds: it holds whatever its callers held, so a
-//! thread that later waits for one of those (a host mutex, a join) waits forever. Raw 3.14 hangs
-//! silently there when that thread is the main one. The first parked thread becomes the
-//! watchdog: every `POLL_MS`, it reads what each other thread is blocked in
-//! (`/proc/self/task/*/syscall`) and recognizes, from the futex word alone, untimed waits that
-//! name the thread they wait for: a `pthread_mutex_lock` (its owner: glibc's `__owner`, the
-//! third int of the mutex; the word itself for PI mutexes) and a `pthread_join` (a word inside
-//! the joined thread's own descriptor, at the top of its stack mapping: its `tid` up to glibc
-//! 2.40, a join state in 2.43; `/proc/self/maps` tells whose stack holds it). When
-//! the main thread's wait leads, through such waits, to a parked thread, the process can never
-//! end: seen twice in a row, one line names it and the process aborts. A worker blocked forever
-//! does not keep the process alive (raw 3.14 exits over it): not reported. Waits it cannot
-//! attribute (condition variables, semaphores, Python locks, timed waits) stay silent, as 3.14.
+//! A parked thread never returns and never unwinds: no forced unwind through C++ destructors or
+//! Rust drops without the GIL (the crash at exit of 3.8–3.13). But it also keeps whatever its
+//! callers held, and on 3.8–3.13 a program may depend on CPython's `pthread_exit` ending the
+//! thread: a join that returns, an RAII lock released by the forced unwind, a `thread_local`
+//! destructor. So the first park starts a watchdog thread that looks, every `POLL_MS`, at what
+//! the main thread (whose return or `exit` ends the process) is blocked in
+//! (`/proc/self/task/<pid>/syscall`):
+//! - on 3.8–3.13, once the main thread has been blocked in an untimed futex wait for two polls
+//!   in a row, the parked threads are released into the real `pthread_exit`, which is what raw
+//!   CPython did to them at once: the process then ends exactly as it would without gilgate,
+//!   only later (a wait on a thread that ended holding a mutex is named, below);
+//! - when the main thread waits, without a timeout, for a glibc mutex whose owner (`__owner`, the
+//!   third int; the word itself for PI mutexes) is parked, or was released holding it, or owned by
+//!   a thread blocked the same way, or joins a parked thread (the wait is on a word of its
+//!   descriptor, whose address the park recorded), the process can never end: seen twice, one
+//!   line names it and the process aborts. Raw 3.14 hangs there forever.
 //!
-//! No allocation and no lock: parking happens inside CPython's kill paths; the watchdog uses raw
-//! syscalls and stack buffers.
+//! Waits it cannot attribute (condition variables, semaphores, Python locks, timed waits) and
+//! workers blocked forever (they do not keep the process alive) are left alone.
+//!
+//! No allocation and no lock before a park is certain; the parked thread waits on a futex word
+//! of its own entry; the watchdog, on its own thread, uses raw syscalls and static buffers.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
 
 const MAX: usize = 256;
 const NAME: usize = 40;
-const POLL_MS: u64 = 400;
+const POLL_MS: u64 = 100;
+
+/// Parked, waiting; released by the watchdog (3.8–3.13); exited after its release.
+const PARKED_STATE: u32 = 0;
+const RELEASED: u32 = 1;
 
 struct Entry {
     tid: AtomicI32,
     /// `pthread_self()`: the thread's descriptor, where a joiner waits.
     pthread: AtomicUsize,
+    /// PARKED_STATE or RELEASED: the futex word the parked thread waits on.
+    state: AtomicU32,
+    /// CPython 3.8–3.13: raw CPython would have ended this thread with `pthread_exit`.
+    releasable: AtomicBool,
     name_len: AtomicUsize,
     name: [AtomicU8; NAME],
 }
@@ -36,44 +50,78 @@ struct Entry {
 const E: Entry = {
     #[allow(clippy::declare_interior_mutable_const)]
     const B: AtomicU8 = AtomicU8::new(0);
-    Entry { tid: AtomicI32::new(0), pthread: AtomicUsize::new(0), name_len: AtomicUsize::new(0), name: [B; NAME] }
+    Entry {
+        tid: AtomicI32::new(0),
+        pthread: AtomicUsize::new(0),
+        state: AtomicU32::new(PARKED_STATE),
+        releasable: AtomicBool::new(false),
+        name_len: AtomicUsize::new(0),
+        name: [B; NAME],
+    }
 };
 static PARKED: [Entry; MAX] = [E; MAX];
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 static WATCHING: AtomicBool = AtomicBool::new(false);
+/// CPython parked one of its threads itself (`pause()`, 3.14+ and builds that backported it):
+/// raw CPython would end no thread, so none is released.
+static CPYTHON_PARKS: AtomicBool = AtomicBool::new(false);
+
+/// CPython's finalization reached `pause()` (its own park) on some thread.
+pub(crate) fn cpython_parks() {
+    CPYTHON_PARKS.store(true, Relaxed);
+}
 
 /// Number of threads parked so far (every kind, every cause).
 pub(crate) fn parked() -> u64 {
     COUNT.load(Relaxed) as u64
 }
 
-/// Park the calling thread forever; `what` names the call that parked it (the watchdog's line).
-/// The first parked thread runs the watchdog instead of sleeping.
-pub(crate) fn park(what: &str) -> ! {
+/// Park the calling thread; `what` names the call that parked it (the watchdog's line). Returns
+/// only when the watchdog releases the thread (3.8–3.13, see the module docs): the caller then
+/// ends it with the real `pthread_exit`, outside any panic boundary.
+pub(crate) fn park(what: &str) {
     let tid = crate::log::tid() as i32;
-    let i = COUNT.fetch_add(1, AcqRel);
-    if i < MAX {
-        let e = &PARKED[i];
-        let n = what.len().min(NAME);
-        for (d, &b) in e.name.iter().zip(&what.as_bytes()[..n]) {
-            d.store(b, Relaxed);
-        }
-        e.name_len.store(n, Relaxed);
-        // SAFETY: pthread_self has no preconditions.
-        e.pthread.store(unsafe { libc::pthread_self() } as usize, Relaxed);
-        e.tid.store(tid, Release); // published last: a non-zero tid means a complete entry
+    // A parked thread's region never ends: it must not hold later drains.
+    if let Some(slot) = crate::gate::my_slot_if_any() {
+        crate::gate::close_region(slot);
     }
+    let releasable = crate::cpython::api_if_resolved().map_or(false, |a| a.version < (3, 14));
+    let i = COUNT.fetch_add(1, AcqRel);
     if crate::config::get().verbose {
         crate::log::Line::new().s("parked thread ").u(tid as u64).s(" in ").s(what)
             .s(" (the interpreter is finalizing: it can never run again)").emit();
     }
-    if crate::config::get().watchdog && !WATCHING.swap(true, AcqRel) {
-        watch();
+    if i >= MAX {
+        sleep_forever(); // not recorded: never released, never named
     }
-    sleep_forever()
+    let e = &PARKED[i];
+    let n = what.len().min(NAME);
+    for (d, &b) in e.name.iter().zip(&what.as_bytes()[..n]) {
+        d.store(b, Relaxed);
+    }
+    e.name_len.store(n, Relaxed);
+    // SAFETY: pthread_self has no preconditions.
+    e.pthread.store(unsafe { libc::pthread_self() } as usize, Relaxed);
+    e.releasable.store(releasable, Relaxed);
+    e.tid.store(tid, Release); // published last: a non-zero tid means a complete entry
+    if crate::config::get().watchdog && !WATCHING.swap(true, AcqRel) {
+        start_watchdog();
+    }
+    while e.state.load(Acquire) == PARKED_STATE {
+        // SAFETY: a futex wait on our own static word while it holds PARKED_STATE; spurious
+        // wake-ups and EINTR loop back.
+        unsafe {
+            libc::syscall(libc::SYS_futex, e.state.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                PARKED_STATE, std::ptr::null::<libc::timespec>());
+        }
+    }
+    if crate::config::get().verbose {
+        crate::log::Line::new().s("released thread ").u(tid as u64)
+            .s(" to pthread_exit (as CPython 3.8-3.13 end it): the main thread waits").emit();
+    }
 }
 
-fn sleep_forever() -> ! {
+pub(crate) fn sleep_forever() -> ! {
     loop {
         // SAFETY: plain sleep; not our interposed pause, so never caught by an armed entry.
         unsafe {
@@ -92,130 +140,112 @@ pub(crate) extern "C" fn after_fork_child() {
     WATCHING.store(false, Relaxed);
 }
 
+/// The watchdog runs on a thread of its own (a parked thread may have a small stack, and may be
+/// released); detached, it never keeps the process alive.
+fn start_watchdog() {
+    extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
+        watch()
+    }
+    // SAFETY: a detached thread running `run`, which never returns; attr is initialized and
+    // destroyed here.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let mut th: libc::pthread_t = 0;
+        if libc::pthread_attr_init(&mut attr) != 0 {
+            return;
+        }
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, 256 * 1024);
+        libc::pthread_create(&mut th, &attr, run, std::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wait {
     Mutex,
     Join,
 }
 
-/// Thread `waiter` is blocked, without a timeout, until thread `on` does something.
+/// What the main thread waits for at one poll.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Edge {
-    waiter: i32,
-    on: i32,
+struct Seen {
     addr: usize,
-    wait: Wait,
+    /// The first thread it waits for (mutex owner or joined thread), if the futex word says.
+    on: Option<(i32, Wait)>,
 }
-
-/// The main thread's wait that can never end: the main thread (whose return or `exit` ends the
-/// process) waits on a chain of threads that ends at a parked one. A worker blocked forever on a
-/// parked thread is no deadlock of the process (raw 3.14 exits over it): not reported.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Finding {
-    first: Edge, // the main thread's own wait
-    parked: usize, // index into PARKED: the end of the chain
-    hops: u32,
-}
-
-// Threads read per scan (the main thread, listed first, always among them); ~9 KB of the parked
-// thread's stack.
-const EDGES: usize = 128;
 
 fn watch() -> ! {
-    let me = crate::log::tid() as i32;
-    let mut prev: Option<Finding> = None;
+    let mut prev: Option<Seen> = None;
     loop {
         // SAFETY: plain sleep.
         unsafe {
             let ts = libc::timespec { tv_sec: 0, tv_nsec: (POLL_MS * 1_000_000) as i64 };
             libc::nanosleep(&ts, std::ptr::null_mut());
         }
-        let f = scan(me);
-        if let (Some(a), Some(b)) = (f, prev) {
-            if a == b {
-                report(a);
-            }
-        }
-        prev = f;
+        ffi_boundary!(poll(&mut prev));
     }
 }
 
-/// What one thread was doing at the scan (`/proc/self/task/T/syscall`).
-#[derive(Clone, Copy, Default)]
-struct Task {
-    tid: i32,
-    /// An untimed futex wait: (address, op without flags, expected value); op 0 = none.
-    futex: Option<(usize, usize, i32)>,
-    /// Its stack pointer in the syscall (0: unknown), and the start of the mapping holding it.
-    sp: usize,
-    sp_map: usize,
-    /// The start of the mapping holding the futex address.
-    futex_map: usize,
-}
-
-/// One pass over the process's threads: every untimed wait on another thread, then whether the
-/// main thread's leads to a parked thread.
-fn scan(me: i32) -> Option<Finding> {
-    let mut tasks = [Task::default(); EDGES];
-    let mut nt = 0usize;
-    // SAFETY: open/getdents64/close on a path we own; buffers are on this stack.
-    unsafe {
-        let fd = libc::open(b"/proc/self/task\0".as_ptr() as *const _, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return None;
-        }
-        let mut buf = [0u8; 2048];
-        'dir: loop {
-            let n = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            let mut off = 0usize;
-            while off + 19 < n as usize {
-                // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
-                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                if reclen < 20 || off + reclen > n as usize {
-                    break;
-                }
-                let name = &buf[off + 19..off + reclen];
-                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-                off += reclen;
-                let Some(tid) = crate::config::parse_u64(name) else { continue };
-                if nt >= EDGES {
-                    break 'dir;
-                }
-                tasks[nt] = read_task(tid as i32);
-                nt += 1;
-            }
-        }
-        libc::close(fd);
-    }
-    let tasks = &mut tasks[..nt];
-    locate_mappings(tasks);
+/// One look at the main thread (see the module docs).
+fn poll(prev: &mut Option<Seen>) {
     // SAFETY: getpid has no preconditions.
     let main = unsafe { libc::getpid() };
-    let mut cur = edge_of(tasks, main, me)?;
-    let first = cur;
-    for hops in 0..EDGES as u32 {
-        if let Some(i) = parked_index(cur.on) {
-            return Some(Finding { first, parked: i, hops });
-        }
-        if cur.on == main {
-            return None;
-        }
-        cur = edge_of(tasks, cur.on, me)?;
+    let seen = untimed_futex(main).map(|(addr, op, val)| Seen { addr, on: waits_for(main, addr, op, val) });
+    let confirmed = seen.is_some() && seen == *prev;
+    *prev = seen;
+    let Some(seen) = seen.filter(|_| confirmed) else { return };
+    if release_all() {
+        *prev = None; // give them time to end; look again
+        return;
     }
-    None
+    if let Some((on, wait)) = seen.on {
+        if let Some((end, hops)) = chain_end(on) {
+            report(main, seen.addr, on, wait, end, hops);
+        }
+    }
+}
+
+/// Release every parked thread raw CPython would have ended (3.8–3.13). True if any.
+fn release_all() -> bool {
+    if CPYTHON_PARKS.load(Relaxed) {
+        return false;
+    }
+    let mut any = false;
+    for e in PARKED.iter().take(COUNT.load(Acquire).min(MAX)) {
+        if e.tid.load(Acquire) != 0 && e.releasable.load(Relaxed)
+            && e.state.compare_exchange(PARKED_STATE, RELEASED, AcqRel, Relaxed).is_ok()
+        {
+            // SAFETY: waking waiters on our own static futex word.
+            unsafe { libc::syscall(libc::SYS_futex, e.state.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+            any = true;
+        }
+    }
+    any
 }
 
 fn parked_index(tid: i32) -> Option<usize> {
     (0..COUNT.load(Acquire).min(MAX)).find(|&i| PARKED[i].tid.load(Acquire) == tid)
 }
 
-/// Read thread `tid`'s current syscall: "NR a0 a1 a2 a3 a4 a5 sp pc" (hex), "running", or
-/// "-1 sp pc" (blocked outside a syscall).
-fn read_task(tid: i32) -> Task {
-    let mut t = Task { tid, ..Default::default() };
+/// Follow mutex waits from `tid` to a parked (or released) thread: (its index, hops).
+fn chain_end(mut tid: i32) -> Option<(usize, u32)> {
+    for hops in 0..8 {
+        if let Some(i) = parked_index(tid) {
+            return Some((i, hops));
+        }
+        let (addr, op, val) = untimed_futex(tid)?;
+        match waits_for(tid, addr, op, val)? {
+            (next, Wait::Mutex) => tid = next,
+            (_, Wait::Join) => return None,
+        }
+    }
+    None
+}
+
+/// Thread `tid`'s untimed futex wait, if it is in one: (address, op without flags, value).
+/// `/proc/self/task/T/syscall`: "NR a0 a1 a2 a3 a4 a5 sp pc" (hex), "running", or "-1 sp pc".
+fn untimed_futex(tid: i32) -> Option<(usize, usize, i32)> {
     let mut path = [0u8; 64];
     let mut p = 0;
     for part in [&b"/proc/self/task/"[..], itoa(tid as u64, &mut [0u8; 20]), b"/syscall\0"] {
@@ -223,140 +253,45 @@ fn read_task(tid: i32) -> Task {
         p += part.len();
     }
     let mut text = [0u8; 256];
-    let Some(n) = read_file(&path, &mut text) else { return t };
-    let mut f = [0usize; 9];
-    let mut k = 0;
-    let mut nr: Option<u64> = None;
-    for (i, w) in text[..n].split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty()).enumerate() {
-        if i == 0 {
-            nr = crate::config::parse_u64(w);
-            if nr.is_none() {
-                return t; // "running", or "-1 ...": not in a syscall
-            }
-        } else if k < f.len() {
-            match hex(w) {
-                Some(v) => f[k] = v,
-                None => return t,
-            }
-            k += 1;
-        }
+    let n = read_file(&path, &mut text)?;
+    let mut it = text[..n].split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty());
+    if crate::config::parse_u64(it.next()?)? != libc::SYS_futex as u64 {
+        return None;
     }
-    if k < 8 {
-        return t;
+    let mut a = [0usize; 4];
+    for v in a.iter_mut() {
+        *v = hex(it.next()?)?;
     }
-    t.sp = f[6];
     // Minus FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME; a timed wait ends by itself: not ours.
-    let op = f[1] & !(128 | 256);
-    if nr == Some(libc::SYS_futex as u64) && matches!(op, 0 | 6 | 9 | 13) && f[3] == 0 && tid != 0 {
-        t.futex = Some((f[0], op, f[2] as u32 as i32));
-    }
-    t
+    let op = a[1] & !(128 | 256);
+    (matches!(op, 0 | 6 | 9 | 13) && a[3] == 0).then_some((a[0], op, a[2] as u32 as i32))
 }
 
-/// Fill `sp_map`/`futex_map` with the start of the mapping that holds each address, in one pass
-/// over `/proc/self/maps` (a thread's stack mapping also holds its descriptor, where a join waits).
-fn locate_mappings(tasks: &mut [Task]) {
-    let fd = {
-        // SAFETY: a NUL-terminated path.
-        unsafe { libc::open(b"/proc/self/maps\0".as_ptr() as *const _, libc::O_RDONLY | libc::O_CLOEXEC) }
-    };
-    if fd < 0 {
-        return;
-    }
-    let mut buf = [0u8; 4096];
-    let mut have = 0usize;
-    loop {
-        // SAFETY: reading into the unused tail of our buffer.
-        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr() as *mut _, buf.len() - have) };
-        if n <= 0 {
-            break;
-        }
-        have += n as usize;
-        let mut start = 0;
-        while let Some(nl) = buf[start..have].iter().position(|&b| b == b'\n') {
-            let line = &buf[start..start + nl];
-            start += nl + 1;
-            // "lo-hi perms ..."
-            let range = line.split(|&b| b == b' ').next().unwrap_or(b"");
-            let mut it = range.split(|&b| b == b'-');
-            let lo = it.next().and_then(hex_plain);
-            let hi = it.next().and_then(hex_plain);
-            if let (Some(lo), Some(hi)) = (lo, hi) {
-                for t in tasks.iter_mut() {
-                    if t.sp >= lo && t.sp < hi {
-                        t.sp_map = lo;
-                    }
-                    if let Some((a, ..)) = t.futex {
-                        if a >= lo && a < hi {
-                            t.futex_map = lo;
-                        }
-                    }
-                }
-            }
-        }
-        buf.copy_within(start..have, 0);
-        have -= start;
-        if have == buf.len() {
-            have = 0; // an absurd line: drop it
-        }
-    }
-    // SAFETY: our own descriptor.
-    unsafe { libc::close(fd) };
-}
-
-/// The thread that `waiter`'s untimed futex wait waits for, if the futex word names it: a join
-/// (a word of the joined thread's descriptor, which glibc keeps at the top of its stack mapping:
-/// its `tid` up to glibc 2.40, a join state in 2.43) or a glibc mutex (its `__owner`, the third
-/// int; the word itself for PI mutexes), whose owner must be a live thread.
-fn edge_of(tasks: &[Task], waiter: i32, me: i32) -> Option<Edge> {
-    let w = tasks.iter().find(|t| t.tid == waiter)?;
-    let (uaddr, op, val) = w.futex?;
-    let edge = |on, wait| Some(Edge { waiter, on, addr: uaddr, wait });
-    let live = |tid: i32| tid > 0 && tid != waiter && tasks.iter().any(|t| t.tid == tid);
+/// The thread a futex wait waits for, when the word says so exactly: a glibc mutex (normal,
+/// error-checking, recursive: the waiter expects 2 and `__owner` names the owner; PI: the word
+/// itself), or a join of a parked thread (a word of the descriptor the park recorded).
+fn waits_for(waiter: i32, addr: usize, op: usize, val: i32) -> Option<(i32, Wait)> {
     if matches!(op, 6 | 13) {
-        let owner = read_i32(uaddr)? & 0x3fff_ffff;
-        return if live(owner) { edge(owner, Wait::Mutex) } else { None };
+        let owner = read_i32(addr)? & 0x3fff_ffff;
+        return (owner > 0 && owner != waiter).then_some((owner, Wait::Mutex));
     }
-    // Joins of a parked thread: its descriptor is known exactly.
-    for i in 0..COUNT.load(Acquire).min(MAX) {
-        let base = PARKED[i].pthread.load(Relaxed);
-        let ptid = PARKED[i].tid.load(Acquire);
-        if ptid != 0 && uaddr >= base && uaddr < base + 4096 {
-            return edge(ptid, Wait::Join);
+    for e in PARKED.iter().take(COUNT.load(Acquire).min(MAX)) {
+        let ptid = e.tid.load(Acquire);
+        let base = e.pthread.load(Relaxed);
+        if ptid != 0 && addr >= base && addr < base + 4096 {
+            return Some((ptid, Wait::Join));
         }
     }
-    let word = read_i32(uaddr)?;
-    // Mutexes wait for 2, condition variables and semaphores for 0; a join on glibc <= 2.40
-    // expects the joined thread's tid.
-    if val > 2 && word == val && live(val) {
-        return edge(val, Wait::Join);
-    }
-    if word != 0 {
-        if let Some(owner) = read_i32(uaddr + 8) {
-            if live(owner) {
-                return edge(owner, Wait::Mutex);
-            }
-        }
-    }
-    // A word inside another thread's stack mapping, above its stack pointer: its descriptor.
-    if w.futex_map != 0 {
-        if let Some(t) = tasks.iter().find(|t| t.tid != waiter && t.tid != me && t.sp_map == w.futex_map && t.sp != 0 && uaddr > t.sp) {
-            return edge(t.tid, Wait::Join);
-        }
+    if val == 2 && read_i32(addr)? == 2 {
+        let owner = read_i32(addr + 8)?;
+        return (owner > 0 && owner != waiter).then_some((owner, Wait::Mutex));
     }
     None
 }
 
-fn hex_plain(s: &[u8]) -> Option<usize> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    s.iter().try_fold(0usize, |a, &b| Some(a * 16 + (b as char).to_digit(16)? as usize))
-}
-
 #[cold]
-fn report(f: Finding) -> ! {
-    let e = &PARKED[f.parked];
+fn report(main: i32, addr: usize, on: i32, wait: Wait, end: usize, hops: u32) {
+    let e = &PARKED[end];
     let mut name = [0u8; NAME];
     let n = e.name_len.load(Relaxed).min(NAME);
     for (d, s) in name.iter_mut().zip(&e.name) {
@@ -364,22 +299,28 @@ fn report(f: Finding) -> ! {
     }
     let what = std::str::from_utf8(&name[..n]).unwrap_or("?");
     let ptid = e.tid.load(Relaxed) as u64;
+    let released = e.state.load(Acquire) == RELEASED;
     let mut l = crate::log::Line::new();
-    l.s("deadlock: thread ").u(f.first.waiter as u64);
+    l.s("deadlock: thread ").u(main as u64);
     let mut comm = [0u8; 32];
-    if let Some(c) = thread_name(f.first.waiter, &mut comm) {
+    if let Some(c) = thread_name(main, &mut comm) {
         l.s(" (").s(c).s(")");
     }
-    match f.first.wait {
-        Wait::Mutex => l.s(" waits for a mutex (0x").s(hex_str(f.first.addr, &mut [0u8; 16])).s(") held by thread "),
+    match wait {
+        Wait::Mutex => l.s(" waits for a mutex (0x").s(hex_str(addr, &mut [0u8; 16])).s(") held by thread "),
         Wait::Join => l.s(" waits to join thread "),
     };
-    l.u(f.first.on as u64);
-    if f.hops > 0 {
-        l.s(", which waits (").u(f.hops as u64).s(" step(s)) for thread ").u(ptid);
+    l.u(on as u64);
+    if hops > 0 {
+        l.s(", which waits (").u(hops as u64).s(" step(s)) for thread ").u(ptid);
     }
-    l.s(", which was parked in ").s(what)
-        .s(" because the interpreter was finalizing and will never run again; aborting (without gilgate this process would crash or hang here)");
+    l.s(", which was parked in ").s(what).s(" because the interpreter was finalizing");
+    if released {
+        l.s(", then ended with pthread_exit (as CPython 3.8-3.13 end it) without unlocking it");
+    } else {
+        l.s(" and will never run again");
+    }
+    l.s("; aborting (without gilgate this process would hang here)");
     l.emit();
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }

@@ -56,13 +56,15 @@ pub(crate) fn set(p: i32) -> bool {
     true
 }
 
-/// Apply the policy to a host thread. Returns only for `exit`, where the caller performs the
-/// real pthread_exit.
+/// Apply the policy to a host thread. Returns for `exit`, and for `park`/`hang` when the
+/// watchdog releases the thread (3.8–3.13: the main thread waits for it); the caller then
+/// performs the real pthread_exit.
 pub(crate) fn apply(func: &str, what: &str) {
     let p = current();
     crate::counters::policy_action();
     if p == GILGATE_POLICY_PARK {
         crate::park::park(func);
+        return;
     }
     let mut l = crate::log::Line::new();
     l.s(func).s(" on thread ").u(crate::log::tid()).s(": ").s(what).s("; policy ");
@@ -83,14 +85,16 @@ pub(crate) fn apply(func: &str, what: &str) {
 
 /// CPython is killing (3.8-3.13) or parking (3.14+) one of its own threads while it finalizes,
 /// e.g. a daemon thread re-attaching at the end of an extension's `gil_scoped_release`: park it
-/// where it stands (no forced unwind through C++ destructors or Rust drops). Returns, to let
-/// CPython's own behaviour happen, only under `abort` and `exit`: they are about host threads.
-pub(crate) fn cpython_thread(func: &str) {
+/// where it stands (no forced unwind through C++ destructors or Rust drops). Under `abort` and
+/// `exit` (they are about host threads) returns false at once: CPython's own behaviour goes on.
+/// True once a parked thread was released (the caller ends it, as CPython would have).
+pub(crate) fn cpython_thread(func: &str) -> bool {
     match current() {
         GILGATE_POLICY_PARK | GILGATE_POLICY_HANG => {
             crate::counters::policy_action();
-            crate::park::park(func)
+            crate::park::park(func);
+            true
         }
-        GILGATE_POLICY_ABORT | GILGATE_POLICY_EXIT => {}
+        GILGATE_POLICY_ABORT | GILGATE_POLICY_EXIT => false,
     }
 }
