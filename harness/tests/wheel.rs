@@ -83,6 +83,35 @@ fn auditwheel(whl: &Path, host: &Python) -> Option<Result<String, String>> {
     Some(command_output(Command::new(&aw).arg("show").arg(whl), 20))
 }
 
+/// The scikit-build-core recipe (clients/recipes/skbuild) built by `pip wheel` for `p`, build
+/// isolation on: scikit-build-core and pybind11 from the index (network), gilgate from the wheel
+/// just built (--find-links). Cached per headers + recipe sources + CPython (the module links
+/// libgilgate.so.0 by soname, not the library's bytes). Err(None): the index is unreachable.
+fn recipe_wheel(p: &Python, venv: &Path, gilgate_dir: &Path) -> Result<PathBuf, Option<String>> {
+    let root = repo_root();
+    let files = ["include/gilgate.h", "include/gilgate.hpp", "cmake/gilgateConfig.cmake.in", "clients/recipes/skbuild/pyproject.toml",
+        "clients/recipes/skbuild/CMakeLists.txt", "clients/recipes/pybind11/gg_recipe_pyb.cpp"];
+    let data: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(root.join(f)).unwrap_or_default()).collect();
+    let mut parts: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
+    parts.push(p.name.as_bytes());
+    let dir = cache_root().join("recipe").join(format!("{}-{}", p.name, content_hash(&parts)));
+    let find = |d: &Path| std::fs::read_dir(d).ok()?.flatten().map(|e| e.path())
+        .find(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gg_recipe_skbuild-")));
+    if let Some(w) = find(&dir) {
+        return Ok(w);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = command_output(Command::new(venv.join("bin/python"))
+        .args(["-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps", "--find-links"]).arg(gilgate_dir)
+        .arg("-w").arg(&dir).arg(root.join("clients/recipes/skbuild")), 25);
+    match r {
+        Err(e) if ["No matching distribution", "Could not find a version", "NewConnectionError", "Temporary failure in name resolution"]
+            .iter().any(|m| e.contains(m)) && !e.contains("gilgate") => Err(None),
+        Err(e) => Err(Some(e)),
+        Ok(_) => find(&dir).ok_or_else(|| Some(format!("pip wheel wrote no gg_recipe_skbuild wheel in {}", dir.display()))),
+    }
+}
+
 fn main() {
     let t0 = Instant::now();
     let d = discover().without_debug("the wheel is installed into venvs of the release CPythons");
@@ -231,6 +260,49 @@ fn main() {
                         _ => false,
                     };
                     case(&mut tally, &format!("seed host {mode} seed {k} under the venv's gilgate-run"), ok, &format!("{} | {}", r.outcome, stderr_tail(&r, 5)));
+                }
+            }
+        }
+        // The scikit-build-core recipe: built against the wheel, installed into this venv, run
+        // linked (libgilgate loaded with the module) and under the venv's gilgate-run.
+        if std::env::var("GILGATE_WHEEL_RECIPE").as_deref() == Ok("0") {
+            println!("{:28} scikit-build-core recipe: skipped (GILGATE_WHEEL_RECIPE=0), not counted", p.name);
+        } else {
+            match recipe_wheel(p, &v, whl.parent().unwrap()) {
+                Err(None) => {
+                    println!("{:28} scikit-build-core recipe: absent (scikit-build-core/pybind11 not installable from the index)", p.name);
+                    record(&p.name, &format!("{} wheel: scikit-build-core recipe", p.name), "absent");
+                }
+                Err(Some(e)) => case(&mut tally, "scikit-build-core recipe: pip wheel", false, &e),
+                Ok(rw) => {
+                    let stamp = v.join("recipe.stamp");
+                    let key = rw.display().to_string();
+                    let installed = std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) || {
+                        let r = command_output(Command::new(&py).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index", "--no-deps", "--force-reinstall"]).arg(&rw), 15);
+                        if let Err(e) = &r {
+                            case(&mut tally, "scikit-build-core recipe: pip install", false, e);
+                        }
+                        r.is_ok() && std::fs::write(&stamp, &key).is_ok()
+                    };
+                    if installed {
+                        for (way, secs) in [("linked", "0.05"), ("gilgate-run", "0.3")] {
+                            let mut c = if way == "linked" { Command::new(&py) } else {
+                                let mut c = Command::new(v.join("bin/gilgate-run"));
+                                c.arg("python");
+                                c
+                            };
+                            c.arg(repo_root().join("clients/recipes/recipe_main.py")).args(["gg_recipe_pyb", "/nonexistent", secs])
+                                .env("PATH", &path).env("GILGATE_VERBOSE", "1").env_remove("LD_PRELOAD").env_remove("GILGATE_ON_FINALIZE");
+                            let r = run(c, Duration::from_secs(60));
+                            let line = r.stdout.lines().find(|l| l.starts_with("RESULT")).unwrap_or("");
+                            let said_not = r.stderr.contains("NOT interposing pthread_exit");
+                            let said = r.stderr.contains(": interposing pthread_exit/pause");
+                            let account = if way == "linked" { said_not && !said } else { said && !said_not };
+                            case(&mut tally, &format!("scikit-build-core recipe {way}: every thread gets an error, none killed"),
+                                matches!(r.outcome, Outcome::Clean(_)) && line.contains("vanished=0") && account,
+                                &format!("{} {line} | {}", r.outcome, stderr_tail(&r, 6)));
+                        }
+                    }
                 }
             }
         }
