@@ -17,6 +17,10 @@
 # apt-get update), or cmake with pip if apt fails. The consumers run without LD_LIBRARY_PATH:
 # CMake's build RPATH and -Wl,-rpath find libgilgate and libpython.
 # GILGATE_KEEP_TMP=1 keeps the temp dir (its path is printed).
+# GILGATE_PACKAGING_PREFIX=<dir>: consume that existing prefix instead of installing one (no
+# install, reinstall, bad-prefix or relocate steps): the wheel's package directory
+# (`python -m gilgate --prefix`), whose lib/ holds the soname file libgilgate.so.N and a linker
+# script libgilgate.so instead of symlinks (harness/tests/wheel.rs).
 
 set -u
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -174,6 +178,23 @@ expect_tree() {
     cmp -s "$p/include/gilgate.pxd" "$ROOT/include/gilgate.pxd" || die "installed gilgate.pxd differs" || return 1
     ! grep -rq "$p\|@GILGATE_" "$p/lib/cmake" "$p/lib/pkgconfig" \
         || die "an absolute path or placeholder in the CMake/pkg-config files" || return 1
+}
+# expect_existing: an existing prefix (the wheel's): files there, soname right, headers current
+expect_existing() {
+    local p=$MOVED f
+    for f in include/gilgate.h include/gilgate.hpp include/gilgate.pxd lib/libgilgate.so.$MAJOR \
+        lib/libgilgate.so lib/cmake/gilgate/gilgateConfig.cmake \
+        lib/cmake/gilgate/gilgateConfigVersion.cmake lib/pkgconfig/gilgate.pc; do
+        [ -f "$p/$f" ] || die "missing: $p/$f" || return 1
+    done
+    readelf -d "$p/lib/libgilgate.so.$MAJOR" | grep -q "Library soname: \[libgilgate.so.$MAJOR\]" \
+        || die "soname is not libgilgate.so.$MAJOR" || return 1
+    for f in gilgate.h gilgate.hpp gilgate.pxd; do
+        cmp -s "$p/include/$f" "$ROOT/include/$f" || die "$f differs from include/" || return 1
+    done
+    ! grep -rq "$p\|@GILGATE_" "$p/lib/cmake" "$p/lib/pkgconfig" \
+        || die "an absolute path or placeholder in the CMake/pkg-config files" || return 1
+    say "existing prefix $p: gilgate $VERSION, no install"
 }
 do_install() {
     [ ! -e "$STAGE" ] || die "$STAGE already exists" || return 1
@@ -382,11 +403,16 @@ do_pc_build() {
 step "tools (cc, c++, cmake, pkg-config)" ensure_tools || true
 step "python at $PYPREFIX" find_python
 if [ $FAIL -gt 0 ]; then finish; fi
-step "install.sh into a fresh prefix" do_install
-if [ $FAIL -gt 0 ]; then finish; fi
-step "install.sh again (idempotent)" do_reinstall
-step "install.sh rejects bad prefixes" do_bad_prefixes
-step "relocate the installed prefix" do_relocate
+if [ -n "${GILGATE_PACKAGING_PREFIX:-}" ]; then
+    MOVED=$(cd "$GILGATE_PACKAGING_PREFIX" && pwd -P) || { echo "error: no $GILGATE_PACKAGING_PREFIX" >&2; exit 2; }
+    step "existing prefix (GILGATE_PACKAGING_PREFIX)" expect_existing
+else
+    step "install.sh into a fresh prefix" do_install
+    if [ $FAIL -gt 0 ]; then finish; fi
+    step "install.sh again (idempotent)" do_reinstall
+    step "install.sh rejects bad prefixes" do_bad_prefixes
+    step "relocate the installed prefix" do_relocate
+fi
 if [ $FAIL -gt 0 ]; then finish; fi
 step "cmake: version rules, target" do_version_rules
 step "cmake consumer: configure" do_cmake_configure && {
