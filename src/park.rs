@@ -103,6 +103,7 @@ pub(crate) fn park(what: &str) {
     // SAFETY: pthread_self has no preconditions.
     e.pthread.store(unsafe { libc::pthread_self() } as usize, Relaxed);
     e.releasable.store(releasable, Relaxed);
+    e.state.store(PARKED_STATE, Relaxed); // an entry is reused only after fork()
     e.tid.store(tid, Release); // published last: a non-zero tid means a complete entry
     if crate::config::get().watchdog && !WATCHING.swap(true, AcqRel) {
         start_watchdog();
