@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[allow(dead_code)]
 mod layout {
-    include!("src/layout.rs");
+    include!("src/base/layout.rs");
 }
 
 /// src/layout.rs as C macros for armed.c (gate.rs asserts the Rust side against the same consts).
@@ -76,7 +76,7 @@ fn soname_link() {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/layout.rs");
+    println!("cargo:rerun-if-changed=src/base/layout.rs");
     let layout_dir = layout_header();
     // Hosts record the soname, so a later compatible release can replace the file.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgilgate.so.0");

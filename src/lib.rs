@@ -78,45 +78,27 @@ macro_rules! tramp {
     (1) => { "mov x1, x30\nmov x2, sp\nb {f}" };
 }
 
-// Layers, each using only the ones above it (tests/layers.rs checks it):
-// leaves
-pub mod status;
-mod log;
-mod config;
-#[allow(dead_code)] // some shapes only the C side uses
-mod layout {
-    // include!, not `mod layout;`: build.rs includes the same file, and cbindgen (which does not
-    // expand include!) keeps these shapes out of the public header.
-    include!("layout.rs");
-}
-mod counters;
-pub mod pytypes;
-mod sync {
-    // protocol.rs's atomics: std's here, loom's in tests/loom_gate.rs.
-    pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
-}
-// platform: the C/assembly interface, caller classification, finding CPython
-mod fastpath;
-mod origin;
-pub mod cpython;
-// core: the entry/drain protocol and the per-thread region model
-mod protocol;
+// The layers, one folder each, each using only the folders above it (tests/layers.rs reads this
+// order and the folders; docs/design.md's table says what each module does).
+mod base;
+mod platform;
 mod gate;
-// lifecycle: adoption, the drain, PEP 788 guards, statistics
-mod pep788;
-mod park;
-mod drain;
-pub mod stats;
-// edges: the gilgate_* API, the drop-in exports, the interposers, the policy they apply
-pub mod policy;
-pub mod interpose;
-mod dlsym;
-pub mod dropin;
-pub mod api;
-// bindings: the safe Rust API over the C API (by its C names), and its PyO3 integration
-pub mod safe;
+mod lifecycle;
+mod exports;
+mod bindings;
+
+// Crate paths by module name (`crate::cpython`, ...) and the public Rust API's module paths.
+pub use base::{pytypes, status};
+pub(crate) use base::{config, counters, layout, log};
+pub use platform::cpython;
+pub(crate) use platform::{boundary, origin};
+pub use lifecycle::stats;
+pub(crate) use lifecycle::{drain, park, pep788};
+pub use exports::{api, dropin, interpose, policy};
+pub(crate) use exports::dlsym;
+pub use bindings::safe;
 #[cfg(feature = "pyo3")]
-pub mod pyo3;
+pub use bindings::pyo3;
 
 pub use api::*;
 pub use policy::gilgate_policy;

@@ -20,7 +20,7 @@ use crate::status::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::Ordering::*;
 
-use crate::fastpath::*;
+use crate::boundary::*;
 
 macro_rules! export0 {
     ($(#[$m:meta])* $name:ident -> $ret:ty => $imp:ident) => {

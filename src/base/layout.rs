@@ -43,7 +43,7 @@ pub const HOT_SIZE: usize = 128;
 /// `frame_off`/`cframe_off` meaning "no `_PyCFrame` indirection".
 pub const NO_CFRAME: u32 = u32::MAX;
 
-/// `Hot::py` indices: CPython's functions for the C fast paths (fastpath.rs `publish_py`).
+/// `Hot::py` indices: CPython's functions for the C fast paths (boundary.rs `publish_py`).
 pub const PY_RESTORE: usize = 0;
 pub const PY_ACQUIRE: usize = 1;
 pub const PY_ENSURE: usize = 2;
@@ -55,7 +55,7 @@ pub const PY_API_ENSURE: usize = 6;
 pub const PY_API_GILSTATE_RELEASE: usize = 7;
 pub const PY_SLOTS: usize = 8;
 
-/// `RustPaths` (fastpath.rs) = `struct gg_rust` (armed.c) field offsets: the assembly jumps
+/// `RustPaths` (boundary.rs) = `struct gg_rust` (armed.c) field offsets: the assembly jumps
 /// through them.
 pub const RUST_RESTORE: usize = 0;
 pub const RUST_ACQUIRE: usize = 8;

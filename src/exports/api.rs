@@ -2,7 +2,7 @@
 
 use crate::cpython::{self, Api, PyThreadStateOpaque, TState};
 use crate::gate::{self, Ticket};
-use crate::fastpath::{self, *};
+use crate::boundary::{self, *};
 use crate::status::*;
 use std::os::raw::{c_char, c_int, c_void};
 
@@ -24,7 +24,7 @@ pub(crate) fn register_rust_paths() {
         drop_gilstate_release: crate::dropin::gil_release_impl,
         drop_killed: crate::dropin::fast_entry_killed,
     };
-    fastpath::set_rust_paths(&PATHS);
+    boundary::set_rust_paths(&PATHS);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -53,7 +53,7 @@ const DEPTH: usize = 8;
 const PYGILSTATE_LOCKED: c_int = 0;
 const PYGILSTATE_UNLOCKED: c_int = 1;
 
-use crate::fastpath::{gg_armed_call_p, pep788_ensure_tramp as ensure_tramp};
+use crate::boundary::{gg_armed_call_p, pep788_ensure_tramp as ensure_tramp};
 
 #[repr(C)]
 struct Call {
@@ -436,8 +436,8 @@ pub(crate) fn release_generation(api: &Api) {
 
 fn publish_api_gilstate(api: &Api, on: bool) {
     let f = |x: usize| if on { x as *mut c_void } else { null_mut() };
-    crate::fastpath::publish_py(crate::fastpath::PY_API_ENSURE, f(api.PyGILState_Ensure as usize));
-    crate::fastpath::publish_py(crate::fastpath::PY_API_GILSTATE_RELEASE, f(api.PyGILState_Release as usize));
+    crate::boundary::publish_py(crate::boundary::PY_API_ENSURE, f(api.PyGILState_Ensure as usize));
+    crate::boundary::publish_py(crate::boundary::PY_API_GILSTATE_RELEASE, f(api.PyGILState_Release as usize));
 }
 
 /// Start the level bookkeeping over when the runtime generation changed (the finalizing thread's
