@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
 /// One host thread's view. Only its owner writes it (the drain and stats read `depth`).
-/// `#[repr(C)]`: the C fast paths use the same layout (src/layout.rs, asserted below).
+/// `#[repr(C)]`: the C fast paths use the same layout (src/base/layout.rs `SLOT_C`, asserted below).
 ///
 /// The region model: `depth` levels, the first `LEVELS` with their kind (`KIND_*`) and, for
 /// `KIND_TSTATE`, the Python frame the thread state was executing when the level opened. Every
@@ -43,7 +43,7 @@ pub(crate) struct Slot {
     /// A nested re-entry inside the region failed: the thread no longer holds the GIL, so the
     /// region's remaining release calls must not reach CPython.
     pub detached: AtomicBool,
-    /// The state word for which this thread may take the C fast path (armed.c): the outermost
+    /// The state word for which this thread may take the C fast path (src/c/shared.h `gg_fast_entry`): the outermost
     /// entry compares the state word with it, one compare for "RUNNING, adopted, same
     /// generation, thread not retired, not detached, membarrier in use". 0 = never (the state
     /// word always has a generation >= 1). Set by the Rust path, cleared wherever one of those
