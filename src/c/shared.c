@@ -25,10 +25,13 @@ static int stub_drop_ensure(uintptr_t a, uintptr_t b) { (void)a; (void)b; __buil
 static void *stub_drop_save(uintptr_t a, uintptr_t b) { (void)a; (void)b; __builtin_trap(); }
 static void stub_drop_gs_release(int st, uintptr_t a, uintptr_t b) { (void)st; (void)a; (void)b; __builtin_trap(); }
 static void stub_drop_killed(struct slot *s, int k, int w) { (void)s; (void)k; (void)w; __builtin_trap(); }
-GG_API struct gg_rust gg_rust = { stub_entry, stub_entry, stub_ensure, stub_save, stub_release_thread,
-                                  stub_gilstate_release, stub_killed, stub_drop_p, stub_drop_p,
-                                  stub_drop_ensure, stub_drop_save, stub_drop_p, stub_drop_gs_release,
-                                  stub_drop_killed };
+GG_API struct gg_rust gg_rust = {
+    .restore = stub_entry, .acquire = stub_entry, .ensure = stub_ensure, .save = stub_save,
+    .release_thread = stub_release_thread, .gilstate_release = stub_gilstate_release,
+    .killed = stub_killed, .drop_restore = stub_drop_p, .drop_acquire = stub_drop_p,
+    .drop_ensure = stub_drop_ensure, .drop_save = stub_drop_save, .drop_release_thread = stub_drop_p,
+    .drop_gilstate_release = stub_drop_gs_release, .drop_killed = stub_drop_killed,
+};
 GG_API void gg_set_rust(const struct gg_rust *r) { gg_rust = *r; }
 
 GG_API void gg_publish_py(int i, void *f) { atomic_store_explicit(&gg_hot.py[i], f, memory_order_release); }
