@@ -3,15 +3,8 @@
 //! CPython's `PyEval_RestoreThread`, `PyEval_AcquireThread`, `PyEval_AcquireLock` and
 //! `PyGILState_Ensure` return nothing, yet kill the calling thread (`pthread_exit`, 3.8-3.13) or
 //! hang it forever (3.14+) when the interpreter is finalizing. gilgate's entry points return a
-//! status instead. See docs/design.md for the design; modules:
-//! - `api`: the C API (`gilgate_*`);
-//! - `gate`: the per-thread region slots and the runtime state machine;
-//! - `drain`: closing the gate and waiting for gated threads before finalization;
-//! - `interpose`: gilgate's `pthread_exit`/`pause`, which turn a kill into an error;
-//! - `pep788`: the gilstate path on PEP 788 guards where CPython has them (3.15+);
-//! - `cpython`: finding the CPython already loaded in the process;
-//! - `policy`, `config`, `stats`, `log`: what happens where no error can be returned, the
-//!   `GILGATE_*` variables, counters, and allocation-free diagnostics.
+//! status instead. docs/design.md has the design, the layers (one folder of src/ each: base,
+//! platform, gate, lifecycle, exports, bindings), the life of a call and how to add an export.
 
 #![allow(clippy::missing_safety_doc)]
 // The C entry points take pointers from C and check them for NULL; `unsafe fn` would change
