@@ -11,6 +11,7 @@
  * Fast path: ts != NULL, slot, CPython function bound, depth 0, state == slot->fast_state,
  * ts->interp == main interpreter (restore/acquire only). Else the Rust path, by tail jump. */
 #include "shared.h"
+#include "x86_64/entry.inc"
 
 /* is_ensure = 0: restore/acquire (rdi = ts, whose interp must be the main interpreter; CPython's
  * function is published before any slot can get a fast_state, so it is not tested).
@@ -33,22 +34,13 @@
   testq %rsi, %rsi
   jz 9f
   .endif
-  cmpl $0, GG_SLOT_DEPTH(%rcx)          /* nested or busy slot: Rust */
-  jne 9f
-  movl $1, GG_SLOT_DEPTH(%rcx)          /* depth = 1 (store, then ...) */
-  movq gg_hot(%rip), %rax               /* ... the state load (barrier A) */
-  cmpq GG_SLOT_FAST_STATE(%rcx), %rax   /* != fast_state */
-  jne 8f
-  movl $\kind, GG_SLOT_KIND0(%rcx)      /* kinds[0] */
+  GG_ADMIT %rcx, %rax, \kind
   .if \is_ensure == 0
   movq gg_hot+GG_HOT_MAIN_INTERP(%rip), %rax
   cmpq %rax, GG_TS_INTERP(%rdi)
   jne 8f
   .endif
-  movq %rsp, GG_SLOT_OPEN_SP(%rcx)      /* open_sp = this frame's CFA - 8 */
-  movq GG_SLOT_ERRNO_PTR(%rcx), %rax
-  movl (%rax), %eax
-  movl %eax, GG_SLOT_SAVED_ERRNO(%rcx)  /* saved_errno */
+  GG_OPEN %rcx, %rsp, %rax, %eax         /* open_sp = this frame's CFA - 8 */
   pushq %rbx
   .cfi_adjust_cfa_offset 8
   .cfi_rel_offset %rbx, 0
@@ -79,23 +71,8 @@ gg_ret_\tag:
   .globl gg_kill_\tag
   .hidden gg_kill_\tag
 gg_kill_\tag:                           /* rsp = open_sp - 8, edx = kind */
-  .cfi_adjust_cfa_offset 8
-  .cfi_rel_offset %rbx, 0
-  popq %rbx
-  .cfi_adjust_cfa_offset -8
-  .cfi_restore %rbx
-  movq gg_slot@gottpoff(%rip), %rax
-  movq %fs:(%rax), %rdi
-  movq GG_SLOT_ERRNO_PTR(%rdi), %rax
-  movl GG_SLOT_SAVED_ERRNO(%rdi), %ecx
-  movl %ecx, (%rax)                     /* errno back */
-  movl %edx, %esi
-  movl $\which, %edx
-  jmp *gg_rust+GG_RUST_KILLED(%rip)     /* killed(slot, kind, which) */
-8:
-  movl $0, GG_SLOT_DEPTH(%rcx)          /* depth back to 0 (release store) */
-9:
-  jmp *gg_rust+\slowoff(%rip)
+  GG_KILLED \which, GG_RUST_KILLED
+  GG_TO_RUST \slowoff
   .cfi_endproc
   .size \name, .-\name
 .endm

@@ -7,6 +7,7 @@
  * CPython's threads go straight to CPython by tail jump; anything else is Rust's.
  * Offsets and constants: gg_layout.h (src/base/layout.rs). */
 #include "shared.h"
+#include "x86_64/entry.inc"
 
 /* has_ts = 1 (restore/acquire): rdi = ts; NULL goes straight to CPython, and a thread state
  * executing a Python frame (shared.h gg_in_python, platform/boundary.rs `frame_of`: the same two
@@ -51,17 +52,8 @@
   .endif
   movq gg_slot@gottpoff(%rip), %rcx
   movq %fs:(%rcx), %rcx
-  cmpl $0, GG_SLOT_DEPTH(%rcx)
-  jne 9f
-  movl $1, GG_SLOT_DEPTH(%rcx)
-  movq gg_hot(%rip), %r8
-  cmpq GG_SLOT_FAST_STATE(%rcx), %r8
-  jne 8f
-  movl $\kind, GG_SLOT_KIND0(%rcx)
-  movq \sp, GG_SLOT_OPEN_SP(%rcx)       /* open_sp */
-  movq GG_SLOT_ERRNO_PTR(%rcx), %r8
-  movl (%r8), %r8d
-  movl %r8d, GG_SLOT_SAVED_ERRNO(%rcx)  /* saved_errno */
+  GG_ADMIT %rcx, %r8, \kind
+  GG_OPEN %rcx, \sp, %r8, %r8d
   pushq %rbx
   .cfi_adjust_cfa_offset 8
   .cfi_rel_offset %rbx, 0
@@ -78,28 +70,13 @@ gg_ret_\tag:
   .globl gg_kill_\tag
   .hidden gg_kill_\tag
 gg_kill_\tag:                           /* rsp = entry rsp - 8, edx = kind */
-  .cfi_adjust_cfa_offset 8
-  .cfi_rel_offset %rbx, 0
-  popq %rbx
-  .cfi_adjust_cfa_offset -8
-  .cfi_restore %rbx
-  movq gg_slot@gottpoff(%rip), %rax
-  movq %fs:(%rax), %rdi
-  movq GG_SLOT_ERRNO_PTR(%rdi), %rax
-  movl GG_SLOT_SAVED_ERRNO(%rdi), %ecx
-  movl %ecx, (%rax)
-  movl %edx, %esi
-  movl $\which, %edx
-  jmp *gg_rust+GG_RUST_DROP_KILLED(%rip) /* drop_killed(slot, kind, which) */
+  GG_KILLED \which, GG_RUST_DROP_KILLED
 5:
   cmpl $GG_CPYTHON, %ecx                /* CPython's thread: forward */
   jne 9f
 6:
   jmp *%rax
-8:
-  movl $0, GG_SLOT_DEPTH(%rcx)
-9:
-  jmp *gg_rust+\slowoff(%rip)
+  GG_TO_RUST \slowoff
   .cfi_endproc
   .size \name, .-\name
 .endm
