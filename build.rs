@@ -1,7 +1,8 @@
 // Builds the C boundary (src/c/: the shared structures, the armed call and the kill hook, the API
-// and drop-in fast entries, their x86-64 assembly) against `gg_layout.h`, which it writes from
-// src/base/layout.rs; creates the soname link next to the library; regenerates the checked-in
-// include/gilgate.h with cbindgen (test.sh fails if the committed header is stale).
+// and drop-in fast entries, their x86-64 assembly; probes.c, which only the test binary links)
+// against `gg_layout.h`, which it writes from src/base/layout.rs; creates the soname link next to
+// the library; regenerates the checked-in include/gilgate.h with cbindgen (test.sh fails if the
+// committed header is stale).
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -107,7 +108,8 @@ fn main() {
     if portable {
         c.define("GG_PORTABLE_ENTRIES", None);
     }
-    c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c"]);
+    c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c",
+             "src/c/probes.c"]);
     if x86_asm {
         c.files(["src/c/x86_64/armed_call.S", "src/c/x86_64/api_entries.S", "src/c/x86_64/dropin_entries.S"]);
     }

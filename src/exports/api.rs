@@ -180,14 +180,14 @@ extern "C" fn rs_save_thread() -> TState {
 
 /// `gilgate_save_thread`/`gilgate_release_thread` end the innermost API thread-state level; used
 /// inside a region opened otherwise, they are read like a drop-in save (region model: gate/region.rs).
-fn api_tstate_leave(slot: &gate::Slot, ts: TState) {
+pub(crate) fn api_tstate_leave(slot: &gate::Slot, ts: TState) {
     if !slot.pop_through(gate::KIND_API_TSTATE) {
         crate::dropin::saved(slot, ts as *mut c_void);
     }
 }
 
 /// `gilgate_gilstate_release` ends the innermost API gilstate level.
-fn api_gilstate_leave(slot: &gate::Slot) {
+pub(crate) fn api_gilstate_leave(slot: &gate::Slot) {
     if !slot.pop_through(gate::KIND_API_GILSTATE) && crate::config::get().verbose {
         crate::log::Line::new().s("gilgate_gilstate_release: no gilstate level open on thread ")
             .u(crate::log::tid()).s(": region unchanged").emit();

@@ -90,7 +90,7 @@ fn api_or_die(name: &str) -> &'static Api {
 /// embedding host's main thread, CPython's own extension modules there). Not a region entry:
 /// forwarded as is (src/c/shared.h `gg_in_python` makes the same test for the fast entries).
 #[inline]
-fn resumes_python(ts: TState) -> bool {
+pub(crate) fn resumes_python(ts: TState) -> bool {
     outside_region() && frame_of(ts as *mut c_void) != 0
 }
 
@@ -102,7 +102,7 @@ fn outside_region() -> bool {
 /// Native path: CPython's own call site (or CPython tail-calling from inside a call gilgate
 /// made), or a thread CPython created.
 #[inline(always)]
-fn native(ra: usize) -> bool {
+pub(crate) fn native(ra: usize) -> bool {
     origin::in_cpython(ra) || origin::in_self(ra) || origin::thread_kind() == origin::CPYTHON
 }
 

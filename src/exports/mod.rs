@@ -6,3 +6,5 @@ pub mod interpose;
 pub(crate) mod dlsym;
 pub mod dropin;
 pub mod api;
+#[cfg(test)]
+mod fastpath_equivalence;

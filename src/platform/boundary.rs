@@ -145,6 +145,17 @@ pub(crate) fn publish_frame_offsets((off, cf, style): (u32, u32, FrameStyle)) {
     hot().cframe_off.store(cf, Relaxed);
 }
 
+/// What `publish_frame_offsets` last published (for exports/fastpath_equivalence.rs to restore).
+#[cfg(test)]
+pub(crate) fn published_frame_offsets() -> (u32, u32, FrameStyle) {
+    let style = match FRAME_STYLE.load(Relaxed) {
+        s if s == FrameStyle::CFrame as u32 => FrameStyle::CFrame,
+        s if s == FrameStyle::Sentinel as u32 => FrameStyle::Sentinel,
+        _ => FrameStyle::Direct,
+    };
+    (hot().frame_off.load(Relaxed), hot().cframe_off.load(Relaxed), style)
+}
+
 /// The Python frame `ts` is executing (0: none, i.e. the host's own level). `ts` must be a
 /// live thread state owned by the calling thread (only the owner changes these fields).
 pub(crate) fn frame_of(ts: *mut std::ffi::c_void) -> usize {

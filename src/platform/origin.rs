@@ -110,6 +110,25 @@ pub(crate) fn in_cpython(addr: usize) -> bool {
     s != 0 && addr >= s && addr < PY_TEXT_END.load(Relaxed)
 }
 
+/// The published ranges, CPython's and gilgate's own, and `set_ranges` to replace them on both
+/// sides (these statics and the C copies in `gg_hot`): for exports/fastpath_equivalence.rs.
+#[cfg(test)]
+pub(crate) fn ranges() -> ((usize, usize), (usize, usize)) {
+    ((PY_TEXT_START.load(Acquire), PY_TEXT_END.load(Relaxed)), (SELF_TEXT_START.load(Acquire), SELF_TEXT_END.load(Relaxed)))
+}
+#[cfg(test)]
+pub(crate) fn set_ranges(py: (usize, usize), own: (usize, usize)) {
+    PY_TEXT_END.store(py.1, Relaxed);
+    PY_TEXT_START.store(py.0, Release);
+    SELF_TEXT_END.store(own.1, Relaxed);
+    SELF_TEXT_START.store(own.0, Release);
+    // SAFETY: plain atomic stores on the C side.
+    unsafe {
+        gg_publish_text(py.0, py.1);
+        gg_publish_self_text(own.0, own.1);
+    }
+}
+
 /// HOST or CPYTHON for the calling thread (classified on first use).
 #[inline]
 pub(crate) fn thread_kind() -> c_int {
