@@ -106,6 +106,8 @@ mod gate;
 mod pep788;
 mod park;
 mod drain;
+// PEP 788 on CPython < 3.15: guard counting (lifecycle) and the exports (edges).
+mod guards;
 pub mod stats;
 // edges: the gilgate_* API, the drop-in exports, the interposers, the policy they apply
 pub mod policy;
@@ -113,6 +115,7 @@ pub mod interpose;
 mod dlsym;
 pub mod dropin;
 pub mod api;
+pub mod pep788_compat;
 // bindings: the safe Rust API over the C API (by its C names), and its PyO3 integration
 pub mod safe;
 #[cfg(feature = "pyo3")]

@@ -9,8 +9,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("leaves", &["status", "log", "config", "layout", "counters", "pytypes", "sync"]),
     ("platform", &["fastpath", "origin", "cpython"]),
     ("core", &["protocol", "gate"]),
-    ("lifecycle", &["pep788", "park", "drain", "stats"]),
-    ("edges", &["policy", "interpose", "dlsym", "dropin", "api"]),
+    ("lifecycle", &["pep788", "guards", "park", "drain", "stats"]),
+    ("edges", &["policy", "interpose", "dlsym", "dropin", "api", "pep788_compat"]),
     ("bindings", &["safe", "pyo3"]),
 ];
 

@@ -1,0 +1,508 @@
+//! PEP 788 (CPython 3.15's `PyInterpreterGuard`, `PyInterpreterView`, `PyThreadState_Ensure`,
+//! `PyThreadState_EnsureFromView`, `PyThreadState_Release`) on every CPython, under gilgate's own
+//! names: `include/gilgate_pep788.h` maps CPython's names onto these exports below 3.15 and adds
+//! nothing from 3.15 on. On a CPython that has PEP 788 these exports forward to CPython's own
+//! functions (so Rust and Cython callers can use them on every version too).
+//!
+//! Semantics (3.15's, docs/versions.md "PEP 788 on every CPython" lists each difference):
+//! - a view is the interpreter's id (weak: it never keeps anything alive);
+//! - a guard is counted (`guards.rs`); creating one fails once finalization has begun
+//!   (`FromCurrent` with an exception set, `FromView` without); the drain waits for open guards
+//!   before it closes the gate, up to its bound;
+//! - `Ensure(guard)`: attached thread state of the guard's interpreter → only counted (a nested
+//!   level); none attached → main interpreter: `gilgate_gilstate_ensure` (PyGILState's thread
+//!   state, created and deleted as 3.15 does for its own), a subinterpreter: this thread's
+//!   gilstate thread state of it re-attached, or a new one (`PyThreadState_New`) attached with
+//!   `gilgate_acquire_thread` and deleted by the matching release. A refusal returns NULL with
+//!   the thread intact;
+//! - `Release(token)` undoes the innermost level of this thread (tokens are LIFO, as in 3.15).
+
+use crate::cpython::{self, Api, TState};
+use crate::status::*;
+use std::cell::RefCell;
+use std::os::raw::{c_char, c_int, c_void};
+use std::ptr::null_mut;
+use std::sync::OnceLock;
+
+/// `PyInterpreterGuard` on CPython < 3.15 (opaque to C).
+#[allow(non_camel_case_types)]
+pub struct gilgate_interpreter_guard {
+    magic: u64,
+    interp: *mut c_void,
+    gen: u64,
+}
+
+/// `PyInterpreterView` on CPython < 3.15 (opaque to C).
+#[allow(non_camel_case_types)]
+pub struct gilgate_interpreter_view {
+    magic: u64,
+    id: i64,
+}
+
+const GUARD_MAGIC: u64 = 0x6767_6775_6172_6431; // "gggguard1"
+const VIEW_MAGIC: u64 = 0x6767_7669_6577_3031;
+
+type P = *mut c_void;
+
+/// What CPython 3.15+ has, and the few functions the < 3.15 path needs beyond `Api`.
+#[allow(non_snake_case)]
+struct Extra {
+    // 3.15+ (all or nothing)
+    native: Option<Native>,
+    PyInterpreterState_GetID: Option<unsafe extern "C" fn(P) -> i64>,
+    PyThreadState_Clear: Option<unsafe extern "C" fn(TState)>,
+    PyThreadState_Delete: Option<unsafe extern "C" fn(TState)>,
+    PyErr_SetString: Option<unsafe extern "C" fn(P, *const c_char)>,
+    /// `PyObject **`: PyExc_PythonFinalizationError (3.13+) or PyExc_RuntimeError.
+    finalization_error: *mut P,
+}
+
+#[allow(non_snake_case)]
+struct Native {
+    PyInterpreterGuard_FromCurrent: unsafe extern "C" fn() -> P,
+    PyInterpreterGuard_Close: unsafe extern "C" fn(P),
+    PyInterpreterGuard_FromView: unsafe extern "C" fn(P) -> P,
+    PyInterpreterView_FromCurrent: unsafe extern "C" fn() -> P,
+    PyInterpreterView_Close: unsafe extern "C" fn(P),
+    PyInterpreterView_FromMain: unsafe extern "C" fn() -> P,
+    PyThreadState_Ensure: unsafe extern "C" fn(P) -> P,
+    PyThreadState_EnsureFromView: unsafe extern "C" fn(P) -> P,
+    PyThreadState_Release: unsafe extern "C" fn(P),
+}
+
+// SAFETY: function pointers and the address of a CPython global, immutable once resolved.
+unsafe impl Send for Extra {}
+// SAFETY: as above.
+unsafe impl Sync for Extra {}
+
+static EXTRA: OnceLock<Extra> = OnceLock::new();
+
+/// The object that defines `Py_IsInitialized` (the CPython of `Api`), for lookups in it first.
+fn py_handle(api: &Api) -> P {
+    // SAFETY: dladdr/dlopen(RTLD_NOLOAD) only query the loader.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(api.Py_IsInitialized as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+            return null_mut();
+        }
+        libc::dlopen(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD)
+    }
+}
+
+fn extra(api: &Api) -> &'static Extra {
+    EXTRA.get_or_init(|| {
+        let h = py_handle(api);
+        let look = |n: &[u8]| cpython::lookup(n, h);
+        // SAFETY: each symbol is transmuted to the signature CPython declares for it.
+        unsafe {
+            macro_rules! opt {
+                ($name:literal) => {{
+                    let p = look(concat!($name, "\0").as_bytes());
+                    if p.is_null() { None } else { Some(std::mem::transmute::<P, _>(p)) }
+                }};
+            }
+            let native = (|| {
+                Some(Native {
+                    PyInterpreterGuard_FromCurrent: opt!("PyInterpreterGuard_FromCurrent")?,
+                    PyInterpreterGuard_Close: opt!("PyInterpreterGuard_Close")?,
+                    PyInterpreterGuard_FromView: opt!("PyInterpreterGuard_FromView")?,
+                    PyInterpreterView_FromCurrent: opt!("PyInterpreterView_FromCurrent")?,
+                    PyInterpreterView_Close: opt!("PyInterpreterView_Close")?,
+                    PyInterpreterView_FromMain: opt!("PyInterpreterView_FromMain")?,
+                    PyThreadState_Ensure: opt!("PyThreadState_Ensure")?,
+                    PyThreadState_EnsureFromView: opt!("PyThreadState_EnsureFromView")?,
+                    PyThreadState_Release: opt!("PyThreadState_Release")?,
+                })
+            })();
+            let mut fe = look(b"PyExc_PythonFinalizationError\0");
+            if fe.is_null() {
+                fe = look(b"PyExc_RuntimeError\0");
+            }
+            Extra {
+                native,
+                PyInterpreterState_GetID: opt!("PyInterpreterState_GetID"),
+                PyThreadState_Clear: opt!("PyThreadState_Clear"),
+                PyThreadState_Delete: opt!("PyThreadState_Delete"),
+                PyErr_SetString: opt!("PyErr_SetString"),
+                finalization_error: fe as *mut P,
+            }
+        }
+    })
+}
+
+fn native(api: &Api) -> Option<&'static Native> {
+    extra(api).native.as_ref()
+}
+
+/// `tstate->interp` (the third pointer of `struct _ts` in 3.8–3.15, as `Api::interp_is_live`).
+///
+/// # Safety
+/// `ts` is a live thread state.
+unsafe fn interp_of(ts: TState) -> P {
+    // SAFETY: the caller's live thread state.
+    unsafe { *(ts as *const P).add(2) }
+}
+
+/// The calling thread's attached thread state (NULL if none), with `Api::holds_gil`'s caveat on
+/// 3.8–3.11 (a thread holding the GIL with a thread state that is not its gilstate one reads as
+/// detached, as `PyGILState_Check` does there).
+fn attached(api: &Api) -> TState {
+    if api.holds_gil() {
+        // SAFETY: reads the current thread state; no preconditions.
+        unsafe { (api.tstate_unchecked)() }
+    } else {
+        null_mut()
+    }
+}
+
+fn set_finalizing_error(api: &Api) {
+    let x = extra(api);
+    if let (Some(set), false) = (x.PyErr_SetString, x.finalization_error.is_null()) {
+        // SAFETY: the caller holds the GIL (FromCurrent's contract); the exception type is a
+        // CPython global holding a type object.
+        unsafe { set(*x.finalization_error, b"cannot create an interpreter guard: the interpreter is finalizing\0".as_ptr() as *const c_char) };
+    }
+}
+
+fn new_guard(api: &Api, interp: P) -> *mut gilgate_interpreter_guard {
+    match crate::guards::open(api) {
+        Ok(gen) => Box::into_raw(Box::new(gilgate_interpreter_guard { magic: GUARD_MAGIC, interp, gen })),
+        Err(_) => null_mut(),
+    }
+}
+
+/// `PyInterpreterGuard_FromCurrent`: a guard for the current interpreter (caller attached).
+/// NULL with an exception set once finalization has begun (`PythonFinalizationError` on 3.13+,
+/// `RuntimeError` before).
+#[no_mangle]
+pub extern "C" fn gilgate_interpreter_guard_from_current() -> *mut gilgate_interpreter_guard {
+    ffi_boundary!({
+        let Some(api) = cpython::api() else { return null_mut() };
+        if let Some(n) = native(api) {
+            // SAFETY: CPython's own function, the caller's contract is CPython's.
+            return unsafe { (n.PyInterpreterGuard_FromCurrent)() } as *mut gilgate_interpreter_guard;
+        }
+        let cur = attached(api);
+        if cur.is_null() {
+            return null_mut();
+        }
+        // SAFETY: attached, so live.
+        let interp = unsafe { interp_of(cur) };
+        adopt_if_main(api, interp);
+        let g = new_guard(api, interp);
+        if g.is_null() {
+            set_finalizing_error(api);
+        }
+        g
+    })
+}
+
+/// The first time gilgate sees the GIL held on the main interpreter: arm the drain (it is the
+/// drain that waits for guards).
+fn adopt_if_main(api: &Api, interp: P) {
+    // SAFETY: PyInterpreterState_Main reads one runtime field.
+    if interp == unsafe { (api.PyInterpreterState_Main)() } && crate::gate::state_of(crate::gate::state()) == crate::gate::UNKNOWN && api.runtime_alive().is_ok() {
+        crate::drain::adopt(api);
+    }
+}
+
+/// `PyInterpreterGuard_FromView`: NULL (no exception) when the interpreter is gone or finalizing.
+#[no_mangle]
+pub extern "C" fn gilgate_interpreter_guard_from_view(view: *mut gilgate_interpreter_view) -> *mut gilgate_interpreter_guard {
+    ffi_boundary!({
+        if view.is_null() {
+            return null_mut();
+        }
+        let Some(api) = cpython::api() else { return null_mut() };
+        if let Some(n) = native(api) {
+            // SAFETY: CPython's own view.
+            return unsafe { (n.PyInterpreterGuard_FromView)(view as P) } as *mut gilgate_interpreter_guard;
+        }
+        // SAFETY: a view from gilgate_interpreter_view_* (checked by its magic).
+        let v = unsafe { &*view };
+        if v.magic != VIEW_MAGIC || crate::guards::live_gen(api).is_err() {
+            return null_mut();
+        }
+        let interp = if v.id == 0 {
+            // SAFETY: reads one runtime field.
+            unsafe { (api.PyInterpreterState_Main)() }
+        } else {
+            find_interp(api, v.id)
+        };
+        if interp.is_null() {
+            return null_mut();
+        }
+        new_guard(api, interp)
+    })
+}
+
+/// The live interpreter with this id (CPython's list, read without its HEAD_LOCK, which is not
+/// exported: as `Api::interp_is_live`).
+fn find_interp(api: &Api, id: i64) -> P {
+    let Some(get_id) = extra(api).PyInterpreterState_GetID else { return null_mut() };
+    // SAFETY: the runtime is alive (checked by the caller); the list functions read runtime fields.
+    unsafe {
+        let mut i = (api.PyInterpreterState_Head)();
+        let mut n = 0;
+        while !i.is_null() && n < 1 << 16 {
+            if get_id(i) == id {
+                return i;
+            }
+            i = (api.PyInterpreterState_Next)(i);
+            n += 1;
+        }
+    }
+    null_mut()
+}
+
+/// `PyInterpreterGuard_Close`.
+#[no_mangle]
+pub extern "C" fn gilgate_interpreter_guard_close(guard: *mut gilgate_interpreter_guard) {
+    ffi_boundary!({
+        if guard.is_null() {
+            return;
+        }
+        if let Some(n) = cpython::api_if_resolved().and_then(native) {
+            // SAFETY: CPython's own guard, closed once by the caller's contract.
+            unsafe { (n.PyInterpreterGuard_Close)(guard as P) };
+            return;
+        }
+        // SAFETY: a guard from new_guard (Box), closed once by the caller's contract.
+        let g = unsafe { Box::from_raw(guard) };
+        if g.magic == GUARD_MAGIC {
+            crate::guards::close(g.gen);
+        }
+    })
+}
+
+/// `PyInterpreterView_FromCurrent` (caller attached).
+#[no_mangle]
+pub extern "C" fn gilgate_interpreter_view_from_current() -> *mut gilgate_interpreter_view {
+    ffi_boundary!({
+        let Some(api) = cpython::api() else { return null_mut() };
+        if let Some(n) = native(api) {
+            // SAFETY: CPython's own function.
+            return unsafe { (n.PyInterpreterView_FromCurrent)() } as *mut gilgate_interpreter_view;
+        }
+        let cur = attached(api);
+        let Some(get_id) = extra(api).PyInterpreterState_GetID else { return null_mut() };
+        if cur.is_null() {
+            return null_mut();
+        }
+        // SAFETY: attached, so live; GetID reads the interpreter's id.
+        let (interp, id) = unsafe {
+            let i = interp_of(cur);
+            (i, get_id(i))
+        };
+        adopt_if_main(api, interp);
+        Box::into_raw(Box::new(gilgate_interpreter_view { magic: VIEW_MAGIC, id }))
+    })
+}
+
+/// `PyInterpreterView_FromMain` (no thread state needed; works before `Py_Initialize` and
+/// across init/finalize cycles, as 3.15.2's does).
+#[no_mangle]
+pub extern "C" fn gilgate_interpreter_view_from_main() -> *mut gilgate_interpreter_view {
+    ffi_boundary!({
+        if let Some(n) = cpython::api().and_then(native) {
+            // SAFETY: CPython's own function.
+            return unsafe { (n.PyInterpreterView_FromMain)() } as *mut gilgate_interpreter_view;
+        }
+        Box::into_raw(Box::new(gilgate_interpreter_view { magic: VIEW_MAGIC, id: 0 }))
+    })
+}
+
+/// `PyInterpreterView_Close`.
+#[no_mangle]
+pub extern "C" fn gilgate_interpreter_view_close(view: *mut gilgate_interpreter_view) {
+    ffi_boundary!({
+        if view.is_null() {
+            return;
+        }
+        if let Some(n) = cpython::api().and_then(native) {
+            // SAFETY: CPython's own view, closed once.
+            unsafe { (n.PyInterpreterView_Close)(view as P) };
+            return;
+        }
+        // SAFETY: a view from Box::into_raw above, closed once by the caller's contract.
+        drop(unsafe { Box::from_raw(view) });
+    })
+}
+
+enum Kind {
+    /// Attached already (same interpreter): only counted.
+    Nested,
+    /// `gilgate_gilstate_ensure` (main interpreter).
+    GilState(c_int),
+    /// This thread's gilstate thread state of a subinterpreter, re-attached.
+    Reattach,
+    /// A thread state created for the level, deleted by its release.
+    Owned(TState),
+}
+
+struct Level {
+    kind: Kind,
+    /// The guard `EnsureFromView` took, closed by the release.
+    owned_guard: *mut gilgate_interpreter_guard,
+}
+
+thread_local! {
+    static LEVELS: RefCell<Vec<Level>> = const { RefCell::new(Vec::new()) };
+}
+
+fn push(kind: Kind) -> P {
+    LEVELS
+        .try_with(|l| {
+            let mut l = l.borrow_mut();
+            l.push(Level { kind, owned_guard: null_mut() });
+            l.len() as P
+        })
+        .unwrap_or(null_mut())
+}
+
+/// `PyThreadState_Ensure`: attach a thread state of the guard's interpreter. Returns a token for
+/// `gilgate_thread_state_release`, or NULL (no exception) with the thread as it was.
+#[no_mangle]
+pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_guard) -> *mut c_void {
+    ffi_boundary!({
+        if guard.is_null() {
+            return null_mut();
+        }
+        let Some(api) = cpython::api() else { return null_mut() };
+        if let Some(n) = native(api) {
+            // SAFETY: CPython's own guard.
+            return unsafe { (n.PyThreadState_Ensure)(guard as P) };
+        }
+        // SAFETY: an open guard (the caller's contract), checked by its magic.
+        let g = unsafe { &*guard };
+        if g.magic != GUARD_MAGIC {
+            return null_mut();
+        }
+        ensure(api, g)
+    })
+}
+
+fn ensure(api: &Api, g: &gilgate_interpreter_guard) -> P {
+    let cur = attached(api);
+    if !cur.is_null() {
+        // SAFETY: attached, so live.
+        if unsafe { interp_of(cur) } == g.interp {
+            return push(Kind::Nested);
+        }
+        // Attached to another interpreter: not supported below 3.15 (docs/versions.md).
+        return null_mut();
+    }
+    if crate::gate::gen_of(crate::gate::state()) != g.gen {
+        return null_mut(); // a guard of an earlier runtime generation
+    }
+    // SAFETY: reads one runtime field.
+    if g.interp == unsafe { (api.PyInterpreterState_Main)() } {
+        let mut st: c_int = 0;
+        // SAFETY: gilgate's own fallible export.
+        if unsafe { crate::api::gilgate_gilstate_ensure(&mut st) } != GILGATE_OK {
+            return null_mut();
+        }
+        return push(Kind::GilState(st));
+    }
+    // A subinterpreter.
+    // SAFETY: reads this thread's gilstate thread state.
+    let mine = unsafe { (api.PyGILState_GetThisThreadState)() };
+    // SAFETY: a thread state bound to this thread is live.
+    if !mine.is_null() && unsafe { interp_of(mine) } == g.interp {
+        // SAFETY: gilgate's own fallible export, with this thread's thread state.
+        if unsafe { crate::api::gilgate_restore_thread(mine as *mut _) } != GILGATE_OK {
+            return null_mut();
+        }
+        return push(Kind::Reattach);
+    }
+    // SAFETY: the guard keeps the interpreter from finalizing (counted, the drain waits).
+    let ts = unsafe { (api.PyThreadState_New)(g.interp) };
+    if ts.is_null() {
+        return null_mut();
+    }
+    // SAFETY: gilgate's own fallible export, with the fresh thread state. On refusal the state is
+    // left to the runtime (CPython reclaims it when the interpreter ends), as after a refused
+    // gilstate entry.
+    if unsafe { crate::api::gilgate_acquire_thread(ts as *mut _) } != GILGATE_OK {
+        return null_mut();
+    }
+    push(Kind::Owned(ts))
+}
+
+/// `PyThreadState_EnsureFromView`: a guard from the view (closed by the matching release), then
+/// `PyThreadState_Ensure`.
+#[no_mangle]
+pub extern "C" fn gilgate_thread_state_ensure_from_view(view: *mut gilgate_interpreter_view) -> *mut c_void {
+    ffi_boundary!({
+        if view.is_null() {
+            return null_mut();
+        }
+        let Some(api) = cpython::api() else { return null_mut() };
+        if let Some(n) = native(api) {
+            // SAFETY: CPython's own view.
+            return unsafe { (n.PyThreadState_EnsureFromView)(view as P) };
+        }
+        let g = gilgate_interpreter_guard_from_view(view);
+        if g.is_null() {
+            return null_mut();
+        }
+        // SAFETY: just created, open.
+        let tok = ensure(api, unsafe { &*g });
+        if tok.is_null() {
+            gilgate_interpreter_guard_close(g);
+            return null_mut();
+        }
+        let _ = LEVELS.try_with(|l| {
+            if let Some(top) = l.borrow_mut().last_mut() {
+                top.owned_guard = g;
+            }
+        });
+        tok
+    })
+}
+
+/// `PyThreadState_Release`: undo this thread's innermost successful ensure.
+#[no_mangle]
+pub extern "C" fn gilgate_thread_state_release(token: *mut c_void) {
+    ffi_boundary!({
+        if let Some(n) = cpython::api_if_resolved().and_then(native) {
+            // SAFETY: CPython's own token.
+            unsafe { (n.PyThreadState_Release)(token) };
+            return;
+        }
+        let Some(api) = cpython::api_if_resolved() else { return };
+        let Some(Some(level)) = LEVELS.try_with(|l| l.borrow_mut().pop()).ok() else {
+            crate::log::Line::new().s("PyThreadState_Release (gilgate): no PyThreadState_Ensure level open on thread ")
+                .u(crate::log::tid()).s(": ignored").emit();
+            return;
+        };
+        match level.kind {
+            Kind::Nested => {}
+            // SAFETY: gilgate's own export, pairing with the ensure of this level.
+            Kind::GilState(st) => unsafe { crate::api::gilgate_gilstate_release(st) },
+            Kind::Reattach => {
+                // SAFETY: gilgate's own export: detaches the level's thread state.
+                let _ = unsafe { crate::api::gilgate_save_thread() };
+            }
+            Kind::Owned(ts) => {
+                let x = extra(api);
+                // SAFETY: Py_IsInitialized reads one runtime field.
+                let gone = crate::gate::state_of(crate::gate::state()) == crate::gate::FINALIZED
+                    && unsafe { (api.Py_IsInitialized)() } == 0;
+                if let (false, Some(clear)) = (gone, x.PyThreadState_Clear) {
+                    // SAFETY: the level's thread state, attached with the GIL held.
+                    unsafe { clear(ts) };
+                }
+                // SAFETY: gilgate's own export: detaches it (NULL when the runtime is gone).
+                let saved = unsafe { crate::api::gilgate_save_thread() };
+                if let (false, Some(del)) = (saved.is_null(), x.PyThreadState_Delete) {
+                    // SAFETY: cleared, no longer current; PyThreadState_Delete needs no GIL.
+                    unsafe { del(ts) };
+                }
+            }
+        }
+        if !level.owned_guard.is_null() {
+            gilgate_interpreter_guard_close(level.owned_guard);
+        }
+    })
+}
