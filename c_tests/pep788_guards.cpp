@@ -68,12 +68,17 @@ PyModuleDef host_module = {PyModuleDef_HEAD_INIT, "host", nullptr, -1, host_meth
 PyObject *init_host() { return PyModule_Create(&host_module); }
 
 const char PROBES[] =
-    "import atexit, host\n"
+    "import atexit, host, sys, types\n"
     "atexit.register(host.guard_probe, 0)\n"
     "class _D:\n"
     "    def __del__(self, probe=host.guard_probe):\n"
     "        probe(1)\n"
-    "_d = _D()\n";
+    /* Not in __main__ (work_fn's globals keep that dict alive): a module only sys.modules holds,
+     * freed when finalization clears sys.modules, after the interpreter stopped taking guards. */
+    "_m = types.ModuleType('_gg_probe')\n"
+    "_m.d = _D()\n"
+    "sys.modules['_gg_probe'] = _m\n"
+    "del _m\n";
 
 void worker(Guard g, int jobs, std::atomic<int> *ended) {
     for (int j = 0; j < jobs; j++) {
