@@ -15,13 +15,14 @@
 //!   gilstate thread state of it re-attached, or a new one (`PyThreadState_New`) attached with
 //!   `gilgate_acquire_thread` and deleted by the matching release. A refusal returns NULL with
 //!   the thread intact;
-//! - `Release(token)` undoes the innermost level of this thread (tokens are LIFO, as in 3.15).
+//! - `Release(token)` undoes the level the token names (the token encodes it: no per-thread
+//!   state); releases come in reverse order of the ensures, as 3.15 requires.
 
 use crate::cpython::{self, Api, TState};
 use crate::status::*;
-use std::cell::RefCell;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr::null_mut;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 /// `PyInterpreterGuard` on CPython < 3.15 (opaque to C).
@@ -30,6 +31,10 @@ pub struct gilgate_interpreter_guard {
     magic: u64,
     interp: *mut c_void,
     gen: u64,
+    /// The interpreter was the main one when the guard was made (no lookup per ensure).
+    main: bool,
+    /// For a guard `EnsureFromView` made: the token of the level it guards.
+    inner: AtomicUsize,
 }
 
 /// `PyInterpreterView` on CPython < 3.15 (opaque to C).
@@ -134,6 +139,28 @@ fn native(api: &Api) -> Option<&'static Native> {
     extra(api).native.as_ref()
 }
 
+/// 0: not known yet; `COMPAT`: gilgate's implementation (CPython < 3.15); `NATIVE`: forward.
+static MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const COMPAT: u8 = 1;
+const NATIVE: u8 = 2;
+
+/// The hot paths' test: `Some(api)` when gilgate's implementation applies.
+#[inline(always)]
+fn compat_api() -> Option<&'static Api> {
+    if MODE.load(Relaxed) == COMPAT {
+        return cpython::api_if_resolved();
+    }
+    compat_api_slow()
+}
+
+#[cold]
+fn compat_api_slow() -> Option<&'static Api> {
+    let api = cpython::api()?;
+    let m = if native(api).is_some() { NATIVE } else { COMPAT };
+    MODE.store(m, Relaxed);
+    (m == COMPAT).then_some(api)
+}
+
 /// `tstate->interp` (the third pointer of `struct _ts` in 3.8–3.15, as `Api::interp_is_live`).
 ///
 /// # Safety
@@ -165,8 +192,10 @@ fn set_finalizing_error(api: &Api) {
 }
 
 fn new_guard(api: &Api, interp: P) -> *mut gilgate_interpreter_guard {
+    // SAFETY: reads one runtime field.
+    let main = interp == unsafe { (api.PyInterpreterState_Main)() };
     match crate::guards::open(api) {
-        Ok(gen) => Box::into_raw(Box::new(gilgate_interpreter_guard { magic: GUARD_MAGIC, interp, gen })),
+        Ok(gen) => Box::into_raw(Box::new(gilgate_interpreter_guard { magic: GUARD_MAGIC, interp, gen, main, inner: AtomicUsize::new(0) })),
         Err(_) => null_mut(),
     }
 }
@@ -329,35 +358,16 @@ pub extern "C" fn gilgate_interpreter_view_close(view: *mut gilgate_interpreter_
     })
 }
 
-enum Kind {
-    /// Attached already (same interpreter): only counted.
-    Nested,
-    /// `gilgate_gilstate_ensure` (main interpreter).
-    GilState(c_int),
-    /// This thread's gilstate thread state of a subinterpreter, re-attached.
-    Reattach,
-    /// A thread state created for the level, deleted by its release.
-    Owned(TState),
-}
+/// Tokens carry their level (no per-thread state): the low bits say what the release undoes.
+/// A thread state created for the level is its own token (aligned: low bits 0).
+const T_VIEW: usize = 0b001; // a guard EnsureFromView made, | its address; the level's token inside
+const T_NESTED: usize = 0b010; // attached already (same interpreter): only counted
+const T_GILSTATE: usize = 0b100; // gilgate_gilstate_ensure (main interpreter); | state << 3
+const T_REATTACH: usize = 0b110; // this thread's gilstate thread state of a subinterpreter
+const T_MASK: usize = 0b111;
 
-struct Level {
-    kind: Kind,
-    /// The guard `EnsureFromView` took, closed by the release.
-    owned_guard: *mut gilgate_interpreter_guard,
-}
-
-thread_local! {
-    static LEVELS: RefCell<Vec<Level>> = const { RefCell::new(Vec::new()) };
-}
-
-fn push(kind: Kind) -> P {
-    LEVELS
-        .try_with(|l| {
-            let mut l = l.borrow_mut();
-            l.push(Level { kind, owned_guard: null_mut() });
-            l.len() as P
-        })
-        .unwrap_or(null_mut())
+fn tok(v: usize) -> P {
+    v as P
 }
 
 /// `PyThreadState_Ensure`: attach a thread state of the guard's interpreter. Returns a token for
@@ -368,11 +378,13 @@ pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_gu
         if guard.is_null() {
             return null_mut();
         }
-        let Some(api) = cpython::api() else { return null_mut() };
-        if let Some(n) = native(api) {
-            // SAFETY: CPython's own guard.
-            return unsafe { (n.PyThreadState_Ensure)(guard as P) };
-        }
+        let Some(api) = compat_api() else {
+            return match cpython::api().and_then(native) {
+                // SAFETY: CPython's own guard.
+                Some(n) => unsafe { (n.PyThreadState_Ensure)(guard as P) },
+                None => null_mut(),
+            };
+        };
         // SAFETY: an open guard (the caller's contract), checked by its magic.
         let g = unsafe { &*guard };
         if g.magic != GUARD_MAGIC {
@@ -382,12 +394,13 @@ pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_gu
     })
 }
 
+#[inline(always)]
 fn ensure(api: &Api, g: &gilgate_interpreter_guard) -> P {
     let cur = attached(api);
     if !cur.is_null() {
         // SAFETY: attached, so live.
         if unsafe { interp_of(cur) } == g.interp {
-            return push(Kind::Nested);
+            return tok(T_NESTED);
         }
         // Attached to another interpreter: not supported below 3.15 (docs/versions.md).
         return null_mut();
@@ -395,14 +408,13 @@ fn ensure(api: &Api, g: &gilgate_interpreter_guard) -> P {
     if crate::gate::gen_of(crate::gate::state()) != g.gen {
         return null_mut(); // a guard of an earlier runtime generation
     }
-    // SAFETY: reads one runtime field.
-    if g.interp == unsafe { (api.PyInterpreterState_Main)() } {
+    if g.main {
         let mut st: c_int = 0;
         // SAFETY: gilgate's own fallible export.
         if unsafe { crate::api::gilgate_gilstate_ensure(&mut st) } != GILGATE_OK {
             return null_mut();
         }
-        return push(Kind::GilState(st));
+        return tok(T_GILSTATE | ((st as usize & 1) << 3));
     }
     // A subinterpreter.
     // SAFETY: reads this thread's gilstate thread state.
@@ -413,7 +425,7 @@ fn ensure(api: &Api, g: &gilgate_interpreter_guard) -> P {
         if unsafe { crate::api::gilgate_restore_thread(mine as *mut _) } != GILGATE_OK {
             return null_mut();
         }
-        return push(Kind::Reattach);
+        return tok(T_REATTACH);
     }
     // SAFETY: the guard keeps the interpreter from finalizing (counted, the drain waits).
     let ts = unsafe { (api.PyThreadState_New)(g.interp) };
@@ -426,7 +438,8 @@ fn ensure(api: &Api, g: &gilgate_interpreter_guard) -> P {
     if unsafe { crate::api::gilgate_acquire_thread(ts as *mut _) } != GILGATE_OK {
         return null_mut();
     }
-    push(Kind::Owned(ts))
+    debug_assert!(ts as usize & T_MASK == 0);
+    ts as P
 }
 
 /// `PyThreadState_EnsureFromView`: a guard from the view (closed by the matching release), then
@@ -452,12 +465,9 @@ pub extern "C" fn gilgate_thread_state_ensure_from_view(view: *mut gilgate_inter
             gilgate_interpreter_guard_close(g);
             return null_mut();
         }
-        let _ = LEVELS.try_with(|l| {
-            if let Some(top) = l.borrow_mut().last_mut() {
-                top.owned_guard = g;
-            }
-        });
-        tok
+        // SAFETY: the guard is this level's alone until its release closes it.
+        unsafe { &*g }.inner.store(tok as usize, Relaxed);
+        (g as usize | T_VIEW) as P
     })
 }
 
@@ -465,44 +475,64 @@ pub extern "C" fn gilgate_thread_state_ensure_from_view(view: *mut gilgate_inter
 #[no_mangle]
 pub extern "C" fn gilgate_thread_state_release(token: *mut c_void) {
     ffi_boundary!({
-        if let Some(n) = cpython::api_if_resolved().and_then(native) {
-            // SAFETY: CPython's own token.
-            unsafe { (n.PyThreadState_Release)(token) };
-            return;
-        }
-        let Some(api) = cpython::api_if_resolved() else { return };
-        let Some(Some(level)) = LEVELS.try_with(|l| l.borrow_mut().pop()).ok() else {
-            crate::log::Line::new().s("PyThreadState_Release (gilgate): no PyThreadState_Ensure level open on thread ")
-                .u(crate::log::tid()).s(": ignored").emit();
+        let Some(api) = compat_api() else {
+            if let Some(n) = cpython::api_if_resolved().and_then(native) {
+                // SAFETY: CPython's own token.
+                unsafe { (n.PyThreadState_Release)(token) };
+            }
             return;
         };
-        match level.kind {
-            Kind::Nested => {}
-            // SAFETY: gilgate's own export, pairing with the ensure of this level.
-            Kind::GilState(st) => unsafe { crate::api::gilgate_gilstate_release(st) },
-            Kind::Reattach => {
-                // SAFETY: gilgate's own export: detaches the level's thread state.
-                let _ = unsafe { crate::api::gilgate_save_thread() };
-            }
-            Kind::Owned(ts) => {
-                let x = extra(api);
-                // SAFETY: Py_IsInitialized reads one runtime field.
-                let gone = crate::gate::state_of(crate::gate::state()) == crate::gate::FINALIZED
-                    && unsafe { (api.Py_IsInitialized)() } == 0;
-                if let (false, Some(clear)) = (gone, x.PyThreadState_Clear) {
-                    // SAFETY: the level's thread state, attached with the GIL held.
-                    unsafe { clear(ts) };
-                }
-                // SAFETY: gilgate's own export: detaches it (NULL when the runtime is gone).
-                let saved = unsafe { crate::api::gilgate_save_thread() };
-                if let (false, Some(del)) = (saved.is_null(), x.PyThreadState_Delete) {
-                    // SAFETY: cleared, no longer current; PyThreadState_Delete needs no GIL.
-                    unsafe { del(ts) };
-                }
-            }
-        }
-        if !level.owned_guard.is_null() {
-            gilgate_interpreter_guard_close(level.owned_guard);
+        let t = token as usize;
+        if t & T_MASK == T_VIEW {
+            let g = (t & !T_MASK) as *mut gilgate_interpreter_guard;
+            // SAFETY: the guard EnsureFromView made for this level, still open.
+            release_level(api, unsafe { &*g }.inner.load(Relaxed));
+            gilgate_interpreter_guard_close(g);
+        } else {
+            release_level(api, t);
         }
     })
+}
+
+#[inline(always)]
+fn release_level(api: &Api, t: usize) {
+    if t & T_MASK == T_GILSTATE {
+        // SAFETY: gilgate's own export, pairing with the ensure of this level.
+        return unsafe { crate::api::gilgate_gilstate_release((t >> 3) as c_int) };
+    }
+    release_other(api, t)
+}
+
+#[cold]
+fn release_other(api: &Api, t: usize) {
+    match t & T_MASK {
+        T_NESTED => {}
+        // SAFETY: gilgate's own export, pairing with the ensure of this level.
+        T_GILSTATE => unsafe { crate::api::gilgate_gilstate_release((t >> 3) as c_int) },
+        T_REATTACH => {
+            // SAFETY: gilgate's own export: detaches the level's thread state.
+            let _ = unsafe { crate::api::gilgate_save_thread() };
+        }
+        0 if t != 0 => {
+            let ts = t as TState;
+            let x = extra(api);
+            // SAFETY: Py_IsInitialized reads one runtime field.
+            let gone = crate::gate::state_of(crate::gate::state()) == crate::gate::FINALIZED
+                && unsafe { (api.Py_IsInitialized)() } == 0;
+            if let (false, Some(clear)) = (gone, x.PyThreadState_Clear) {
+                // SAFETY: the level's thread state, attached with the GIL held.
+                unsafe { clear(ts) };
+            }
+            // SAFETY: gilgate's own export: detaches it (NULL when the runtime is gone).
+            let saved = unsafe { crate::api::gilgate_save_thread() };
+            if let (false, Some(del)) = (saved.is_null(), x.PyThreadState_Delete) {
+                // SAFETY: cleared, no longer current; PyThreadState_Delete needs no GIL.
+                unsafe { del(ts) };
+            }
+        }
+        _ => {
+            crate::log::Line::new().s("PyThreadState_Release (gilgate): not a token of PyThreadState_Ensure on thread ")
+                .u(crate::log::tid()).s(": ignored").emit();
+        }
+    }
 }
