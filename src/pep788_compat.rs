@@ -182,6 +182,14 @@ fn attached(api: &Api) -> TState {
     }
 }
 
+/// The caller's attached thread state for the `*_FromCurrent` functions, whose contract is that
+/// the caller is attached: on 3.8–3.11 the runtime-wide current thread state is then the
+/// caller's, also when it is not the thread's gilstate one (a subinterpreter's).
+fn current(api: &Api) -> TState {
+    // SAFETY: reads the current thread state; no preconditions.
+    unsafe { (api.tstate_unchecked)() }
+}
+
 fn set_finalizing_error(api: &Api) {
     let x = extra(api);
     if let (Some(set), false) = (x.PyErr_SetString, x.finalization_error.is_null()) {
@@ -211,7 +219,7 @@ pub extern "C" fn gilgate_interpreter_guard_from_current() -> *mut gilgate_inter
             // SAFETY: CPython's own function, the caller's contract is CPython's.
             return unsafe { (n.PyInterpreterGuard_FromCurrent)() } as *mut gilgate_interpreter_guard;
         }
-        let cur = attached(api);
+        let cur = current(api);
         if cur.is_null() {
             return null_mut();
         }
@@ -313,7 +321,7 @@ pub extern "C" fn gilgate_interpreter_view_from_current() -> *mut gilgate_interp
             // SAFETY: CPython's own function.
             return unsafe { (n.PyInterpreterView_FromCurrent)() } as *mut gilgate_interpreter_view;
         }
-        let cur = attached(api);
+        let cur = current(api);
         let Some(get_id) = extra(api).PyInterpreterState_GetID else { return null_mut() };
         if cur.is_null() {
             return null_mut();

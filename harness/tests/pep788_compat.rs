@@ -12,7 +12,10 @@
 //!   the one 3.15 sets where the version has that type: `PythonFinalizationError`, 3.13+);
 //! - seed (C and C++ -fno-exceptions): the seed's host mutex around every call, init/finalize
 //!   cycles on one `PyInterpreterView_FromMain` view; no deadlock, every worker refused once per
-//!   cycle.
+//!   cycle;
+//! - subinterp (C): a view and a guard of a subinterpreter used from native threads (they run
+//!   there; nested Ensure on the guard), a main-interpreter view beside it, and after
+//!   `Py_EndInterpreter` the subinterpreter's view gives no guard and no thread state.
 //! A watchdog (90 s) turns a hang into a failure; `GILGATE_DRAIN_TIMEOUT_MS=20000` as in
 //! c_hosts.rs (a drain bound no starved machine reaches: the guards host's workers must finish
 //! inside it on 3.8–3.14, where 3.15 waits without a bound).
@@ -43,6 +46,7 @@ fn main() {
             ("pep788_guards.cpp", Lang::CxxNoExc),
             ("pep788_seed.c", Lang::C),
             ("pep788_seed.c", Lang::CxxNoExc),
+            ("pep788_subinterp.c", Lang::C),
         ] {
             let exe = match compile_as(p, src, lang, link) {
                 Ok(e) => e,
@@ -56,6 +60,7 @@ fn main() {
                 let args: Vec<String> = match src {
                     "pep788_pool.c" => vec![workers.to_string(), (1 + rng.below(40_000)).to_string(), k.to_string()],
                     "pep788_guards.cpp" => vec![workers.to_string(), (1 + rng.below(200)).to_string(), (rng.below(20_000)).to_string()],
+                    "pep788_subinterp.c" => vec![workers.to_string()],
                     _ => vec![workers.to_string(), (1 + rng.below(30_000)).to_string(), (1 + k % 3).to_string(), rng.next().to_string()],
                 };
                 jobs.push((format!("{} {}", src.split('.').next().unwrap(), lang.tag()), exe.clone(), args));
