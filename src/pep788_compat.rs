@@ -544,3 +544,62 @@ fn release_other(api: &Api, t: usize) {
         }
     }
 }
+
+/// CPython 3.15's PEP 788 names for Rust code, over the exports above (which forward to
+/// CPython's own on 3.15+): `use gilgate::pep788_compat::names::*;`. Nothing here is an exported
+/// symbol (these are Rust aliases), so no symbol of gilgate takes a CPython name.
+#[allow(non_camel_case_types, non_snake_case)]
+pub mod names {
+    pub use super::gilgate_interpreter_guard as PyInterpreterGuard;
+    pub use super::gilgate_interpreter_guard_close as PyInterpreterGuard_Close;
+    pub use super::gilgate_interpreter_guard_from_current as PyInterpreterGuard_FromCurrent;
+    pub use super::gilgate_interpreter_guard_from_view as PyInterpreterGuard_FromView;
+    pub use super::gilgate_interpreter_view as PyInterpreterView;
+    pub use super::gilgate_interpreter_view_close as PyInterpreterView_Close;
+    pub use super::gilgate_interpreter_view_from_current as PyInterpreterView_FromCurrent;
+    pub use super::gilgate_interpreter_view_from_main as PyInterpreterView_FromMain;
+    pub use super::gilgate_thread_state_ensure as PyThreadState_Ensure;
+    pub use super::gilgate_thread_state_ensure_from_view as PyThreadState_EnsureFromView;
+    pub use super::gilgate_thread_state_release as PyThreadState_Release;
+    /// `PyThreadStateToken` is `void` in C: tokens are `*mut c_void`.
+    pub type PyThreadStateToken = std::os::raw::c_void;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names::*;
+    use super::*;
+
+    /// A unit-test process has no CPython: every call fails cleanly (NULL), views still work.
+    #[test]
+    fn without_python_everything_is_refused_cleanly() {
+        assert!(cpython::api().is_none(), "this test needs a process without CPython");
+        let v = PyInterpreterView_FromMain();
+        assert!(!v.is_null());
+        assert!(PyInterpreterGuard_FromView(v).is_null());
+        assert!(PyThreadState_EnsureFromView(v).is_null());
+        assert!(PyInterpreterGuard_FromCurrent().is_null());
+        assert!(PyInterpreterView_FromCurrent().is_null());
+        assert!(PyThreadState_Ensure(null_mut()).is_null());
+        PyThreadState_Release(null_mut()); // no level: nothing happens
+        PyInterpreterGuard_Close(null_mut());
+        PyInterpreterView_Close(v);
+    }
+
+    #[test]
+    fn tokens_name_their_level() {
+        for st in [0usize, 1] {
+            let t = T_GILSTATE | (st << 3);
+            assert_eq!(t & T_MASK, T_GILSTATE);
+            assert_eq!(t >> 3, st);
+            assert_ne!(t, 0);
+        }
+        // A guard address (8-aligned) tagged as EnsureFromView's, and a thread state pointer.
+        let g = Box::into_raw(Box::new(0u64)) as usize;
+        assert_eq!((g | T_VIEW) & T_MASK, T_VIEW);
+        assert_eq!((g | T_VIEW) & !T_MASK, g);
+        assert_eq!(g & T_MASK, 0);
+        // SAFETY: the box made above.
+        drop(unsafe { Box::from_raw(g as *mut u64) });
+    }
+}
