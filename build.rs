@@ -99,8 +99,11 @@ fn main() {
         .compile("gilgate_armed");
     // PEP 788 path (src/pep788.rs): the trampoline for its armed call.
     println!("cargo:rerun-if-changed=src/c/pep788.c");
+    println!("cargo:rerun-if-changed=src/c/pep788_compat.c");
     cc::Build::new()
         .file("src/c/pep788.c")
+        // PEP 788 on CPython < 3.15 (src/pep788_compat.rs): the ensure/release hot path.
+        .file("src/c/pep788_compat.c")
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra")
         .opt_level(2)

@@ -59,7 +59,7 @@ enum gilgate_status {
   GILGATE_ERR_INVALID_ARGUMENT = 6,
 };
 
-// `PyInterpreterGuard` on CPython < 3.15 (opaque to C).
+// `PyInterpreterGuard` on CPython < 3.15 (opaque to C: `Guard` behind it).
 struct gilgate_interpreter_guard;
 
 // `PyInterpreterView` on CPython < 3.15 (opaque to C).

@@ -25,9 +25,16 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
-/// `PyInterpreterGuard` on CPython < 3.15 (opaque to C).
+/// `PyInterpreterGuard` on CPython < 3.15 (opaque to C: `Guard` behind it).
 #[allow(non_camel_case_types)]
 pub struct gilgate_interpreter_guard {
+    _opaque: [u8; 0],
+}
+
+/// What a `gilgate_interpreter_guard *` points to; its head is read by
+/// `src/c/pep788_compat.c`, hence `repr(C)`.
+#[repr(C)]
+struct Guard {
     magic: u64,
     interp: *mut c_void,
     gen: u64,
@@ -44,10 +51,37 @@ pub struct gilgate_interpreter_view {
     id: i64,
 }
 
-const GUARD_MAGIC: u64 = 0x6767_6775_6172_6431; // "gggguard1"
+const GUARD_MAGIC: u64 = 0x6767_6775_6172_6431; // "gggguard1"; also in src/c/pep788_compat.c
+const _: () = {
+    // The head src/c/pep788_compat.c reads (struct gg788c_guard).
+    use std::mem::offset_of;
+    assert!(offset_of!(Guard, magic) == 0 && offset_of!(Guard, interp) == 8);
+    assert!(offset_of!(Guard, gen) == 16 && offset_of!(Guard, main) == 24);
+};
+
+// src/c/pep788_compat.c (left out of gilgate.h: cbindgen.toml's exclude list).
+extern "C" {
+    fn gg788c_set_paths(ensure: extern "C" fn(P) -> P, release: extern "C" fn(P));
+    fn gg788c_publish(cur: unsafe extern "C" fn() -> TState, state: *const u64);
+    fn gg788c_ensure(guard: P) -> P;
+    fn gg788c_release(token: P);
+}
+
+extern "C" fn set_paths_at_load() {
+    // SAFETY: stores two function pointers in the C file's statics, at load, before any call.
+    unsafe { gg788c_set_paths(rs_thread_state_ensure, rs_thread_state_release) };
+}
+#[used]
+#[link_section = ".init_array"]
+static PEP788_COMPAT_INIT: extern "C" fn() = set_paths_at_load;
 const VIEW_MAGIC: u64 = 0x6767_7669_6577_3031;
 
 type P = *mut c_void;
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! jump788 { () => { "jmp {f}" }; }
+#[cfg(target_arch = "aarch64")]
+macro_rules! jump788 { () => { "b {f}" }; }
 
 /// What CPython 3.15+ has, and the few functions the < 3.15 path needs beyond `Api`.
 #[allow(non_snake_case)]
@@ -157,6 +191,12 @@ fn compat_api() -> Option<&'static Api> {
 fn compat_api_slow() -> Option<&'static Api> {
     let api = cpython::api()?;
     let m = if native(api).is_some() { NATIVE } else { COMPAT };
+    if m == COMPAT && api.version >= (3, 12) {
+        // The C hot path (src/c/pep788_compat.c): on 3.12+ `tstate_unchecked` is the calling
+        // thread's own attached thread state, so "not attached" is one call.
+        // SAFETY: a CPython function with no preconditions and the gate's state word (static).
+        unsafe { gg788c_publish(api.tstate_unchecked, crate::fastpath::hot().state.as_ptr() as *const u64) };
+    }
     MODE.store(m, Relaxed);
     (m == COMPAT).then_some(api)
 }
@@ -203,7 +243,7 @@ fn new_guard(api: &Api, interp: P) -> *mut gilgate_interpreter_guard {
     // SAFETY: reads one runtime field.
     let main = interp == unsafe { (api.PyInterpreterState_Main)() };
     match crate::guards::open(api) {
-        Ok(gen) => Box::into_raw(Box::new(gilgate_interpreter_guard { magic: GUARD_MAGIC, interp, gen, main, inner: AtomicUsize::new(0) })),
+        Ok(gen) => Box::into_raw(Box::new(Guard { magic: GUARD_MAGIC, interp, gen, main, inner: AtomicUsize::new(0) })) as *mut gilgate_interpreter_guard,
         Err(_) => null_mut(),
     }
 }
@@ -305,7 +345,7 @@ pub extern "C" fn gilgate_interpreter_guard_close(guard: *mut gilgate_interprete
             return;
         }
         // SAFETY: a guard from new_guard (Box), closed once by the caller's contract.
-        let g = unsafe { Box::from_raw(guard) };
+        let g = unsafe { Box::from_raw(guard as *mut Guard) };
         if g.magic == GUARD_MAGIC {
             crate::guards::close(g.gen);
         }
@@ -380,8 +420,15 @@ fn tok(v: usize) -> P {
 
 /// `PyThreadState_Ensure`: attach a thread state of the guard's interpreter. Returns a token for
 /// `gilgate_thread_state_release`, or NULL (no exception) with the thread as it was.
+#[unsafe(naked)]
 #[no_mangle]
 pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_guard) -> *mut c_void {
+    // The C hot path (src/c/pep788_compat.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump788!(), f = sym gg788c_ensure)
+}
+
+extern "C" fn rs_thread_state_ensure(guard: P) -> *mut c_void {
+    let guard = guard as *mut gilgate_interpreter_guard;
     ffi_boundary!({
         if guard.is_null() {
             return null_mut();
@@ -394,7 +441,7 @@ pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_gu
             };
         };
         // SAFETY: an open guard (the caller's contract), checked by its magic.
-        let g = unsafe { &*guard };
+        let g = unsafe { &*(guard as *const Guard) };
         if g.magic != GUARD_MAGIC {
             return null_mut();
         }
@@ -403,7 +450,7 @@ pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_gu
 }
 
 #[inline(always)]
-fn ensure(api: &Api, g: &gilgate_interpreter_guard) -> P {
+fn ensure(api: &Api, g: &Guard) -> P {
     let cur = attached(api);
     if !cur.is_null() {
         // SAFETY: attached, so live.
@@ -468,20 +515,26 @@ pub extern "C" fn gilgate_thread_state_ensure_from_view(view: *mut gilgate_inter
             return null_mut();
         }
         // SAFETY: just created, open.
-        let tok = ensure(api, unsafe { &*g });
+        let tok = ensure(api, unsafe { &*(g as *const Guard) });
         if tok.is_null() {
             gilgate_interpreter_guard_close(g);
             return null_mut();
         }
         // SAFETY: the guard is this level's alone until its release closes it.
-        unsafe { &*g }.inner.store(tok as usize, Relaxed);
+        unsafe { &*(g as *const Guard) }.inner.store(tok as usize, Relaxed);
         (g as usize | T_VIEW) as P
     })
 }
 
 /// `PyThreadState_Release`: undo this thread's innermost successful ensure.
+#[unsafe(naked)]
 #[no_mangle]
 pub extern "C" fn gilgate_thread_state_release(token: *mut c_void) {
+    // The C hot path (src/c/pep788_compat.c), entered by a tail jump: no frame of our own.
+    core::arch::naked_asm!(jump788!(), f = sym gg788c_release)
+}
+
+extern "C" fn rs_thread_state_release(token: *mut c_void) {
     ffi_boundary!({
         let Some(api) = compat_api() else {
             if let Some(n) = cpython::api_if_resolved().and_then(native) {
@@ -494,7 +547,7 @@ pub extern "C" fn gilgate_thread_state_release(token: *mut c_void) {
         if t & T_MASK == T_VIEW {
             let g = (t & !T_MASK) as *mut gilgate_interpreter_guard;
             // SAFETY: the guard EnsureFromView made for this level, still open.
-            release_level(api, unsafe { &*g }.inner.load(Relaxed));
+            release_level(api, unsafe { &*(g as *const Guard) }.inner.load(Relaxed));
             gilgate_interpreter_guard_close(g);
         } else {
             release_level(api, t);
