@@ -11,6 +11,8 @@
 # Cases, each compiled with -Wall -Wextra -pedantic -Werror (C++ adds -fno-exceptions -fno-rtti):
 #   gilgate.h   x {C99, C11, C++11, C++17} x {alone, included twice, before Python.h, after Python.h}
 #   gilgate.hpp x {C++11, C++17} x {alone, twice, before Python.h, after Python.h, after gilgate.h}
+#   gilgate_pep788.h x {C99, C11, C++11, C++17} x {after Python.h, twice + gilgate.h, without Python.h
+#                    (must fail)}: with a CPython < 3.15 its declarations, with 3.15+ CPython's own
 #   plus expected compile failures: ignoring allow_threads::reacquire(), copying a guard.
 # Python's own headers come in through -isystem: this tests gilgate's headers, not Python's
 # (CPython 3.12's headers, for one, are not -pedantic clean in C99).
@@ -162,6 +164,40 @@ for std in c++11 c++17; do
         'unused|nodiscard|warn_unused_result' < "$work/in"
     tu '#include "gilgate.hpp"\nint f(void) { gilgate::gil a; gilgate::gil b(a); return bool(b); }\n'
     run_case "gilgate.hpp $std copying a guard is an error" c++ $std fail 'deleted' < "$work/in"
+done
+
+# gilgate_pep788.h: CPython 3.15's PEP 788 names (its own below 3.15, CPython's from 3.15 on).
+P788_USE='
+static int gg_p788(void) {
+    PyInterpreterView *v = PyInterpreterView_FromMain();
+    PyInterpreterGuard *g = PyInterpreterGuard_FromView(v);
+    PyThreadStateToken *t;
+    int r = 0;
+    if (g) {
+        t = PyThreadState_Ensure(g);
+        if (t) PyThreadState_Release(t);
+        PyInterpreterGuard_Close(g);
+        r = 1;
+    }
+    t = PyThreadState_EnsureFromView(v);
+    if (t) PyThreadState_Release(t);
+    PyInterpreterView_Close(v);
+    g = PyInterpreterGuard_FromCurrent();
+    if (g) PyInterpreterGuard_Close(g);
+    v = PyInterpreterView_FromCurrent();
+    if (v) PyInterpreterView_Close(v);
+    return r;
+}
+int gg_p788_use(void) { return gg_p788(); }
+'
+for std in c99 c11 c++11 c++17; do
+    case $std in c++*) lang=c++ ;; *) lang=c ;; esac
+    tu '#include <Python.h>\n#include "gilgate_pep788.h"\n%s' "$P788_USE"
+    run_case "gilgate_pep788.h $std after Python.h" $lang $std ok < "$work/in"
+    tu '#include <Python.h>\n#include "gilgate_pep788.h"\n#include "gilgate_pep788.h"\n#include "gilgate.h"\n%s' "$P788_USE"
+    run_case "gilgate_pep788.h $std included twice, then gilgate.h" $lang $std ok < "$work/in"
+    tu '#include "gilgate_pep788.h"\nint x;\n'
+    run_case "gilgate_pep788.h $std without Python.h first is an error" $lang $std fail 'include Python.h first' < "$work/in"
 done
 
 echo "$pass passed, $fail failed"

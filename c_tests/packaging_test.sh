@@ -164,7 +164,8 @@ MOVED=$WORK/moved/elsewhere/gilgate
 # expect_tree PREFIX: every installed file is there, symlinks right, soname right
 expect_tree() {
     local p=$1 f
-    for f in include/gilgate.h include/gilgate.hpp include/gilgate.pxd lib/libgilgate.so.$VERSION \
+    for f in include/gilgate.h include/gilgate.hpp include/gilgate.pxd include/gilgate_pep788.h \
+        include/gilgate_pep788.pxd lib/libgilgate.so.$VERSION \
         lib/cmake/gilgate/gilgateConfig.cmake lib/cmake/gilgate/gilgateConfigVersion.cmake \
         lib/pkgconfig/gilgate.pc; do
         [ -f "$p/$f" ] && [ ! -L "$p/$f" ] || die "missing or not a regular file: $p/$f" || return 1
@@ -176,20 +177,24 @@ expect_tree() {
     cmp -s "$p/include/gilgate.h" "$ROOT/include/gilgate.h" || die "installed gilgate.h differs from include/" || return 1
     cmp -s "$p/include/gilgate.hpp" "$ROOT/include/gilgate.hpp" || die "installed gilgate.hpp differs" || return 1
     cmp -s "$p/include/gilgate.pxd" "$ROOT/include/gilgate.pxd" || die "installed gilgate.pxd differs" || return 1
+    for f in gilgate_pep788.h gilgate_pep788.pxd; do
+        cmp -s "$p/include/$f" "$ROOT/include/$f" || die "installed $f differs" || return 1
+    done
     ! grep -rq "$p\|@GILGATE_" "$p/lib/cmake" "$p/lib/pkgconfig" \
         || die "an absolute path or placeholder in the CMake/pkg-config files" || return 1
 }
 # expect_existing: an existing prefix (the wheel's): files there, soname right, headers current
 expect_existing() {
     local p=$MOVED f
-    for f in include/gilgate.h include/gilgate.hpp include/gilgate.pxd lib/libgilgate.so.$MAJOR \
+    for f in include/gilgate.h include/gilgate.hpp include/gilgate.pxd include/gilgate_pep788.h \
+        include/gilgate_pep788.pxd lib/libgilgate.so.$MAJOR \
         lib/libgilgate.so lib/cmake/gilgate/gilgateConfig.cmake \
         lib/cmake/gilgate/gilgateConfigVersion.cmake lib/pkgconfig/gilgate.pc; do
         [ -f "$p/$f" ] || die "missing: $p/$f" || return 1
     done
     readelf -d "$p/lib/libgilgate.so.$MAJOR" | grep -q "Library soname: \[libgilgate.so.$MAJOR\]" \
         || die "soname is not libgilgate.so.$MAJOR" || return 1
-    for f in gilgate.h gilgate.hpp gilgate.pxd; do
+    for f in gilgate.h gilgate.hpp gilgate.pxd gilgate_pep788.h gilgate_pep788.pxd; do
         cmp -s "$p/include/$f" "$ROOT/include/$f" || die "$f differs from include/" || return 1
     done
     ! grep -rq "$p\|@GILGATE_" "$p/lib/cmake" "$p/lib/pkgconfig" \

@@ -10,7 +10,8 @@
 #   <prefix>/lib/libgilgate.so.<version>           the library (soname libgilgate.so.<major>)
 #   <prefix>/lib/libgilgate.so.<major>  -> libgilgate.so.<version>
 #   <prefix>/lib/libgilgate.so          -> libgilgate.so.<major>
-#   <prefix>/include/gilgate.h, gilgate.hpp, gilgate.pxd (Cython declarations)
+#   <prefix>/include/gilgate.h, gilgate.hpp, gilgate.pxd (Cython declarations),
+#                    gilgate_pep788.h, gilgate_pep788.pxd (PEP 788 under CPython's names, < 3.15)
 #   <prefix>/lib/cmake/gilgate/gilgateConfig.cmake, gilgateConfigVersion.cmake
 #   <prefix>/lib/pkgconfig/gilgate.pc
 #   <prefix>/bin/gilgate-run                       the launcher (tools/gilgate-run)
@@ -101,7 +102,7 @@ lib=$target_dir/release/libgilgate.so
 [ -f "$lib" ] || die "$lib not found (run 'cargo build --release' first, or unset GILGATE_SKIP_CARGO)"
 check=$target_dir/release/gilgate-check
 [ -f "$root/tools/gilgate-run" ] || die "$root/tools/gilgate-run not found"
-for h in gilgate.h gilgate.hpp gilgate.pxd; do
+for h in gilgate.h gilgate.hpp gilgate.pxd gilgate_pep788.h gilgate_pep788.pxd; do
     [ -f "$root/include/$h" ] || die "$root/include/$h not found"
 done
 for t in gilgateConfig.cmake.in gilgateConfigVersion.cmake.in gilgate.pc.in; do
@@ -171,6 +172,8 @@ link "$soname" "$prefix/lib/libgilgate.so"
 put "$root/include/gilgate.h" "$prefix/include/gilgate.h" 0644
 put "$root/include/gilgate.hpp" "$prefix/include/gilgate.hpp" 0644
 put "$root/include/gilgate.pxd" "$prefix/include/gilgate.pxd" 0644
+put "$root/include/gilgate_pep788.h" "$prefix/include/gilgate_pep788.h" 0644
+put "$root/include/gilgate_pep788.pxd" "$prefix/include/gilgate_pep788.pxd" 0644
 fill "$root/cmake/gilgateConfig.cmake.in" "$prefix/lib/cmake/gilgate/gilgateConfig.cmake" 0644
 fill "$root/cmake/gilgateConfigVersion.cmake.in" "$prefix/lib/cmake/gilgate/gilgateConfigVersion.cmake" 0644
 fill "$root/cmake/gilgate.pc.in" "$prefix/lib/pkgconfig/gilgate.pc" 0644

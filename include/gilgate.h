@@ -59,6 +59,12 @@ enum gilgate_status {
   GILGATE_ERR_INVALID_ARGUMENT = 6,
 };
 
+// `PyInterpreterGuard` on CPython < 3.15 (opaque to C: `Guard` behind it).
+struct gilgate_interpreter_guard;
+
+// `PyInterpreterView` on CPython < 3.15 (opaque to C).
+struct gilgate_interpreter_view;
+
 // Counters since the library was loaded (all generations).
 struct gilgate_stats {
   // Successful gated entries (restore/acquire/ensure through gilgate).
@@ -160,6 +166,38 @@ enum gilgate_status gilgate_stats(struct gilgate_stats *out);
 // (may be NULL) names the caller in the diagnostic. Returns only if the policy lets the thread
 // go on, which none does: abort, park forever, or pthread_exit.
 void gilgate_apply_policy(const char *what) GILGATE_NORETURN;
+
+// `PyInterpreterGuard_FromCurrent`: a guard for the current interpreter (caller attached).
+// NULL with an exception set once finalization has begun (`PythonFinalizationError` on 3.13+,
+// `RuntimeError` before).
+struct gilgate_interpreter_guard *gilgate_interpreter_guard_from_current(void);
+
+// `PyInterpreterGuard_FromView`: NULL (no exception) when the interpreter is gone or finalizing.
+struct gilgate_interpreter_guard *gilgate_interpreter_guard_from_view(struct gilgate_interpreter_view *view);
+
+// `PyInterpreterGuard_Close`.
+void gilgate_interpreter_guard_close(struct gilgate_interpreter_guard *guard);
+
+// `PyInterpreterView_FromCurrent` (caller attached).
+struct gilgate_interpreter_view *gilgate_interpreter_view_from_current(void);
+
+// `PyInterpreterView_FromMain` (no thread state needed; works before `Py_Initialize` and
+// across init/finalize cycles, as 3.15.2's does).
+struct gilgate_interpreter_view *gilgate_interpreter_view_from_main(void);
+
+// `PyInterpreterView_Close`.
+void gilgate_interpreter_view_close(struct gilgate_interpreter_view *view);
+
+// `PyThreadState_Ensure`: attach a thread state of the guard's interpreter. Returns a token for
+// `gilgate_thread_state_release`, or NULL (no exception) with the thread as it was.
+void *gilgate_thread_state_ensure(struct gilgate_interpreter_guard *guard);
+
+// `PyThreadState_EnsureFromView`: a guard from the view (closed by the matching release), then
+// `PyThreadState_Ensure`.
+void *gilgate_thread_state_ensure_from_view(struct gilgate_interpreter_view *view);
+
+// `PyThreadState_Release`: undo this thread's innermost successful ensure.
+void gilgate_thread_state_release(void *token);
 
 #ifdef __cplusplus
 }  // extern "C"

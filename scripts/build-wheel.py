@@ -13,7 +13,7 @@ The package directory `gilgate/` is itself an install prefix:
     gilgate/lib/libgilgate.so.0      the library (its soname file; wheels hold no symlinks)
     gilgate/lib/libgilgate.so        a GNU ld linker script, INPUT(libgilgate.so.0), so that
                                      -L<libdir> -lgilgate links and records libgilgate.so.0
-    gilgate/include/gilgate.h, gilgate.hpp, gilgate.pxd
+    gilgate/include/gilgate.h, gilgate.hpp, gilgate.pxd, gilgate_pep788.h, gilgate_pep788.pxd
     gilgate/lib/cmake/gilgate/       gilgateConfig.cmake (falls back to the soname file),
                                      gilgateConfigVersion.cmake
     gilgate/lib/pkgconfig/gilgate.pc prefix=${pcfiledir}/../..
@@ -134,7 +134,7 @@ def main():
         add_file("gilgate/lib/libgilgate.so",
                  ("/* GNU ld script: link the soname file (wheels hold no symlinks). */\n"
                   "INPUT(%s)\n" % soname).encode())
-        for h in ("gilgate.h", "gilgate.hpp", "gilgate.pxd"):
+        for h in ("gilgate.h", "gilgate.hpp", "gilgate.pxd", "gilgate_pep788.h", "gilgate_pep788.pxd"):
             add_file("gilgate/include/" + h, os.path.join(prefix, "include", h))
         for sub in ("lib/cmake/gilgate", "lib/pkgconfig"):
             for n in sorted(os.listdir(os.path.join(prefix, sub))):

@@ -86,8 +86,8 @@ pub(crate) use base::{config, counters, layout, log};
 pub use platform::cpython;
 pub(crate) use platform::{boundary, origin};
 pub use lifecycle::stats;
-pub(crate) use lifecycle::{drain, park, pep788};
-pub use exports::{api, dropin, interpose, policy};
+pub(crate) use lifecycle::{drain, guards, park, pep788};
+pub use exports::{api, dropin, interpose, pep788_compat, policy};
 pub(crate) use exports::dlsym;
 pub use bindings::safe;
 #[cfg(feature = "pyo3")]

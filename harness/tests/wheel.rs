@@ -175,6 +175,7 @@ fn main() {
     let wanted = [
         "gilgate/__init__.py", "gilgate/__main__.py", "gilgate/lib/libgilgate.so.0", "gilgate/lib/libgilgate.so",
         "gilgate/include/gilgate.h", "gilgate/include/gilgate.hpp", "gilgate/include/gilgate.pxd",
+        "gilgate/include/gilgate_pep788.h", "gilgate/include/gilgate_pep788.pxd",
         "gilgate/lib/cmake/gilgate/gilgateConfig.cmake", "gilgate/lib/cmake/gilgate/gilgateConfigVersion.cmake",
         "gilgate/lib/pkgconfig/gilgate.pc", "gilgate/bin/gilgate-run", "gilgate/libexec/gilgate/gilgate-check",
         "/entry_points.txt", "/METADATA", "/RECORD",

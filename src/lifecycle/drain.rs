@@ -194,6 +194,9 @@ const DROPIN_IDLE: Duration = Duration::from_millis(150);
 
 /// Close the gate and wait (bounded) for gated threads to leave. The caller holds the GIL.
 pub(crate) fn drain(api: &Api, why: &str) {
+    // PEP 788 guards (CPython < 3.15, src/guards.rs): refuse new ones and wait for the open ones
+    // while the gate is still open, as 3.15 waits for guards before it lets nothing attach.
+    crate::guards::before_drain(api);
     if !gate::close() {
         return;
     }
