@@ -108,7 +108,7 @@ fn main() {
     if portable {
         c.define("GG_PORTABLE_ENTRIES", None);
     }
-    c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c",
+    c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c", "src/c/pep788_compat.c",
              "src/c/probes.c"]);
     if x86_asm {
         c.files(["src/c/x86_64/armed_call.S", "src/c/x86_64/api_entries.S", "src/c/x86_64/dropin_entries.S"]);
