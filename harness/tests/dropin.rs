@@ -135,7 +135,7 @@ fn main() {
 
     // Which pythons are statically linked executables (docs/design.md, case (c)).
     let static_exe: Vec<bool> = pys.iter().map(|p| {
-        Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
+        Command::new(binutil("nm")).args(["-D", "--defined-only"]).arg(&p.exe).output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
             .unwrap_or(false)
     }).collect();
