@@ -3,15 +3,8 @@
 //! CPython's `PyEval_RestoreThread`, `PyEval_AcquireThread`, `PyEval_AcquireLock` and
 //! `PyGILState_Ensure` return nothing, yet kill the calling thread (`pthread_exit`, 3.8-3.13) or
 //! hang it forever (3.14+) when the interpreter is finalizing. gilgate's entry points return a
-//! status instead. See docs/design.md for the design; modules:
-//! - `api`: the C API (`gilgate_*`);
-//! - `gate`: the per-thread region slots and the runtime state machine;
-//! - `drain`: closing the gate and waiting for gated threads before finalization;
-//! - `interpose`: gilgate's `pthread_exit`/`pause`, which turn a kill into an error;
-//! - `pep788`: the gilstate path on PEP 788 guards where CPython has them (3.15+);
-//! - `cpython`: finding the CPython already loaded in the process;
-//! - `policy`, `config`, `stats`, `log`: what happens where no error can be returned, the
-//!   `GILGATE_*` variables, counters, and allocation-free diagnostics.
+//! status instead. docs/design.md has the design, the layers (one folder of src/ each: base,
+//! platform, gate, lifecycle, exports, bindings), the life of a call and how to add an export.
 
 #![allow(clippy::missing_safety_doc)]
 // The C entry points take pointers from C and check them for NULL; `unsafe fn` would change
@@ -78,45 +71,27 @@ macro_rules! tramp {
     (1) => { "mov x1, x30\nmov x2, sp\nb {f}" };
 }
 
-// Layers, each using only the ones above it (tests/layers.rs checks it):
-// leaves
-pub mod status;
-mod log;
-mod config;
-#[allow(dead_code)] // some shapes only the C side uses
-mod layout {
-    // include!, not `mod layout;`: build.rs includes the same file, and cbindgen (which does not
-    // expand include!) keeps these shapes out of the public header.
-    include!("layout.rs");
-}
-mod counters;
-pub mod pytypes;
-mod sync {
-    // protocol.rs's atomics: std's here, loom's in tests/loom_gate.rs.
-    pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
-}
-// platform: the C/assembly interface, caller classification, finding CPython
-mod fastpath;
-mod origin;
-pub mod cpython;
-// core: the entry/drain protocol and the per-thread region model
-mod protocol;
+// The layers, one folder each, each using only the folders above it (tests/layers.rs reads this
+// order and the folders; docs/design.md's table says what each module does).
+mod base;
+mod platform;
 mod gate;
-// lifecycle: adoption, the drain, PEP 788 guards, statistics
-mod pep788;
-mod park;
-mod drain;
-pub mod stats;
-// edges: the gilgate_* API, the drop-in exports, the interposers, the policy they apply
-pub mod policy;
-pub mod interpose;
-mod dlsym;
-pub mod dropin;
-pub mod api;
-// bindings: the safe Rust API over the C API (by its C names), and its PyO3 integration
-pub mod safe;
+mod lifecycle;
+mod exports;
+mod bindings;
+
+// Crate paths by module name (`crate::cpython`, ...) and the public Rust API's module paths.
+pub use base::{pytypes, status};
+pub(crate) use base::{config, counters, layout, log};
+pub use platform::cpython;
+pub(crate) use platform::{boundary, origin};
+pub use lifecycle::stats;
+pub(crate) use lifecycle::{drain, park, pep788};
+pub use exports::{api, dropin, interpose, policy};
+pub(crate) use exports::dlsym;
+pub use bindings::safe;
 #[cfg(feature = "pyo3")]
-pub mod pyo3;
+pub use bindings::pyo3;
 
 pub use api::*;
 pub use policy::gilgate_policy;

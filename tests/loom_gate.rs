@@ -57,7 +57,7 @@ mod sync {
     pub(crate) fn compiler_fence(_: Ordering) {}
 }
 #[allow(dead_code)]
-#[path = "../src/protocol.rs"]
+#[path = "../src/gate/protocol.rs"]
 mod protocol;
 
 const GEN: u64 = 1;

@@ -40,7 +40,7 @@ fn main() {
     let bytes = std::fs::read(&krate).unwrap();
     println!("packaged {} ({} bytes, {:.1} s)", krate.display(), bytes.len(), tp.elapsed().as_secs_f64());
     let list = command_output(Command::new("tar").arg("tzf").arg(&krate), 5).unwrap_or_default();
-    let want = ["build.rs", "cbindgen.toml", "src/lib.rs", "src/c/armed.c", "src/c/pep788.c", "src/c/x86_64.h", "src/layout.rs", "include/gilgate.h"];
+    let want = ["build.rs", "cbindgen.toml", "src/lib.rs", "src/c/shared.h", "src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/x86_64/api_entries.S", "src/c/pep788.c", "src/base/layout.rs", "include/gilgate.h"];
     let missing: Vec<&str> = want.iter().copied().filter(|w| !list.lines().any(|l| l == format!("gilgate-{version}/{w}"))).collect();
     tally.case("the .crate holds build.rs, the C sources and the header", missing.is_empty(), &format!("missing {missing:?}"));
 

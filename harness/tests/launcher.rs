@@ -286,11 +286,11 @@ fn main() {
         .filter_map(|l| l.split_whitespace().nth(2).map(String::from))
         .filter(|n| n.starts_with("Py") || n.starts_with("_Py")).collect();
     exported.sort();
-    let src = std::fs::read_to_string(repo_root().join("src/dlsym.rs")).unwrap();
+    let src = std::fs::read_to_string(repo_root().join("src/exports/dlsym.rs")).unwrap();
     let list = src.split("const NAMES").nth(1).and_then(|r| r.split("= [").nth(1)).and_then(|r| r.split("];").next()).unwrap_or("");
     let mut names: Vec<String> = list.split("b\"").skip(1).filter_map(|x| x.split('"').next().map(String::from)).collect();
     names.sort();
-    tally.case("src/dlsym.rs NAMES == gilgate's exported CPython functions (nm -D)", !names.is_empty() && names == exported,
+    tally.case("src/exports/dlsym.rs NAMES == gilgate's exported CPython functions (nm -D)", !names.is_empty() && names == exported,
         &format!("NAMES {names:?}\nexports {exported:?}"));
 
     // ---- 4. builds: the probe (program + two libraries), the dlopen host, a static program ----

@@ -132,7 +132,7 @@ pub(crate) fn adopt(api: &Api) {
         }
     }
     // SAFETY: PyInterpreterState_Main reads one runtime field.
-    crate::fastpath::publish_main_interp(unsafe { (api.PyInterpreterState_Main)() });
+    crate::boundary::publish_main_interp(unsafe { (api.PyInterpreterState_Main)() });
     gate::transition(s, gate::pack(gate::RUNNING, gen));
 }
 
@@ -186,7 +186,7 @@ unsafe fn register_atexit(api: &Api) -> bool {
 }
 
 /// While only drop-in regions are left, the drain stops waiting once this long passes without
-/// one of them leaving (gate::wait_drained). Measured: the polite and late-polite real clients
+/// one of them leaving (`wait_drained`). Measured: the polite and late-polite real clients
 /// leave their last regions within a few ms of the gate closing (BENCHMARKS.md: drain 2–200 µs
 /// median, 2.2 ms at most); 150 ms covers a few switch intervals of GIL handoffs for a callback
 /// still running, and keeps a rude program's exit within raw 3.14's + 0.2 s.
@@ -209,7 +209,7 @@ pub(crate) fn drain(api: &Api, why: &str) {
         // it back before returning (the runtime is not finalizing yet, so this cannot be killed).
         unsafe {
             let ts = (api.PyEval_SaveThread)();
-            (api_left, dropin_left) = gate::wait_drained(me, timeout, DROPIN_IDLE.min(timeout));
+            (api_left, dropin_left) = wait_drained(me, timeout, DROPIN_IDLE.min(timeout));
             (api.PyEval_RestoreThread)(ts);
         }
     }
@@ -262,4 +262,89 @@ pub(crate) fn finalize(api: &Api, why: &str) -> std::os::raw::c_int {
         gate::close_region(s);
     }
     r
+}
+
+/// Wait until no other thread is inside a gated region, or the deadline passes. While only
+/// drop-in regions are left, also stop once `idle` passes without any of them leaving: a
+/// drop-in thread cannot be told, and one that does not come out of its region promptly (a
+/// callback that never returns, a thread looping in Python) will not come out in time, so
+/// waiting longer only delays the exit (the policy takes care of it). An API region keeps the
+/// whole bound: its thread will be told at its next entry.
+/// Returns how many are still inside at the end, (API regions, drop-in regions).
+pub(crate) fn wait_drained(me: Option<&'static gate::Slot>, timeout: Duration, idle: Duration) -> (u32, u32) {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    let mut last = u32::MAX;
+    let mut progress = start;
+    loop {
+        let (api, dropin) = gate::others_inside_by_kind(me);
+        let n = api + dropin;
+        let now = Instant::now();
+        if n < last {
+            last = n;
+            progress = now;
+        }
+        if n == 0 || now - start >= timeout || (api == 0 && now - progress >= idle) {
+            return (api, dropin);
+        }
+        spins += 1;
+        if spins < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(if spins < 256 { 20 } else { 200 }));
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_wait_sees_open_regions_and_times_out() {
+        let _g = gate::slots::TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let s = gate::my_slot().unwrap();
+            s.record(0, gate::KIND_TSTATE, 0); // a drop-in region (slots are reused: say which)
+            s.depth.store(1, Release);
+            tx.send(()).unwrap();
+            rx2.recv().unwrap();
+            gate::leave(s);
+        });
+        rx.recv().unwrap();
+        assert!(gate::others_inside(gate::my_slot()) >= 1);
+        assert_eq!(wait_drained(gate::my_slot(), Duration::from_millis(20), Duration::from_secs(10)), (0, 1));
+        // A drop-in region that does not leave: the wait ends once `idle` passed, not at the bound.
+        let t0 = Instant::now();
+        assert_eq!(wait_drained(gate::my_slot(), Duration::from_secs(30), Duration::from_millis(30)), (0, 1));
+        let e = t0.elapsed();
+        assert!(e >= Duration::from_millis(30) && e < Duration::from_secs(20), "{e:?}");
+        tx2.send(()).unwrap();
+        assert_eq!(wait_drained(gate::my_slot(), Duration::from_secs(10), Duration::from_secs(10)), (0, 0));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn drain_wait_gives_api_regions_the_whole_bound() {
+        let _g = gate::slots::TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let s = gate::my_slot().unwrap();
+            s.record(0, gate::KIND_API_TSTATE, 0);
+            s.depth.store(1, Release);
+            tx.send(()).unwrap();
+            rx2.recv().unwrap();
+            gate::leave(s);
+        });
+        rx.recv().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(wait_drained(gate::my_slot(), Duration::from_millis(300), Duration::from_millis(10)), (1, 0));
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        tx2.send(()).unwrap();
+        h.join().unwrap();
+    }
 }

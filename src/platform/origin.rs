@@ -11,7 +11,7 @@
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 
-use crate::fastpath::{gg_publish_self_text, gg_publish_text, gg_set_thread_kind, gg_thread_kind};
+use crate::boundary::{gg_publish_self_text, gg_publish_text, gg_set_thread_kind, gg_thread_kind};
 
 extern "C" {
     fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;

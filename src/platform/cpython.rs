@@ -10,7 +10,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 
 pub use crate::pytypes::{PyObj, PyThreadStateOpaque, TState};
-use crate::fastpath;
+use crate::boundary;
 use crate::layout::FrameStyle;
 
 #[repr(C)]
@@ -113,20 +113,20 @@ pub(crate) fn api() -> Option<&'static Api> {
 
 /// Hand CPython's functions to the C fast paths, once resolved.
 fn publish(api: &Api) {
-    fastpath::publish_frame_offsets(frame_offsets(api.version));
+    boundary::publish_frame_offsets(frame_offsets(api.version));
     let p = |f: usize| f as *mut c_void;
-    fastpath::publish_py(fastpath::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
-    fastpath::publish_py(fastpath::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
-    fastpath::publish_py(fastpath::PY_ENSURE, p(api.PyGILState_Ensure as usize));
-    fastpath::publish_py(fastpath::PY_SAVE, p(api.PyEval_SaveThread as usize));
-    fastpath::publish_py(fastpath::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
-    fastpath::publish_py(fastpath::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
+    boundary::publish_py(boundary::PY_RESTORE, p(api.PyEval_RestoreThread as usize));
+    boundary::publish_py(boundary::PY_ACQUIRE, p(api.PyEval_AcquireThread as usize));
+    boundary::publish_py(boundary::PY_ENSURE, p(api.PyGILState_Ensure as usize));
+    boundary::publish_py(boundary::PY_SAVE, p(api.PyEval_SaveThread as usize));
+    boundary::publish_py(boundary::PY_RELEASE_THREAD, p(api.PyEval_ReleaseThread as usize));
+    boundary::publish_py(boundary::PY_GILSTATE_RELEASE, p(api.PyGILState_Release as usize));
     // On the PEP 788 path (src/pep788.rs) gilgate_gilstate_ensure/_release reach their Rust
     // bodies (per-call guards) until pep788::hold_generation publishes the C fast path under the
     // generation guard (the drop-in pair keeps its own).
     let gil = |f: usize| if api.pep788_active().is_none() { p(f) } else { std::ptr::null_mut() };
-    fastpath::publish_py(fastpath::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
-    fastpath::publish_py(fastpath::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
+    boundary::publish_py(boundary::PY_API_ENSURE, gil(api.PyGILState_Ensure as usize));
+    boundary::publish_py(boundary::PY_API_GILSTATE_RELEASE, gil(api.PyGILState_Release as usize));
 }
 
 /// Only what was already resolved: never resolves (for paths that must not allocate).

@@ -1,5 +1,5 @@
 //! The entry/drain protocol on the state word and a slot's depth: the one definition that
-//! `gate.rs` runs and `tests/loom_gate.rs` model-checks (the test includes this very file with
+//! `gate/entry.rs` runs and `tests/loom_gate.rs` model-checks (the test includes this very file with
 //! loom's atomics as `super::sync`; the crate passes std's).
 //!
 //! An asymmetric Dekker pair:
@@ -7,8 +7,8 @@
 //!   drain:  STATE = CLOSING ; [barrier B] ; read every depth (wait while any > 0)
 //! Either the entry reads CLOSING, or the drain reads the raised depth (or both): never neither.
 //! Barrier A is a SeqCst fence, or only a compiler fence when barrier B adds
-//! `membarrier(PRIVATE_EXPEDITED)` (gate.rs; that variant is checked by `tests/model_tso.rs`).
-//! The C fast entries (armed.c) run `announce` + `admits_fast` in C with a compiler fence: they
+//! `membarrier(PRIVATE_EXPEDITED)` (gate/barrier.rs; that variant is checked by `tests/model_tso.rs`).
+//! The C fast entries (src/c/shared.h `gg_fast_entry`, and its x86-64 assembly) run `announce` + `admits_fast` in C with a compiler fence: they
 //! only ever see a non-zero `fast_state` when membarrier is in use.
 
 use super::sync::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering::*};

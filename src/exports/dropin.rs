@@ -3,7 +3,7 @@
 //!
 //! Every export starts with a two-instruction trampoline that hands the implementation its
 //! caller's return address and stack pointer. For the hot six (restore/acquire/ensure and their
-//! releases) the implementation is a C fast path in armed.c (`gg_drop_*`) that handles the common
+//! releases) the implementation is a C fast path in src/c/dropin_entries.c (`gg_drop_*`) that handles the common
 //! cases and calls the `*_impl` functions below for the rest. Either way:
 //! - a call from CPython's own code, or on a thread CPython created, goes straight to the real
 //!   function (native behaviour, no bookkeeping: see origin.rs);
@@ -20,7 +20,7 @@ use crate::status::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::Ordering::*;
 
-use crate::fastpath::*;
+use crate::boundary::*;
 
 macro_rules! export0 {
     ($(#[$m:meta])* $name:ident -> $ret:ty => $imp:ident) => {
@@ -88,7 +88,7 @@ fn api_or_die(name: &str) -> &'static Api {
 /// Outside any region, a thread state executing a Python frame is being resumed: the end of an
 /// extension's `Py_BEGIN_ALLOW_THREADS` pair inside Python code that runs outside any region (an
 /// embedding host's main thread, CPython's own extension modules there). Not a region entry:
-/// forwarded as is (armed.c's drop-in entries make the same test).
+/// forwarded as is (src/c/shared.h `gg_in_python` makes the same test for the fast entries).
 #[inline]
 fn resumes_python(ts: TState) -> bool {
     outside_region() && frame_of(ts as *mut c_void) != 0
@@ -172,7 +172,7 @@ pub(crate) extern "C-unwind" fn fast_entry_killed(slot: *const c_void, kind: c_i
     })
 }
 
-/// A host thread's entry through an export: a level of `kind` (region model: gate.rs `Slot`).
+/// A host thread's entry through an export: a level of `kind` (region model: gate/region.rs).
 /// `call` makes the armed CPython call (0 or a kill kind); `ts` is the thread state it attaches
 /// (for the level's Python frame; NULL where there is none).
 #[inline]

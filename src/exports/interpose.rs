@@ -9,7 +9,7 @@
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::*};
 
-use crate::fastpath::{gg_kill_hook, KILL_PAUSE, KILL_PTHREAD_EXIT};
+use crate::boundary::{gg_kill_hook, KILL_PAUSE, KILL_PTHREAD_EXIT};
 
 static REAL_PTHREAD_EXIT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 static REAL_PAUSE: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());

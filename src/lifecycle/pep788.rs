@@ -53,7 +53,7 @@ const DEPTH: usize = 8;
 const PYGILSTATE_LOCKED: c_int = 0;
 const PYGILSTATE_UNLOCKED: c_int = 1;
 
-use crate::fastpath::{gg_armed_call_p, pep788_ensure_tramp as ensure_tramp};
+use crate::boundary::{gg_armed_call_p, pep788_ensure_tramp as ensure_tramp};
 
 #[repr(C)]
 struct Call {
@@ -296,30 +296,76 @@ fn undo(t: &Ticket, e: gilgate_status) {
 /// `gilgate_gilstate_ensure` after `gate::enter` admitted the thread.
 pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
     let Some(p) = active(api) else { return Ensure::Legacy };
-    if GUARDED_GEN.load(Acquire) == gate::gen_of(t.snapshot) {
-        // The generation guard is held: PyGILState_Ensure cannot be parked before the drain.
-        return Ensure::Legacy;
-    }
-    // SAFETY: both read this thread's thread-state pointers; no preconditions.
-    let cur = unsafe { (p.PyThreadState_GetUnchecked)() };
-    // SAFETY: as above.
-    let mine = unsafe { (p.PyGILState_GetThisThreadState)() };
-    if !cur.is_null() && cur == mine {
-        // Nested in this thread's own gilstate thread state, attached (the GIL is held):
-        // PyGILState_Ensure only counts (no GIL wait, nothing to park), cheaper than a guard.
+    let gen = gate::gen_of(t.snapshot);
+    if legacy_suffices(p, gen) {
         return Ensure::Legacy;
     }
     let Some(rec) = my_rec() else { return Ensure::Legacy };
-    let gen = gate::gen_of(t.snapshot);
     levels_of_gen(rec, gen);
     // A failed entry leaves errno as it was (the guard's mutex and allocation may touch it).
     // SAFETY: this thread's errno location.
     let errno_at_entry = unsafe { *libc::__errno_location() };
     // SAFETY: as above.
     let restore_errno = || unsafe { *libc::__errno_location() = errno_at_entry };
-    // Levels of a previous runtime generation (the finalizing thread's levels end with the
-    // runtime, without a release): drop them. Not by depth: a gilgate_save_thread inside a level
-    // lowers the gate depth while the level stays open (and a new level may nest in it).
+    let n = drop_levels_of_old_gens(p, rec, gen);
+    if n == DEPTH || rec.count.load(Relaxed) >= 64 {
+        return Ensure::Legacy;
+    }
+    let v = view(p);
+    if v.is_null() {
+        return Ensure::Legacy;
+    }
+    // SAFETY: a valid view; no GIL needed; cannot kill or park (a mutex, a list walk, a CAS).
+    let guard = unsafe { (p.PyInterpreterGuard_FromView)(v) };
+    if guard.is_null() {
+        return refused_without_guard(api, p, t, &restore_errno);
+    }
+    let e = &rec.ent[n];
+    let (rc, token) = ensure_under_guard(p, rec, n, guard, gen);
+    if rc != 0 {
+        rec.len.store(n, Release);
+        restore_errno();
+        return Ensure::Killed(rc);
+    }
+    if token.is_null() {
+        // Only when a new thread state cannot be allocated.
+        rec.len.store(n, Release);
+        let err = match api.runtime_alive() {
+            Err(e) => e,
+            Ok(()) => GILGATE_ERR_INTERNAL,
+        };
+        undo(t, err);
+        restore_errno();
+        return Ensure::Refused(err);
+    }
+    e.token.store(token, Relaxed);
+    let c = rec.count.load(Relaxed);
+    rec.kinds.store(rec.kinds.load(Relaxed) | (1u64 << c), Relaxed);
+    rec.count.store(c + 1, Relaxed);
+    // SAFETY: reads this thread's current thread state; no preconditions.
+    let cur = unsafe { (p.PyThreadState_GetUnchecked)() } as *mut c_void;
+    Ensure::Ok(if token == cur { PYGILSTATE_LOCKED } else { PYGILSTATE_UNLOCKED })
+}
+
+/// Cases where plain PyGILState_Ensure is as safe and cheaper than a guard: the generation guard
+/// is held (PyGILState_Ensure cannot be parked before the drain), or the thread is nested in its
+/// own attached gilstate thread state (PyGILState_Ensure only counts: no GIL wait, nothing to park).
+fn legacy_suffices(p: &Pep788Api, gen: u64) -> bool {
+    if GUARDED_GEN.load(Acquire) == gen {
+        return true;
+    }
+    // SAFETY: both read this thread's thread-state pointers; no preconditions.
+    let cur = unsafe { (p.PyThreadState_GetUnchecked)() };
+    // SAFETY: as above.
+    let mine = unsafe { (p.PyGILState_GetThisThreadState)() };
+    !cur.is_null() && cur == mine
+}
+
+/// Drop the levels of a previous runtime generation (the finalizing thread's levels end with the
+/// runtime, without a release); returns the number of levels left. Not by depth: a
+/// gilgate_save_thread inside a level lowers the gate depth while the level stays open (and a new
+/// level may nest in it).
+fn drop_levels_of_old_gens(p: &Pep788Api, rec: &Rec, gen: u64) -> usize {
     let mut n = rec.len.load(Relaxed);
     while n > 0 {
         let e = &rec.ent[n - 1];
@@ -330,33 +376,32 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
         n -= 1;
         rec.len.store(n, Release);
     }
-    if n == DEPTH || rec.count.load(Relaxed) >= 64 {
-        return Ensure::Legacy;
-    }
-    let v = view(p);
-    if v.is_null() {
-        return Ensure::Legacy;
-    }
+    n
+}
 
-    // SAFETY: a valid view; no GIL needed; cannot kill or park (a mutex, a list walk, a CAS).
-    let guard = unsafe { (p.PyInterpreterGuard_FromView)(v) };
-    if guard.is_null() {
-        // SAFETY: reads this thread's current thread state; no preconditions.
-        if !unsafe { (p.PyThreadState_GetUnchecked)() }.is_null() {
-            // Nested in an attached thread state (e.g. a callback on the finalizing thread, or
-            // in a region that outlived the drain): the thread holds the GIL already and
-            // PyGILState_Ensure only counts, as on every other version.
-            return Ensure::Legacy;
-        }
-        // The main interpreter is gone or past pre-finalization: nothing was touched.
-        let e = match api.runtime_alive() {
-            Err(e) => e,
-            Ok(()) => GILGATE_ERR_FINALIZING,
-        };
-        undo(t, e);
-        restore_errno();
-        return Ensure::Refused(e);
+/// No guard could be taken from the main interpreter's view.
+fn refused_without_guard(api: &Api, p: &Pep788Api, t: &Ticket, restore_errno: &dyn Fn()) -> Ensure {
+    // SAFETY: reads this thread's current thread state; no preconditions.
+    if !unsafe { (p.PyThreadState_GetUnchecked)() }.is_null() {
+        // Nested in an attached thread state (e.g. a callback on the finalizing thread, or in a
+        // region that outlived the drain): the thread holds the GIL already and
+        // PyGILState_Ensure only counts, as on every other version.
+        return Ensure::Legacy;
     }
+    // The main interpreter is gone or past pre-finalization: nothing was touched.
+    let e = match api.runtime_alive() {
+        Err(e) => e,
+        Ok(()) => GILGATE_ERR_FINALIZING,
+    };
+    undo(t, e);
+    restore_errno();
+    Ensure::Refused(e)
+}
+
+/// Record `guard` as level `n` of `rec` and call PyThreadState_Ensure(guard) with the kill jump
+/// armed: (0 or the kill kind, the token or NULL). The guard stays in `e` only if the level holds
+/// (a token, and the drain did not give up on this generation); otherwise it is closed here.
+fn ensure_under_guard(p: &Pep788Api, rec: &Rec, n: usize, guard: *mut c_void, gen: u64) -> (c_int, *mut c_void) {
     let e = &rec.ent[n];
     e.gen.store(gen, Relaxed);
     e.token.store(null_mut(), Relaxed);
@@ -378,29 +423,7 @@ pub(crate) fn ensure(api: &Api, t: &Ticket) -> Ensure {
         // SAFETY: ours (BUSY): nobody else closes a BUSY guard.
         unsafe { (p.PyInterpreterGuard_Close)(guard) };
     }
-    if rc != 0 {
-        rec.len.store(n, Release);
-        restore_errno();
-        return Ensure::Killed(rc);
-    }
-    if call.token.is_null() {
-        // Only when a new thread state cannot be allocated.
-        rec.len.store(n, Release);
-        let err = match api.runtime_alive() {
-            Err(e) => e,
-            Ok(()) => GILGATE_ERR_INTERNAL,
-        };
-        undo(t, err);
-        restore_errno();
-        return Ensure::Refused(err);
-    }
-    e.token.store(call.token, Relaxed);
-    let c = rec.count.load(Relaxed);
-    rec.kinds.store(rec.kinds.load(Relaxed) | (1u64 << c), Relaxed);
-    rec.count.store(c + 1, Relaxed);
-    // SAFETY: reads this thread's current thread state; no preconditions.
-    let cur = unsafe { (p.PyThreadState_GetUnchecked)() } as *mut c_void;
-    Ensure::Ok(if call.token == cur { PYGILSTATE_LOCKED } else { PYGILSTATE_UNLOCKED })
+    (rc, call.token)
 }
 
 /// Adopting generation `gen` with its drain armed (drain.rs, GIL held): take the generation
@@ -436,8 +459,8 @@ pub(crate) fn release_generation(api: &Api) {
 
 fn publish_api_gilstate(api: &Api, on: bool) {
     let f = |x: usize| if on { x as *mut c_void } else { null_mut() };
-    crate::fastpath::publish_py(crate::fastpath::PY_API_ENSURE, f(api.PyGILState_Ensure as usize));
-    crate::fastpath::publish_py(crate::fastpath::PY_API_GILSTATE_RELEASE, f(api.PyGILState_Release as usize));
+    crate::boundary::publish_py(crate::boundary::PY_API_ENSURE, f(api.PyGILState_Ensure as usize));
+    crate::boundary::publish_py(crate::boundary::PY_API_GILSTATE_RELEASE, f(api.PyGILState_Release as usize));
 }
 
 /// Start the level bookkeeping over when the runtime generation changed (the finalizing thread's

@@ -1,7 +1,8 @@
-//! The interface between Rust and the C/assembly fast paths (`src/c/armed.c`, its x86-64
-//! assembly in `src/c/entries_x86_64.h`, `src/c/pep788.c`): every symbol and shared structure
-//! they have in common is declared here. Shapes come from `layout.rs` (build.rs writes them for C
-//! as `gg_layout.h`; both sides assert them). Rust fills the `RustPaths` table (api.rs) and
+//! The Rust side of the C boundary (src/c/: `shared.c` the shared data, `armed_call.c` the armed
+//! call and kill hook, `api_entries.c` and `dropin_entries.c` the fast paths, `x86_64/*.S` their
+//! assembly, `pep788.c`): every symbol and shared structure they have in common is declared here.
+//! Shapes come from `base/layout.rs` (build.rs writes the C structures from it as `gg_layout.h`;
+//! both sides assert them). Rust fills the `RustPaths` table (api.rs) and
 //! publishes CPython's functions (cpython.rs); the C side calls back only through that table.
 
 use crate::layout::*;
@@ -62,7 +63,7 @@ pub(crate) fn pep788_ensure_tramp() -> unsafe extern "C" fn(*mut c_void) {
     gg788_ensure_tramp
 }
 
-/// The full (Rust) paths the C fast paths fall back to: `struct gg_rust` in armed.c.
+/// The full (Rust) paths the C fast paths fall back to: `struct gg_rust` (layout.rs `RUST_C`), defined in src/c/shared.c.
 /// `killed` receives the slot as `*const gate::Slot`.
 #[repr(C)]
 pub(crate) struct RustPaths {
@@ -103,7 +104,7 @@ pub(crate) fn set_rust_paths(p: &'static RustPaths) {
     unsafe { gg_set_rust(p) }
 }
 
-/// The read-mostly line every entry reads, defined in `src/c/armed.c` (`struct gg_hot`, same
+/// The read-mostly line every entry reads, defined in `src/c/shared.c` (`struct gg_hot`, layout.rs `HOT_C`, same
 /// layout): the state word, whether membarrier is in use, and CPython's functions for the C fast
 /// paths (published by `publish_py` once a CPython is resolved).
 #[repr(C)]
@@ -126,6 +127,7 @@ pub(crate) struct Hot {
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(offset_of!(Hot, state) == HOT_STATE && offset_of!(Hot, py) == HOT_PY);
+    assert!(offset_of!(Hot, fast_barrier) == HOT_FAST_BARRIER);
     assert!(offset_of!(Hot, text_lo) == HOT_TEXT_LO && offset_of!(Hot, text_hi) == HOT_TEXT_HI);
     assert!(offset_of!(Hot, self_lo) == HOT_SELF_LO && offset_of!(Hot, self_hi) == HOT_SELF_HI);
     assert!(offset_of!(Hot, main_interp) == HOT_MAIN_INTERP && offset_of!(Hot, frame_off) == HOT_FRAME_OFF);

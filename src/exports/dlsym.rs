@@ -25,7 +25,7 @@
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 
-/// CPython functions that gilgate exports with CPython's signature (src/dropin.rs). A name here
+/// CPython functions that gilgate exports with CPython's signature (exports/dropin.rs). A name here
 /// that gilgate does not export (found in its own dynamic symbol table at init) is left alone;
 /// harness/tests/launcher.rs checks that this list and the exports agree.
 const NAMES: [&[u8]; 14] = [

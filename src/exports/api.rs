@@ -2,7 +2,7 @@
 
 use crate::cpython::{self, Api, PyThreadStateOpaque, TState};
 use crate::gate::{self, Ticket};
-use crate::fastpath::{self, *};
+use crate::boundary::{self, *};
 use crate::status::*;
 use std::os::raw::{c_char, c_int, c_void};
 
@@ -24,7 +24,7 @@ pub(crate) fn register_rust_paths() {
         drop_gilstate_release: crate::dropin::gil_release_impl,
         drop_killed: crate::dropin::fast_entry_killed,
     };
-    fastpath::set_rust_paths(&PATHS);
+    boundary::set_rust_paths(&PATHS);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -117,7 +117,7 @@ fn restore_like(
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn gilgate_restore_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
-    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    // The C fast path (src/c/api_entries.c), entered by a tail jump: no frame of our own.
     core::arch::naked_asm!(jump!(), f = sym gg_api_restore_thread)
 }
 extern "C" fn rs_restore_thread(tstate: TState) -> c_int {
@@ -129,7 +129,7 @@ extern "C" fn rs_restore_thread(tstate: TState) -> c_int {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn gilgate_acquire_thread(tstate: *mut PyThreadStateOpaque) -> gilgate_status {
-    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    // The C fast path (src/c/api_entries.c), entered by a tail jump: no frame of our own.
     core::arch::naked_asm!(jump!(), f = sym gg_api_acquire_thread)
 }
 extern "C" fn rs_acquire_thread(tstate: TState) -> c_int {
@@ -150,7 +150,7 @@ fn runtime_gone(api: &Api) -> bool {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn gilgate_save_thread() -> *mut PyThreadStateOpaque {
-    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    // The C fast path (src/c/api_entries.c), entered by a tail jump: no frame of our own.
     core::arch::naked_asm!(jump!(), f = sym gg_api_save_thread)
 }
 extern "C" fn rs_save_thread() -> TState {
@@ -179,7 +179,7 @@ extern "C" fn rs_save_thread() -> TState {
 }
 
 /// `gilgate_save_thread`/`gilgate_release_thread` end the innermost API thread-state level; used
-/// inside a region opened otherwise, they are read like a drop-in save (region model: gate.rs).
+/// inside a region opened otherwise, they are read like a drop-in save (region model: gate/region.rs).
 fn api_tstate_leave(slot: &gate::Slot, ts: TState) {
     if !slot.pop_through(gate::KIND_API_TSTATE) {
         crate::dropin::saved(slot, ts as *mut c_void);
@@ -199,7 +199,7 @@ fn api_gilstate_leave(slot: &gate::Slot) {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn gilgate_release_thread(tstate: *mut PyThreadStateOpaque) {
-    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    // The C fast path (src/c/api_entries.c), entered by a tail jump: no frame of our own.
     core::arch::naked_asm!(jump!(), f = sym gg_api_release_thread)
 }
 extern "C" fn rs_release_thread(tstate: TState) {
@@ -228,7 +228,7 @@ extern "C" fn rs_release_thread(tstate: TState) {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn gilgate_gilstate_ensure(state_out: *mut c_int) -> gilgate_status {
-    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    // The C fast path (src/c/api_entries.c), entered by a tail jump: no frame of our own.
     core::arch::naked_asm!(jump!(), f = sym gg_api_gilstate_ensure)
 }
 extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
@@ -275,7 +275,7 @@ extern "C" fn rs_gilstate_ensure(state_out: *mut c_int) -> c_int {
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn gilgate_gilstate_release(state: c_int) {
-    // The C fast path (armed.c), entered by a tail jump: no frame of our own.
+    // The C fast path (src/c/api_entries.c), entered by a tail jump: no frame of our own.
     core::arch::naked_asm!(jump!(), f = sym gg_api_gilstate_release)
 }
 extern "C" fn rs_gilstate_release(state: c_int) {
