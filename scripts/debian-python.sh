@@ -13,7 +13,10 @@
 #   bash scripts/debian-python.sh --env <3.X|3.Xd> [cache_dir]
 #       Fetch if needed, then print KEY=VALUE lines (no export) for consumers:
 #         PY_TREE PY_VERSION PY_INCLUDE PY_CFLAGS PY_LIBDIR PY_LDFLAGS
-#         PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE
+#         PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE PY_RUN
+#       (PY_RUN: empty, or for a foreign tree the words that replace PY_LOADER without
+#       a shell in between, `qemu-<cpu>-static -L <tree> <tree's ld.so>`: a host shell
+#       started with an LD_PRELOAD of the foreign architecture would print ld.so's error)
 #       On failure prints the ABSENT line and exits 3: check the exit status
 #       before eval'ing the output.
 #
@@ -142,9 +145,10 @@ compute_layout() {
         fi
     done
     # A foreign tree: its ld.so runs under qemu-user (write_qemu_loader makes the script).
-    PY_LDSO=$PY_LOADER
+    PY_LDSO=$PY_LOADER PY_RUN=
     if (( FOREIGN )) && [[ -n $PY_LOADER ]]; then
         PY_LOADER=$t/usr/bin/gilgate-qemu-loader
+        PY_RUN="$QEMU -L $t $PY_LDSO"
     fi
     local dirs=() d
     for d in "$t/usr/lib/$TRIPLET" "$t/lib/$TRIPLET" "$t/usr/lib64" "$t/lib64"; do
@@ -181,7 +185,7 @@ tree_python() {
 print_env() {
     local k
     for k in PY_TREE PY_VERSION PY_INCLUDE PY_CFLAGS PY_LIBDIR PY_LDFLAGS \
-             PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE; do
+             PY_LOADER PY_LIBRARY_PATH PY_HOME PY_EXE PY_PYTHON PY_TESTSUITE PY_RUN; do
         # single-quote values so the output is safe to eval
         printf "%s='%s'\n" "$k" "${!k//\'/\'\\\'\'}"
     done
@@ -657,6 +661,24 @@ ensure_ldso_debug() {
     rm -rf "$dl"
 }
 
+# A foreign tree also gets the C++ runtime (libstdc++6: the C++ hosts built with the cross g++
+# need it; libpython does not pull it in), topped up into trees fetched without it.
+ensure_foreign_extras() {
+    (( FOREIGN )) || return 0
+    compute_layout "$TREE"
+    [[ -e $PY_LIBDIR/libstdc++.so.6 ]] && return 0
+    setup_apt
+    apt_update || { log "note: apt-get update failed; no libstdc++6 in $TREE"; return 0; }
+    local dl
+    dl=$(mktemp -d)
+    if (cd "$dl" && apt-get -q download libstdc++6 >&2); then
+        dpkg -x "$dl"/libstdc++6_*.deb "$TREE" && log "libstdc++6 unpacked into $TREE"
+    else
+        log "note: libstdc++6 not downloadable; C++ hosts will not start on this tree"
+    fi
+    rm -rf "$dl"
+}
+
 main() {
     if (( DBG )); then
         # the release tree first (its own lock; its OK/ABSENT line is not ours)
@@ -679,6 +701,7 @@ main() {
             $f
         fi
     fi
+    ensure_foreign_extras >&2
     if [[ $MODE == env ]]; then
         print_env
     else
