@@ -67,7 +67,7 @@ fn main() {
     let mut tally = Tally::default();
     if !arm64() {
         println!("arm64_extra: not run (the arm64 mode is GILGATE_ARCH=aarch64: scripts/arm64.sh); nothing counted");
-        record("-", "arm64_extra (GILGATE_ARCH is not aarch64)", "absent");
+        record("arm64 suites (GILGATE_ARCH=aarch64)", "arm64_extra: not run (GILGATE_ARCH is not aarch64)", "absent");
         return;
     }
     let d = discover();
