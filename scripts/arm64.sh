@@ -90,6 +90,7 @@ fi
 # Fewer runs than on x86-64 by default: each emulated run costs 5-20x more CPU.
 export GILGATE_TEST_RUNS=${GILGATE_TEST_RUNS:-18} GILGATE_DEBUG_TEST_RUNS=${GILGATE_DEBUG_TEST_RUNS:-6}
 export GILGATE_TEST_JOBS=${GILGATE_TEST_JOBS:-3}
+export GILGATE_IDIOM_RUNS=${GILGATE_IDIOM_RUNS:-1} GILGATE_LAUNCHER_RUNS=${GILGATE_LAUNCHER_RUNS:-1}
 # CPython's regression tests under the preload (dropin.rs) are not run under emulation: they
 # start subprocesses, which cannot exec an arm64 program without binfmt_misc (reported, not counted).
 export GILGATE_TRANSPARENCY=0
