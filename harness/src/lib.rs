@@ -12,11 +12,61 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Where libgilgate.so was built (`cargo build --release` by the test command).
+/// The arm64 mode (`GILGATE_ARCH=aarch64`, set by scripts/arm64.sh): the hosts are
+/// cross-compiled with aarch64-linux-gnu-gcc against Debian's arm64 CPythons and run under
+/// qemu-user (`qemu-aarch64-static`) on this x86-64 machine; the library is the cross build in
+/// target/aarch64-unknown-linux-gnu/release.
+pub fn arm64() -> bool {
+    std::env::var("GILGATE_ARCH").as_deref() == Ok("aarch64")
+}
+
+/// The C (`cxx` false) or C++ compiler for the hosts.
+pub fn cc(cxx: bool) -> &'static str {
+    match (arm64(), cxx) {
+        (false, false) => "gcc",
+        (false, true) => "g++",
+        (true, false) => "aarch64-linux-gnu-gcc",
+        (true, true) => "aarch64-linux-gnu-g++",
+    }
+}
+
+/// Whether gilgate's park watchdog can see what the main thread waits in. Not under qemu-user
+/// (the arm64 mode): it reads `/proc/self/task/T/syscall`, which qemu-user leaves to the host
+/// kernel, so it shows the host's syscall numbers (x86-64 futex 202, not aarch64's 98) of qemu's
+/// own threads. The cases whose outcome depends on it are reported as not run there.
+pub fn watchdog_observable() -> bool {
+    !arm64()
+}
+
+/// A binutils program (`nm`, `objdump`, `readelf`) for this test's architecture.
+pub fn binutil(name: &str) -> String {
+    if arm64() { format!("aarch64-linux-gnu-{name}") } else { name.to_string() }
+}
+
+/// Watchdog timeouts are multiplied by this (`GILGATE_TIME_SCALE`; default 6 in the arm64 mode,
+/// where every instruction is emulated, else 1). Only the watchdogs: nothing asserts a time.
+pub fn time_scale() -> u32 {
+    std::env::var("GILGATE_TIME_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(if arm64() { 6 } else { 1 })
+}
+
+/// A command for a program of this test's architecture that needs no CPython tree: itself, or
+/// in the arm64 mode the program under qemu-user with the cross toolchain's sysroot.
+pub fn native(program: &Path) -> Command {
+    if arm64() {
+        let mut c = Command::new(std::env::var("GILGATE_QEMU").unwrap_or_else(|_| "qemu-aarch64-static".into()));
+        c.arg("-L").arg(std::env::var("GILGATE_ARM64_SYSROOT").unwrap_or_else(|_| "/usr/aarch64-linux-gnu".into())).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Where libgilgate.so was built (`cargo build --release` by the test command; the arm64 mode:
+/// `cargo build --release --target aarch64-unknown-linux-gnu`).
 pub fn built_lib() -> PathBuf {
     std::env::var_os("GILGATE_LIB_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/release"))
+        .unwrap_or_else(|| repo_root().join(if arm64() { "target/aarch64-unknown-linux-gnu/release" } else { "target/release" }))
         .join("libgilgate.so")
 }
 
@@ -40,7 +90,7 @@ fn make_lib_dir() -> PathBuf {
 }
 
 pub fn out_dir() -> PathBuf {
-    repo_root().join("target/c_tests")
+    repo_root().join(if arm64() { "target/c_tests-aarch64" } else { "target/c_tests" })
 }
 
 /// One CPython we can compile and run hosts against.
@@ -200,6 +250,10 @@ pub fn cpython_of(case: &str) -> String {
 pub fn discover() -> Discovery {
     let mut found = vec![];
     let mut absent = vec![];
+    if arm64() {
+        discover_arm64(&mut found, &mut absent);
+        return finish_discovery(found, absent, WANTED_ARM64);
+    }
     let pyenv_root = std::env::var("PYENV_ROOT")
         .ok()
         .or_else(|| sh("pyenv", &["root"]))
@@ -250,6 +304,47 @@ pub fn discover() -> Discovery {
         absent.push("debian-unstable-3.14/3.15: ABSENT, not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
         absent.push("debian-unstable-3.13d/3.14d/3.15d (Py_DEBUG): ABSENT, not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
     }
+    finish_discovery(found, absent, WANTED)
+}
+
+/// The minor versions the arm64 mode looks for: Debian 12's 3.11 and unstable's 3.13-3.15.
+pub const WANTED_ARM64: &[&str] = &["3.11", "3.13", "3.14", "3.15"];
+
+/// The arm64 mode's CPythons: Debian's arm64 packages (bookworm's 3.11, unstable's 3.13/3.14/3.15
+/// and the Py_DEBUG builds named by GILGATE_ARM64_DEBUG, default "3.14"), fetched by
+/// scripts/debian-python.sh with GILGATE_DEBIAN_ARCH=arm64 into `$GILGATE_CACHE/debian-python-arm64*`.
+fn discover_arm64(found: &mut Vec<Python>, absent: &mut Vec<String>) {
+    if std::env::var("GILGATE_DEBIAN_PYTHONS").as_deref() == Ok("0") {
+        absent.push("arm64 Debian CPythons: ABSENT, not fetched (GILGATE_DEBIAN_PYTHONS=0)".into());
+        return;
+    }
+    let cache = std::env::var_os("GILGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"));
+    let mut wanted: Vec<(String, &str, &str, &str)> = vec![
+        ("3.11".into(), "arm64-debian", "debian-python-arm64-bookworm", "bookworm"),
+        ("3.13".into(), "arm64-debian-unstable", "debian-python-arm64", "unstable experimental"),
+        ("3.14".into(), "arm64-debian-unstable", "debian-python-arm64", "unstable experimental"),
+        ("3.15".into(), "arm64-debian-unstable", "debian-python-arm64", "unstable experimental"),
+    ];
+    let dbg = std::env::var("GILGATE_ARM64_DEBUG").unwrap_or_else(|_| "3.14".into());
+    if std::env::var("GILGATE_DEBUG_PYTHONS").as_deref() != Ok("0") {
+        for v in dbg.split_whitespace() {
+            wanted.push((format!("{v}d"), "arm64-debian-unstable", "debian-python-arm64", "unstable experimental"));
+        }
+    } else {
+        absent.push("arm64 Py_DEBUG builds: ABSENT, not fetched (GILGATE_DEBUG_PYTHONS=0)".into());
+    }
+    for (v, prefix, dir, suite) in wanted {
+        let env = [("GILGATE_DEBIAN_ARCH", "arm64"), ("GILGATE_DEBIAN_SUITE", suite)];
+        match debian_tree(&v, prefix, &env, &cache.join(dir)) {
+            Ok(p) => found.push(p),
+            Err(why) => absent.push(format!("{prefix}-{v}: ABSENT ({why})")),
+        }
+    }
+}
+
+fn finish_discovery(mut found: Vec<Python>, mut absent: Vec<String>, wanted: &[&str]) -> Discovery {
     found.sort_by_key(|p| {
         let v: Vec<u32> = p.version.split('.').map(|x| x.parse().unwrap_or(0)).collect();
         (v, p.debug, p.name.starts_with("debian"))
@@ -266,7 +361,7 @@ pub fn discover() -> Discovery {
             k
         });
     }
-    for w in WANTED {
+    for w in wanted {
         let have = found.iter().any(|p| {
             let (a, b) = p.minor();
             format!("{a}.{b}") == *w
@@ -288,17 +383,36 @@ pub fn discover() -> Discovery {
 /// `v` is "3.X", or "3.Xd" for the assertion-enabled build (Debian's -dbg packages unpacked over
 /// the release tree).
 fn debian_unstable(v: &str) -> Result<Python, String> {
+    debian_tree(v, "debian-unstable", &[], "")
+}
+
+/// A tree fetched by scripts/debian-python.sh `v` (with `env`, into `cache` when given), named
+/// `<prefix>-<version>[d]`.
+fn debian_tree(v: &str, prefix: &str, env: &[(&str, &str)], cache: impl AsRef<std::ffi::OsStr>) -> Result<Python, String> {
     let debug = v.ends_with('d');
     let script = repo_root().join("scripts/debian-python.sh");
     if !script.exists() {
         return Err("scripts/debian-python.sh missing".into());
     }
-    let fetch = Command::new("bash").arg(&script).arg(v).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+    let cache = cache.as_ref();
+    let mut fetch = Command::new("bash");
+    fetch.arg(&script).arg(v);
+    let mut envc = Command::new("bash");
+    envc.arg(&script).args(["--env", v]);
+    if !cache.is_empty() {
+        fetch.arg(cache);
+        envc.arg(cache);
+    }
+    for (k, val) in env {
+        fetch.env(k, val);
+        envc.env(k, val);
+    }
+    let fetch = fetch.stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
     let out = String::from_utf8_lossy(&fetch.stdout).to_string();
     if !fetch.status.success() {
         return Err(out.lines().last().unwrap_or("fetch failed").to_string());
     }
-    let envo = Command::new("bash").arg(&script).args(["--env", v]).output().map_err(|e| e.to_string())?;
+    let envo = envc.output().map_err(|e| e.to_string())?;
     if !envo.status.success() {
         return Err("--env failed".into());
     }
@@ -314,17 +428,28 @@ fn debian_unstable(v: &str) -> Result<Python, String> {
     let mut ldflags = split(&get("PY_LDFLAGS")?);
     ldflags.push(format!("-Wl,-rpath,{}", libdir.display()));
     let version = get("PY_VERSION")?;
+    // A foreign tree (the arm64 mode): qemu-user and the tree's ld.so directly, no shell between
+    // (a host shell started with an arm64 LD_PRELOAD prints ld.so's error), also for `python`.
+    let run = kv.get("PY_RUN").map(|r| split(r)).unwrap_or_default();
+    let mut run_prefix = if run.is_empty() { vec![get("PY_LOADER")?] } else { run };
+    run_prefix.extend(["--library-path".to_string(), get("PY_LIBRARY_PATH")?]);
+    let exe = tree.join(format!("usr/bin/python{v}"));
+    let python_cmd = if kv.get("PY_RUN").map_or(true, |r| r.is_empty()) {
+        vec![get("PY_PYTHON")?]
+    } else {
+        run_prefix.iter().cloned().chain([exe.display().to_string()]).collect()
+    };
     Ok(Python {
-        name: format!("debian-unstable-{version}{}", if debug { "d" } else { "" }),
+        name: format!("{prefix}-{version}{}", if debug { "d" } else { "" }),
         version: version.clone(),
         cflags: split(&get("PY_CFLAGS")?),
         ldflags,
-        run_prefix: vec![get("PY_LOADER")?, "--library-path".into(), get("PY_LIBRARY_PATH")?],
+        run_prefix,
         env: vec![("PYTHONHOME".into(), get("PY_HOME")?)],
         libdir,
-        exe: tree.join(format!("usr/bin/python{v}")),
+        exe,
         prefix: tree.join("usr"),
-        python_cmd: vec![get("PY_PYTHON")?],
+        python_cmd,
         debug,
     })
 }
@@ -384,9 +509,9 @@ pub fn compile_as(py: &Python, src: &str, lang: Lang, link: Link) -> Result<Path
     let stem = src.rsplit_once('.').map(|x| x.0).unwrap_or(src);
     let exe = dir.join(format!("{stem}-{}-{}", lang.tag(), link.tag()));
     let (cc, std_flags): (&str, &[&str]) = match lang {
-        Lang::C => ("gcc", &["-std=gnu11"]),
-        Lang::CxxNoExc => ("g++", &["-x", "c++", "-std=c++17", "-fno-exceptions", "-fno-rtti"]),
-        Lang::CxxExc => ("g++", &["-x", "c++", "-std=c++17", "-fexceptions"]),
+        Lang::C => (cc(false), &["-std=gnu11"]),
+        Lang::CxxNoExc => (cc(true), &["-x", "c++", "-std=c++17", "-fno-exceptions", "-fno-rtti"]),
+        Lang::CxxExc => (cc(true), &["-x", "c++", "-std=c++17", "-fexceptions"]),
     };
     let mut cmd = Command::new(cc);
     cmd.args(std_flags)
@@ -486,6 +611,7 @@ pub struct RunResult {
 pub fn run(mut cmd: Command, timeout: Duration) -> RunResult {
     use std::io::Read;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let timeout = timeout * time_scale();
     let start = Instant::now();
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = match cmd.spawn() {
@@ -624,7 +750,7 @@ pub fn compile_shared(src: &str, name: &str) -> Result<PathBuf, String> {
     let dir = out_dir();
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let out = dir.join(name);
-    let o = Command::new("gcc")
+    let o = Command::new(cc(false))
         .args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])
         .arg(repo_root().join("c_tests").join(src))
         .arg("-o")

@@ -46,10 +46,10 @@ fn main() {
     let nopy = no_python_host();
     match nopy {
         Ok(exe) => {
-            let r = run(std::process::Command::new(&exe), Duration::from_secs(20));
+            let r = run(native(&exe), Duration::from_secs(20));
             tally.case("no-python", matches!(r.outcome, Outcome::Clean(_)), &format!("{} {}", r.outcome, r.stderr));
             // Garbage in every GILGATE_* variable: one warning each, defaults, no crash.
-            let mut c = std::process::Command::new(&exe);
+            let mut c = native(&exe);
             c.env("GILGATE_VERBOSE", "banana").env("GILGATE_SHOW_STATS", "\u{7f}x").env("GILGATE_ON_FINALIZE", "explode")
                 .env("GILGATE_DRAIN_TIMEOUT_MS", "-5");
             let r = run(c, Duration::from_secs(20));
@@ -126,6 +126,12 @@ fn main() {
             // guard that lets the thread in during finalization: pep788.rs covers it).
             let modes: &[&'static str] = if p.minor() >= (3, 15) { &["api-restore", "dropin", "dropin-park"] } else { &["api-restore", "api-ensure", "dropin", "dropin-park"] };
             for &mode in modes {
+                if mode == "dropin-park" && !watchdog_observable() {
+                    let case = format!("{} kill inside an outermost fast entry (dropin-park): not run under qemu-user (the park watchdog cannot read the guest's waits)", p.name);
+                    println!("  {case}");
+                    record(&p.name, &case, "absent");
+                    continue;
+                }
                 jobs.push(Job::EntryKill { py: i, exe: exe_of[&(i, "entry_kill.c", Lang::C, true)].clone(), mode });
             }
         }
@@ -324,7 +330,7 @@ fn no_python_host() -> Result<std::path::PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let exe = dir.join("no_python");
     let ld = lib_dir();
-    let o = std::process::Command::new("gcc")
+    let o = std::process::Command::new(cc(false))
         .args(["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"])
         .arg(format!("-I{}", root.join("include").display()))
         .arg(root.join("c_tests/no_python.c"))

@@ -102,7 +102,19 @@ fn main() {
             }
         };
         raw_of.insert(i, raw.clone());
+        // Under qemu-user (the arm64 mode) the park watchdog cannot see the guest's waits: the
+        // cases that need it (park_watchdog.c, the seed host and the ctypes host preloaded under
+        // park/hang) are reported as not run there.
+        let wd = watchdog_observable();
+        if !wd {
+            for what in ["park_watchdog.c", "seed host preloaded under park and hang", "ctypes host preloaded (park)"] {
+                let case = format!("{} {what}: not run under qemu-user (the park watchdog cannot read the guest's waits)", p.name);
+                println!("  {case}");
+                record(&p.name, &case, "absent");
+            }
+        }
         match compile_as(p, "park_watchdog.c", Lang::C, Link::Raw) {
+            Ok(exe) if !wd => drop(exe),
             Ok(exe) => {
                 for mode in WATCHDOG_MODES {
                     for _ in 0..2 {
@@ -116,12 +128,17 @@ fn main() {
         for k in 0..runs {
             let mode = if k % 2 == 0 { "gilstate" } else { "tstate" };
             for policy in ["park", "abort", "hang", "exit"] {
+                if !wd && (policy == "park" || policy == "hang") {
+                    continue;
+                }
                 jobs.push(Job::Seed { py: i, exe: raw.clone(), mode, policy, stop_first: false, ahead: false, seed: k });
             }
             jobs.push(Job::Seed { py: i, exe: raw.clone(), mode, policy: "abort", stop_first: true, ahead: false, seed: k });
             jobs.push(Job::Seed { py: i, exe: ahead.clone(), mode, policy: "abort", stop_first: false, ahead: true, seed: k });
             if cblib.is_some() {
-                jobs.push(Job::Ctypes { py: i, preload: true, seed: k });
+                if wd {
+                    jobs.push(Job::Ctypes { py: i, preload: true, seed: k });
+                }
                 jobs.push(Job::Ctypes { py: i, preload: false, seed: k });
             }
         }
@@ -135,7 +152,7 @@ fn main() {
 
     // Which pythons are statically linked executables (docs/design.md, case (c)).
     let static_exe: Vec<bool> = pys.iter().map(|p| {
-        Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
+        Command::new(binutil("nm")).args(["-D", "--defined-only"]).arg(&p.exe).output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
             .unwrap_or(false)
     }).collect();
@@ -271,7 +288,8 @@ fn main() {
         // run one by one (each checked like the others) until one does, at most
         // GILGATE_DROPIN_MAX_EXTRA (default 24) per policy, so this does not fail by chance.
         let extra_max = env_u64("GILGATE_DROPIN_MAX_EXTRA", 24);
-        for policy in ["park", "abort", "hang"] {
+        let policies: &[&str] = if watchdog_observable() { &["park", "abort", "hang"] } else { &["abort"] };
+        for &policy in policies {
             let seen = |r: &Row| match policy { "abort" => r.abort[1] + r.ahead[1], "park" => r.park[1], _ => r.hang[1] };
             let mut k = 0;
             while seen(&rows[i]) == 0 && k < extra_max {
@@ -311,10 +329,12 @@ fn main() {
             // above when the first ones did not reach the refusal).
             tally.case(&format!("{} abort policy exercised (SIGABRT with diagnostic seen)", p.name), r.abort[1] + r.ahead[1] > 0,
                 "no run reached the refusal: the scenario did not hit finalization");
-            tally.case(&format!("{} hang policy exercised (parked thread, deadlock named)", p.name), r.hang[1] > 0,
-                "no run parked a thread");
-            tally.case(&format!("{} default policy (park) exercised (parked thread, deadlock named)", p.name), r.park[1] > 0,
-                "no run parked a thread");
+            if watchdog_observable() {
+                tally.case(&format!("{} hang policy exercised (parked thread, deadlock named)", p.name), r.hang[1] > 0,
+                    "no run parked a thread");
+                tally.case(&format!("{} default policy (park) exercised (parked thread, deadlock named)", p.name), r.park[1] > 0,
+                    "no run parked a thread");
+            }
         }
     }
 

@@ -34,7 +34,7 @@ fn build_ext(p: &Python) -> Result<PathBuf, String> {
     let dir = out_dir().join("idioms").join(&p.name);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let out = dir.join(format!("gg_idioms{suffix}"));
-    let st = Command::new("gcc")
+    let st = Command::new(cc(false))
         .args(["-shared", "-fPIC", "-O2", "-Wall"])
         .args(p.cflags.iter().filter(|f| f.starts_with("-I") || f.starts_with("-D")))
         .arg(repo_root().join("c_tests/idioms_ext.c"))
@@ -69,7 +69,7 @@ fn main() {
     // `python` linked against that CPython's shared libpython.
     let mut launcher: Vec<Option<PathBuf>> = vec![];
     for p in &d.found {
-        let is_static = Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
+        let is_static = Command::new(binutil("nm")).args(["-D", "--defined-only"]).arg(&p.exe).output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
             .unwrap_or(false);
         launcher.push(if is_static {
