@@ -82,6 +82,15 @@ int main(int argc, char **argv) {
         for (int i = 0; i < WORKERS; i++)
             pthread_join(th[i], NULL);
     } else if (!strcmp(mode, "mutex")) {
+        /* Wait until worker 0 holds its mutex again (its next call after finalization began is
+         * refused inside it, so from then on it is parked holding it), so that the lock below
+         * always meets that case, however the threads were scheduled. */
+        for (int i = 0; i < 5000; i++) {
+            if (pthread_mutex_trylock(&g_mu[0]) == EBUSY)
+                break;
+            pthread_mutex_unlock(&g_mu[0]);
+            sleep_ms(1);
+        }
         pthread_mutex_lock(&g_mu[0]);
         pthread_mutex_unlock(&g_mu[0]);
     }
