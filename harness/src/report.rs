@@ -194,7 +194,22 @@ pub fn selected(case: &str) -> bool {
 /// Would `selected` answer yes for this case name? (No counting: for skipping a job before
 /// it runs; its result is still passed through `selected`/`Tally::case`.)
 pub fn wanted(case: &str) -> bool {
-    case_pattern().map_or(true, |pat| pattern_matches(&pat, &case_name(case)))
+    let Some(pat) = case_pattern() else { return true };
+    let full = case_name(case);
+    let w = pattern_matches(&pat, &full);
+    if !w {
+        let mut s = SAMPLES.lock().unwrap_or_else(|e| e.into_inner());
+        if s.len() < 5 {
+            s.push(full);
+        }
+    }
+    w
+}
+
+/// Is a run that is no case of its own (a comparison column, a raw run shown but not asserted)
+/// to be run? Only without GILGATE_CASE.
+pub fn unfiltered() -> bool {
+    case_pattern().is_none()
 }
 
 /// The suite GILGATE_CASE names explicitly (its part before the first `/`, without glob

@@ -229,6 +229,9 @@ pub fn stderr_tail(r: &RunResult, n: usize) -> String {
 /// Run `bash c_tests/<script> <python3-config>` for one CPython; the script's own closing line
 /// is `N passed, N failed` and its exit status says whether all passed.
 pub fn script_case(tally: &mut Tally, script: &str, p: &Python, timeout: Duration) {
+    if !wanted(&format!("{} {script}", p.name)) {
+        return;
+    }
     let path = repo_root().join("c_tests").join(script);
     if !path.exists() {
         tally.case(&format!("{} {script}", p.name), false, "script missing");

@@ -104,7 +104,10 @@ fn main() {
                 cycles: if k % 5 == 4 { 3 } else { 1 },
                 seed: rng.next() % 1_000_000,
             };
-            jobs.push(Job::Seed { py: i, exe: exe_of[&(i, "seed_host.c", lang, true)].clone(), lang, run });
+            // GILGATE_CASE: a case it does not select is not run (the seeds stay those of a full run).
+            if wanted(&format!("{} seed {} {}", p.name, lang.tag(), run.describe())) {
+                jobs.push(Job::Seed { py: i, exe: exe_of[&(i, "seed_host.c", lang, true)].clone(), lang, run });
+            }
         }
         // 3.8 is left out: its take_gil waiters spin forever after Py_FinalizeEx and never reach
         // the kill, so without the drain nothing can save them (the drain is what protects 3.8).
@@ -118,18 +121,26 @@ fn main() {
         for k in 0..raw_tries {
             let lang = if k % 2 == 0 { Lang::C } else { Lang::CxxNoExc };
             let run = SeedRun { mode: "gilstate", workers: 4, delay_us: 20_000, cycles: 1, seed: k };
-            jobs.push(Job::Raw { py: i, exe: exe_of[&(i, "seed_host.c", lang, false)].clone(), run });
+            if wanted(&format!("{} raw CPython shows the harm", p.name)) {
+                jobs.push(Job::Raw { py: i, exe: exe_of[&(i, "seed_host.c", lang, false)].clone(), run });
+            }
         }
-        jobs.push(Job::Edges { py: i, exe: exe_of[&(i, "api_edges.c", Lang::C, true)].clone() });
+        if wanted(&format!("{} api-edges (before init, after finalize, NULLs, 4 cycles, stats)", p.name)) {
+            jobs.push(Job::Edges { py: i, exe: exe_of[&(i, "api_edges.c", Lang::C, true)].clone() });
+        }
         if p.minor() >= (3, 9) {
             // gilgate_gilstate_ensure is no fast entry on 3.15+ (the PEP 788 path, which holds a
             // guard that lets the thread in during finalization: pep788.rs covers it).
             let modes: &[&'static str] = if p.minor() >= (3, 15) { &["api-restore", "dropin", "dropin-park"] } else { &["api-restore", "api-ensure", "dropin", "dropin-park"] };
             for &mode in modes {
-                jobs.push(Job::EntryKill { py: i, exe: exe_of[&(i, "entry_kill.c", Lang::C, true)].clone(), mode });
+                if wanted(&format!("{} kill inside an outermost fast entry ({mode})", p.name)) {
+                    jobs.push(Job::EntryKill { py: i, exe: exe_of[&(i, "entry_kill.c", Lang::C, true)].clone(), mode });
+                }
             }
         }
-        jobs.push(Job::LateLoad { py: i, exe: exe_of[&(i, "late_load.c", Lang::C, false)].clone() });
+        if wanted(&format!("{} late dlopen of gilgate + calls during Py_Initialize", p.name)) {
+            jobs.push(Job::LateLoad { py: i, exe: exe_of[&(i, "late_load.c", Lang::C, false)].clone() });
+        }
         let _ = p;
     }
 
@@ -275,7 +286,8 @@ fn main() {
         // run one by one until one does, so this control does not go red by chance.
         let (mut harm, mut tries) = (harm, r.iter().sum::<u32>() as u64);
         let mut k = tries;
-        while harm == 0 && tries < raw_max {
+        let raw_wanted = wanted(&format!("{} raw CPython shows the harm", p.name));
+        while raw_wanted && harm == 0 && tries < raw_max {
             let lang = if k % 2 == 0 { Lang::C } else { Lang::CxxNoExc };
             let sr = SeedRun { mode: "gilstate", workers: 4, delay_us: 20_000, cycles: 1, seed: k };
             let mut cmd = p.command(&exe_of[&(i, "seed_host.c", lang, false)]);
