@@ -229,27 +229,39 @@ pub fn stderr_tail(r: &RunResult, n: usize) -> String {
 /// Run `bash c_tests/<script> <python3-config>` for one CPython; the script's own closing line
 /// is `N passed, N failed` and its exit status says whether all passed.
 pub fn script_case(tally: &mut Tally, script: &str, p: &Python, timeout: Duration) {
-    if !wanted(&format!("{} {script}", p.name)) {
-        return;
-    }
+    script_cases(tally, script, std::slice::from_ref(p), timeout);
+}
+
+/// `script_case` for each of `pys`, the scripts running side by side (`concurrency()`; each
+/// works in its own mktemp directory), the cases tallied in `pys` order.
+pub fn script_cases(tally: &mut Tally, script: &str, pys: &[Python], timeout: Duration) {
     let path = repo_root().join("c_tests").join(script);
+    let todo: Vec<Python> = pys.iter().filter(|p| wanted(&format!("{} {script}", p.name))).cloned().collect();
     if !path.exists() {
-        tally.case(&format!("{} {script}", p.name), false, "script missing");
+        for p in &todo {
+            tally.case(&format!("{} {script}", p.name), false, "script missing");
+        }
         return;
     }
-    let cfg = if p.prefix == Path::new("/usr") {
-        "/usr/bin/python3.11-config".to_string()
-    } else {
-        p.prefix.join("bin/python3-config").display().to_string()
-    };
-    let arg = if script == "packaging_test.sh" { p.prefix.display().to_string() } else { cfg };
-    let mut cmd = Command::new("bash");
-    cmd.arg(&path).arg(&arg).env("GILGATE_LIB_DIR", lib_dir()).env("GILGATE_SKIP_CARGO", "1");
-    let r = run(cmd, timeout);
-    let ok = matches!(r.outcome, Outcome::Clean(_));
-    let last = r.stdout.lines().last().unwrap_or("").to_string();
-    println!("{:28} {script}: {last}", p.name);
-    tally.case(&format!("{} {script}", p.name), ok, &format!("{}\n{}\n{}", r.outcome, r.stdout, r.stderr));
+    let lib = lib_dir();
+    let script_s = script.to_string();
+    let results = parallel(todo.clone(), concurrency(), move |p| {
+        let cfg = if p.prefix == Path::new("/usr") {
+            "/usr/bin/python3.11-config".to_string()
+        } else {
+            p.prefix.join("bin/python3-config").display().to_string()
+        };
+        let arg = if script_s == "packaging_test.sh" { p.prefix.display().to_string() } else { cfg };
+        let mut cmd = Command::new("bash");
+        cmd.arg(&path).arg(&arg).env("GILGATE_LIB_DIR", &lib).env("GILGATE_SKIP_CARGO", "1");
+        run(cmd, timeout)
+    });
+    for (p, r) in todo.iter().zip(results) {
+        let ok = matches!(r.outcome, Outcome::Clean(_));
+        let last = r.stdout.lines().last().unwrap_or("").to_string();
+        println!("{:28} {script}: {last}", p.name);
+        tally.case(&format!("{} {script}", p.name), ok, &format!("{}\n{}\n{}", r.outcome, r.stdout, r.stderr));
+    }
 }
 
 #[cfg(test)]

@@ -323,8 +323,13 @@ fn main() {
     }
 
     // Header and packaging checks (shell scripts in c_tests/), per CPython where meaningful.
-    for p in pys.iter().filter(|p| p.run_prefix.is_empty()) {
-        script_case(&mut tally, "header_compile.sh", p, Duration::from_secs(300));
+    // GILGATE_HEADER_CHECKS=0 leaves them out: test.sh's portable-entries run of this suite
+    // sets it, since the headers compile without the library (the same check twice).
+    if std::env::var("GILGATE_HEADER_CHECKS").as_deref() != Ok("0") {
+        let plain: Vec<Python> = pys.iter().filter(|p| p.run_prefix.is_empty()).cloned().collect();
+        script_cases(&mut tally, "header_compile.sh", &plain, Duration::from_secs(300));
+    } else {
+        println!("header_compile.sh: not run here (GILGATE_HEADER_CHECKS=0: the headers compile without the library; c_hosts runs it)");
     }
 
     tally.finish(t0);
