@@ -265,3 +265,34 @@ pub fn filter_report() -> bool {
     record("-", &format!("GILGATE_CASE={pat}: no case of suite {} matched", suite_name()), "absent");
     named_suite(&pat).is_none()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_whole_names() {
+        assert!(glob_match("dropin/pyenv-3.12.1*", "dropin/pyenv-3.12.1 LD_PRELOAD seed gilstate policy=park seed=0"));
+        assert!(glob_match("*policy=park seed=?", "dropin/pyenv-3.12.1 LD_PRELOAD seed gilstate policy=park seed=0"));
+        assert!(!glob_match("*policy=park seed=?", "dropin/pyenv-3.12.1 LD_PRELOAD seed gilstate policy=park seed=10"));
+        assert!(!glob_match("dropin/pyenv-3.12.1", "dropin/pyenv-3.12.1 LD_PRELOAD")); // anchored
+        assert!(glob_match("c_hosts/*seed*cxx-exc*", "c_hosts/pyenv-3.8.18 seed cxx-exc tstate workers=2"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("?", ""));
+    }
+
+    #[test]
+    fn substring_without_glob_characters() {
+        assert!(pattern_matches("3.12.1 LD_PRELOAD", "dropin/pyenv-3.12.1 LD_PRELOAD seed"));
+        assert!(!pattern_matches("3.12.2", "dropin/pyenv-3.12.1 LD_PRELOAD seed"));
+        assert!(!pattern_matches("dropin/x*", "dropin/pyenv-3.12.1"));
+    }
+
+    #[test]
+    fn a_suite_is_named_only_without_glob() {
+        assert_eq!(named_suite("dropin/pyenv-3.12.1*"), Some("dropin"));
+        assert_eq!(named_suite("c_hosts-portable/x"), Some("c_hosts-portable"));
+        assert_eq!(named_suite("*/pyenv-3.12.1*"), None);
+        assert_eq!(named_suite("pyenv-3.12.1 seed"), None);
+    }
+}
