@@ -20,9 +20,31 @@ mkdir -p target
 export GILGATE_RESULTS="$PWD/target/test-results.tsv"
 : >"$GILGATE_RESULTS"
 t_start=$SECONDS
-summary() { bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"; }
+deb_fetch_pid=
+summary() {
+  if [ -n "$deb_fetch_pid" ]; then kill "$deb_fetch_pid" 2>/dev/null || true; fi
+  bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"
+}
 trap summary EXIT
 bash scripts/ensure-tools.sh
+
+# Debian unstable's trees (scripts/debian-python.sh; cached, so this is quick when warm) are
+# fetched in the background while the builds below run: a download and dpkg unpacking, next to
+# compiles that need the CPU. The suites start after it ended (wait_debian), so discovery finds
+# the trees ready; whatever failed here is fetched again, and reported, by discovery itself.
+if [ "${GILGATE_DEBIAN_PYTHONS:-1}" != 0 ]; then
+  deb_versions="3.14 3.15"
+  if [ "${GILGATE_DEBUG_PYTHONS:-1}" != 0 ]; then deb_versions="$deb_versions 3.13d 3.14d 3.15d"; fi
+  ( for v in $deb_versions; do bash scripts/debian-python.sh "$v" || true; done ) >target/debian-fetch.log 2>&1 &
+  deb_fetch_pid=$!
+fi
+wait_debian() {
+  if [ -n "$deb_fetch_pid" ]; then
+    wait "$deb_fetch_pid" || true
+    deb_fetch_pid=
+    echo "-- $((SECONDS - t_start)) s since start: Debian trees ready (fetched in the background, target/debian-fetch.log)"
+  fi
+}
 
 echo "== build (release) and regenerate include/gilgate.h"
 cargo build --release -p gilgate -p gilgate-check
@@ -73,6 +95,8 @@ fi
 # they involve no CPython and are recorded as cpython "-" for the summary.
 cargo_all() {
   local rc=0
+  cargo test "${test_profile[@]}" --workspace --no-run || rc=$?
+  wait_debian
   cargo test "${test_profile[@]}" --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || rc=$?
   awk '/^     Running / { s = $NF; sub(/^\(/, "", s); sub(/\)$/, "", s); sub(/.*\//, "", s); sub(/-[0-9a-f]+$/, "", s) }
        /^   Doc-tests / { s = "doctest-" $2 }
@@ -83,6 +107,8 @@ cargo_all() {
 }
 if [ -n "$case_only" ]; then
   echo "unit/model tests: not run (GILGATE_CASE), not counted"
+  cargo test "${test_profile[@]}" -p gilgate-harness --no-run
+  wait_debian
   step "harness suites, GILGATE_CASE=$case_only" cargo test "${test_profile[@]}" -p gilgate-harness --no-fail-fast
 else
   step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" cargo_all
