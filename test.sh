@@ -6,6 +6,12 @@
 #   GILGATE_DEBIAN_PYTHONS=0  do not fetch Debian unstable's 3.14/3.15 nor the Py_DEBUG builds
 #                             3.13d/3.14d/3.15d (reported as absent)
 #   GILGATE_DEBUG_PYTHONS=0   do not fetch the Py_DEBUG builds only (reported as absent)
+#   GILGATE_CASE=PATTERN      run only the harness cases PATTERN selects (docs/testing.md,
+#                             "Running one case"): the build, then the harness suites; the lint,
+#                             unit/model tests, pyo3 doctests and valgrind are reported as not run.
+#                             Fails when PATTERN selects no case at all.
+#   GILGATE_CACHE=DIR         where downloads and client builds are cached (~/.cache/gilgate)
+# Each step prints how long it took ("-- N s: step"); docs/testing.md "How long it takes".
 # Ends, whatever happened, with one summary (scripts/test-summary.sh): per CPython, test cases
 # run, passed, failed; the CPythons absent. Result lines: target/test-results.tsv.
 set -euo pipefail
@@ -14,12 +20,35 @@ mkdir -p target
 export GILGATE_RESULTS="$PWD/target/test-results.tsv"
 : >"$GILGATE_RESULTS"
 t_start=$SECONDS
-summary() { bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"; }
+deb_fetch_pid=
+summary() {
+  if [ -n "$deb_fetch_pid" ]; then kill "$deb_fetch_pid" 2>/dev/null || true; fi
+  bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"
+}
 trap summary EXIT
 bash scripts/ensure-tools.sh
 
+# Debian unstable's trees (scripts/debian-python.sh; cached, so this is quick when warm) are
+# fetched in the background while the builds below run: a download and dpkg unpacking, next to
+# compiles that need the CPU. The suites start after it ended (wait_debian), so discovery finds
+# the trees ready; whatever failed here is fetched again, and reported, by discovery itself.
+if [ "${GILGATE_DEBIAN_PYTHONS:-1}" != 0 ]; then
+  deb_versions="3.14 3.15"
+  if [ "${GILGATE_DEBUG_PYTHONS:-1}" != 0 ]; then deb_versions="$deb_versions 3.13d 3.14d 3.15d"; fi
+  ( for v in $deb_versions; do bash scripts/debian-python.sh "$v" || true; done ) >target/debian-fetch.log 2>&1 &
+  deb_fetch_pid=$!
+fi
+wait_debian() {
+  if [ -n "$deb_fetch_pid" ]; then
+    wait "$deb_fetch_pid" || true
+    deb_fetch_pid=
+    echo "-- $((SECONDS - t_start)) s since start: Debian trees ready (fetched in the background, target/debian-fetch.log)"
+  fi
+}
+
 echo "== build (release) and regenerate include/gilgate.h"
 cargo build --release -p gilgate -p gilgate-check
+echo "-- $((SECONDS - t_start)) s: tools and build (release)"
 if git rev-parse --git-dir >/dev/null 2>&1; then
   if ! git diff --quiet -- include/gilgate.h; then
     echo "FAIL: include/gilgate.h is stale: the build regenerated it; commit the new header" >&2
@@ -32,13 +61,22 @@ fi
 failed_steps=()
 step() { # step NAME CMD...: run, remember a failure, go on (every step reports)
   local name=$1; shift
+  local t0=$SECONDS
   echo "== $name"
   if ! "$@"; then failed_steps+=("$name"); fi
+  echo "-- $((SECONDS - t0)) s: $name"
 }
+case_only=${GILGATE_CASE:-}
+# The test binaries (harness suites, unit and model tests) build with the ci-test profile
+# (Cargo.toml: release without LTO) into target/ci-test; the library they test is the release
+# build above.
+test_profile=(--profile ci-test)
 
 # Every unsafe block says why (clippy::undocumented_unsafe_blocks) and unsafe fns spell out
 # their unsafe operations (unsafe_op_in_unsafe_fn); only these two lints fail the run.
-if cargo clippy --version >/dev/null 2>&1; then
+if [ -n "$case_only" ]; then
+  echo "lint: not run (GILGATE_CASE), not counted"
+elif cargo clippy --version >/dev/null 2>&1; then
   lint() {
     local rc=0
     cargo clippy --release -p gilgate --features portable-entries -- -A clippy::all \
@@ -57,7 +95,9 @@ fi
 # they involve no CPython and are recorded as cpython "-" for the summary.
 cargo_all() {
   local rc=0
-  cargo test --release --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || rc=$?
+  cargo test "${test_profile[@]}" --workspace --no-run || rc=$?
+  wait_debian
+  cargo test "${test_profile[@]}" --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || rc=$?
   awk '/^     Running / { s = $NF; sub(/^\(/, "", s); sub(/\)$/, "", s); sub(/.*\//, "", s); sub(/-[0-9a-f]+$/, "", s) }
        /^   Doc-tests / { s = "doctest-" $2 }
        /^test result: / { p = $4; f = $6; sub(/;/, "", p); sub(/;/, "", f)
@@ -65,23 +105,35 @@ cargo_all() {
          for (i = 0; i < f; i++) print "libtest\t-\t" s "\tfail" }' target/cargo-test.log >>"$GILGATE_RESULTS"
   return $rc
 }
-step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" cargo_all
+if [ -n "$case_only" ]; then
+  echo "unit/model tests: not run (GILGATE_CASE), not counted"
+  cargo test "${test_profile[@]}" -p gilgate-harness --no-run
+  wait_debian
+  step "harness suites, GILGATE_CASE=$case_only" cargo test "${test_profile[@]}" -p gilgate-harness --no-fail-fast
+else
+  step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" cargo_all
+fi
 
 # The pyo3 feature (src/pyo3.rs): its doctests start a real CPython (PyO3 links libpython) and
-# finalize it through gilgate. Own target dir: a cdylib built with the feature must not replace
+# finalize it through gilgate. Built with the ci-test profile (target/ci-test, sharing the
+# dependencies the step above compiled): a cdylib built with the feature must not replace
 # target/release/libgilgate.so. (The Rust host itself runs in cargo test: harness/tests/rust_host.rs.)
 pyo3_py=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.1[0-3].* 2>/dev/null | tail -1 || true)
-if [ -z "$pyo3_py" ]; then
+if [ -n "$case_only" ]; then
+  echo "pyo3 feature doctests: not run (GILGATE_CASE), not counted"
+elif [ -z "$pyo3_py" ]; then
   echo "pyo3 feature doctests: absent (no pyenv CPython 3.10-3.13), not counted"
 else
   step "pyo3 feature doctests against $pyo3_py" env PYO3_PYTHON="$pyo3_py/bin/python3" \
-    LD_LIBRARY_PATH="$pyo3_py/lib" cargo test --release -p gilgate --features pyo3 --target-dir target/pyo3 --doc
+    LD_LIBRARY_PATH="$pyo3_py/lib" cargo test "${test_profile[@]}" -p gilgate --features pyo3 --doc
 fi
 
 # memcheck + DRD over the C hosts for one CPython (c_tests/valgrind.sh; all of them: see
 # docs/valgrind.md). GILGATE_VALGRIND=0 skips it (reported, not passed).
 vg_py=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12.* 2>/dev/null | tail -1 || true)
-if [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
+if [ -n "$case_only" ]; then
+  echo "valgrind checks: not run (GILGATE_CASE), not counted"
+elif [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
   echo "valgrind checks: skipped (GILGATE_VALGRIND=0), not counted"
 elif ! command -v valgrind >/dev/null || [ -z "$vg_py" ]; then
   echo "valgrind checks: absent (no valgrind or no pyenv CPython 3.12), not counted"
@@ -92,7 +144,7 @@ fi
 # allocator checks under PYTHONMALLOC=malloc are off, but every assertion is on); its hosts were
 # built by the c_hosts suite above. Absent (not counted) if the tree is not there.
 vg_dbg="${GILGATE_CACHE:-$HOME/.cache/gilgate}/debian-python/3.14d/tree/usr"
-if [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
+if [ -n "$case_only" ] || [ "${GILGATE_VALGRIND:-1}" = 0 ]; then
   :
 elif ! command -v valgrind >/dev/null || [ ! -f "$vg_dbg/../../complete.stamp" ] \
      || [ "${GILGATE_DEBIAN_PYTHONS:-1}" = 0 ] || [ "${GILGATE_DEBUG_PYTHONS:-1}" = 0 ]; then
@@ -111,10 +163,14 @@ portable() {
   # drain-disabled runs are a stress command, not part of any default run: docs/testing.md).
   GILGATE_LIB_DIR="$PWD/target/portable/release" GILGATE_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" \
     GILGATE_DEBUG_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" GILGATE_RESULTS_SUITE=c_hosts-portable \
-    GILGATE_NODRAIN_RUNS=0 cargo test --release -p gilgate-harness --test c_hosts
+    GILGATE_NODRAIN_RUNS=0 GILGATE_HEADER_CHECKS=0 cargo test "${test_profile[@]}" -p gilgate-harness --test c_hosts
 }
 step "portable entries (feature portable-entries): C/C++ hosts" portable
 
+if [ -n "$case_only" ] && ! awk -F'\t' '$4 == "pass" || $4 == "fail" { n++ } END { exit !n }' "$GILGATE_RESULTS"; then
+  echo "FAIL: GILGATE_CASE=$case_only selected no case in any suite (case names: docs/testing.md)" >&2
+  failed_steps+=("GILGATE_CASE selected nothing")
+fi
 if ((${#failed_steps[@]})); then
   printf 'FAILED steps:\n'; printf '  %s\n' "${failed_steps[@]}"
   exit 1

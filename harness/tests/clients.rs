@@ -79,108 +79,12 @@ fn clients_src() -> PathBuf {
     repo_root().join("clients")
 }
 
-/// Builds are keyed by a hash of their sources and recipe, so they live in the cache too: a
-/// fresh clone (CI) reuses them instead of rebuilding PyO3 and nanobind per CPython.
-fn build_root() -> PathBuf {
-    clients_cache().join("build")
-}
-
 /// Bump when a build recipe (compiler flags, steps) below changes: part of every build hash.
 const RECIPE: &str = "clients-recipe-4";
 
-/// FNV-1a 64: a stable content hash for the build cache.
-/// `python ARGS`, run the way this CPython runs (Debian trees through their loader).
-fn py_command(p: &Python) -> Command {
-    let mut c = Command::new(&p.python_cmd[0]);
-    c.args(&p.python_cmd[1..]);
-    for (k, v) in &p.env {
-        c.env(k, v);
-    }
-    c
-}
-
-/// Is the python executable itself exporting the C API (statically linked libpython)?
-fn static_exe(p: &Python) -> bool {
-    Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
-        .unwrap_or(false)
-}
-
-/// The python whose pip downloads wheels for every CPython (cross-installs with --python-version).
-fn pip_python(found: &[Python]) -> Option<Vec<String>> {
-    if let Ok(p) = std::env::var("GILGATE_CLIENT_PIP") {
-        return Some(vec![p]);
-    }
-    let mut cands: Vec<Vec<String>> = vec![];
-    let mut pyenv: Vec<&Python> = found.iter().filter(|p| p.name.starts_with("pyenv-") && p.minor() >= (3, 9)).collect();
-    pyenv.sort_by_key(|p| std::cmp::Reverse(p.minor()));
-    cands.extend(pyenv.iter().map(|p| vec![p.exe.display().to_string()]));
-    // Filtered-out pyenv builds still have a pip.
-    if let Ok(rd) = std::fs::read_dir(std::env::var("HOME").unwrap_or_default() + "/.pyenv/versions") {
-        let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path().join("bin/python3")).filter(|p| p.exists()).collect();
-        v.sort();
-        v.reverse();
-        cands.extend(v.into_iter().map(|p| vec![p.display().to_string()]));
-    }
-    cands.push(vec!["python3".into()]);
-    cands.into_iter().find(|c| Command::new(&c[0]).args(["-m", "pip", "--version"]).output().map(|o| o.status.success()).unwrap_or(false))
-}
-
-/// Install `spec` (one requirement, first that works of `specs`) for CPython `p` into
-/// cache/<python>/<key>, once. Returns (dir, "name-version") or why it is absent.
-fn install(p: &Python, pip: &[String], key: &str, specs: &[&str]) -> Result<(PathBuf, String), String> {
-    let dir = clients_cache().join(&p.name).join(key);
-    let stamp = dir.join(".gg-installed");
-    if let Ok(v) = std::fs::read_to_string(&stamp) {
-        return Ok((dir, v.trim().to_string()));
-    }
-    let (a, b) = p.minor();
-    let tag = format!("cp{a}{b}");
-    let mut why = vec![];
-    for spec in specs {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut c = Command::new(&pip[0]);
-        c.args(&pip[1..]).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
-            "--no-warn-script-location", "--only-binary=:all:", "--target"]).arg(&dir)
-            .args(["--python-version", &format!("{a}.{b}"), "--implementation", "cp", "--abi", &tag, "--abi", "abi3", "--abi", "none"]);
-        for plat in ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_28_x86_64",
-            "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"] {
-            c.args(["--platform", plat]);
-        }
-        c.arg(spec);
-        match out(&mut c) {
-            Ok(_) => {
-                let base = spec.split(|ch: char| "<>=!~ ".contains(ch)).next().unwrap().to_lowercase();
-                let ver = std::fs::read_dir(&dir).into_iter().flatten().flatten()
-                    .filter_map(|e| e.file_name().to_str().map(String::from))
-                    .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| {
-                        let (name, v) = s.split_once('-')?;
-                        (name.to_lowercase() == base).then(|| format!("{base}-{v}"))
-                    }))
-                    .unwrap_or_else(|| format!("{base}-?"));
-                std::fs::write(&stamp, &ver).map_err(|e| e.to_string())?;
-                return Ok((dir, ver));
-            }
-            Err(e) => why.push(format!("{spec}: {}", e.lines().filter(|l| l.contains("ERROR")).next().unwrap_or("pip failed"))),
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    Err(why.join("; "))
-}
-
-/// Run `build(dir)` into build_root()/<python>/<what>-<hash> unless already done.
-fn cached(pyname: &str, what: &str, hash: &str, build: impl FnOnce(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
-    let dir = build_root().join(pyname).join(format!("{what}-{hash}"));
-    if dir.join(".gg-built").exists() {
-        return Ok(dir);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    build(&dir)?;
-    std::fs::write(dir.join(".gg-built"), "").map_err(|e| e.to_string())?;
-    Ok(dir)
-}
+// Shared with the other suites (harness/src/clients.rs): py_command, static_exe, pip_python,
+// install, cached, build_root, the PyO3 target directory. Builds are keyed by a hash of their
+// sources and recipe, so they live in the cache too: a fresh clone (CI) reuses them.
 
 fn src(name: &str) -> Vec<u8> {
     std::fs::read(clients_src().join(name)).unwrap_or_else(|e| panic!("clients/{name}: {e}"))
@@ -365,7 +269,8 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
     }
 
     // PyO3 0.30: clients/pyo3 (own workspace, Cargo.lock), a cdylib extension module built by
-    // cargo against this CPython (PYO3_PYTHON), one target dir per CPython.
+    // cargo against this CPython (PYO3_PYTHON), in the target directory every CPython's PyO3
+    // builds share (pyo3_target_dir: the interpreter-independent crates compile once).
     if p.minor() < (3, 9) || p.minor() > (3, 15) {
         s.absent.insert("pyo3", format!("PyO3 0.30 supports CPython 3.9-3.15 (pyo3-ffi build.rs), not {}", p.version));
     } else {
@@ -373,23 +278,12 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
         let parts: Vec<Vec<u8>> = ["Cargo.toml", "Cargo.lock", "src/lib.rs"].iter()
             .map(|f| std::fs::read(pyo3.join(f)).unwrap_or_else(|e| panic!("clients/pyo3/{f}: {e}"))).collect();
         let h = fnv(&[&parts[0], &parts[1], &parts[2], p.name.as_bytes(), p.version.as_bytes(), ext.as_bytes()]);
-        let target_dir = build_root().join(&p.name).join("pyo3-cargo");
         let built = cached(&p.name, "pyo3", &h, |d| {
-            let cargo = |offline: bool| {
-                let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-                c.args(["build", "--release", "--quiet", "--manifest-path"]).arg(pyo3.join("Cargo.toml"));
-                if offline {
-                    c.arg("--offline");
-                }
-                c.env("PYO3_PYTHON", &p.python_cmd[0]).env("PYO3_BUILD_EXTENSION_MODULE", "1")
-                    .env("CARGO_TARGET_DIR", &target_dir).env_remove("RUSTFLAGS").env_remove("CARGO_BUILD_TARGET");
-                for (k, v) in &p.env {
-                    c.env(k, v);
-                }
-                out(&mut c).map(|_| ())
-            };
-            // Offline first (the crates are in cargo's cache after one build), online if not.
-            cargo(true).or_else(|_| cargo(false))?;
+            let target_dir = pyo3_target_dir();
+            let mut env = vec![("PYO3_PYTHON".to_string(), p.python_cmd[0].clone()), ("PYO3_BUILD_EXTENSION_MODULE".into(), "1".into())];
+            env.extend(p.env.iter().cloned());
+            let _held = cargo_lock();
+            cargo_build(&pyo3.join("Cargo.toml"), &target_dir, &env)?;
             std::fs::copy(target_dir.join("release/libgg_pyo3.so"), d.join(format!("gg_pyo3{ext}")))
                 .map(|_| ()).map_err(|e| format!("copy libgg_pyo3.so: {e}"))
         });
@@ -539,6 +433,12 @@ struct Job {
     /// On a static python executable: the program run by that `python` itself, not through
     /// the pymain launcher (rude and daemon variants only).
     direct: bool,
+}
+
+/// The case name of one run (`<cpython> <client>/<variant> gilgate|raw[ (static ...)]`).
+fn job_name(p: &Python, job: &Job) -> String {
+    format!("{} {}/{} {}{}", p.name, job.client, job.variant, if job.preload { "gilgate" } else { "raw" },
+        if job.direct { " (static python executable, directly)" } else { "" })
 }
 
 /// How one run ended.
@@ -721,7 +621,7 @@ fn real_clients_suite() -> usize {
     let timeout = Duration::from_secs(env_u64("GILGATE_CLIENT_TIMEOUT", 60));
     let raw_timeout = Duration::from_secs(env_u64("GILGATE_CLIENT_TIMEOUT", 60).min(30));
     let only: Vec<String> = std::env::var("GILGATE_CLIENTS_ONLY").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
-    let wanted = |client: &str, variant: &str| only.is_empty() || only.iter().any(|w| format!("{client}/{variant}").contains(w.as_str()));
+    let cell_wanted = |client: &str, variant: &str| only.is_empty() || only.iter().any(|w| format!("{client}/{variant}").contains(w.as_str()));
 
     let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
     announce("gilgate real-client suite (pybind11, pybind11 embed, nanobind, PyO3, Cython, cffi, ctypes, C API, pyqwest; raw vs LD_PRELOAD)", &d);
@@ -756,7 +656,7 @@ fn real_clients_suite() -> usize {
                 continue;
             }
             for variant in variants.iter() {
-                if !wanted(client, variant) {
+                if !cell_wanted(client, variant) {
                     continue;
                 }
                 // On a static python executable, the rude and daemon programs also run on that
@@ -768,7 +668,11 @@ fn real_clients_suite() -> usize {
                     }
                     for _ in 0..runs {
                         for preload in [false, true] {
-                            jobs.push(Job { py: i, client, variant, preload, direct });
+                            let job = Job { py: i, client, variant, preload, direct };
+                            // GILGATE_CASE: only the selected cells run.
+                            if wanted(&job_name(&pys[i], &job)) {
+                                jobs.push(job);
+                            }
                         }
                     }
                 }
@@ -815,8 +719,7 @@ fn real_clients_suite() -> usize {
         let p = &pys[job.py];
         let class = classify(r, job.variant);
         let polite = job.variant.starts_with("polite");
-        let name = format!("{} {}/{} {}{}", p.name, job.client, job.variant, if job.preload { "gilgate" } else { "raw" },
-            if job.direct { " (static python executable, directly)" } else { "" });
+        let name = job_name(p, job);
         let mut letter = class.letter();
         let mut problem: Option<String> = None;
         if job.preload {
@@ -950,6 +853,9 @@ fn real_clients_suite() -> usize {
         println!("{f}");
     }
     println!();
+    if !filter_report() {
+        all_fail.push("GILGATE_CASE selected no case of this suite".into());
+    }
     println!("elapsed {:.1}s; {checked} gilgate runs checked; {} failures", t0.elapsed().as_secs_f64(), all_fail.len());
     all_fail.len()
 }

@@ -21,56 +21,8 @@ fn out(cmd: &mut Command) -> Result<String, String> {
     command_output(cmd, 12)
 }
 
-fn py_command(p: &Python) -> Command {
-    let mut c = Command::new(&p.python_cmd[0]);
-    c.args(&p.python_cmd[1..]);
-    for (k, v) in &p.env {
-        c.env(k, v);
-    }
-    c
-}
-
-/// The newest pyenv python with pip (or GILGATE_CLIENT_PIP), which cross-installs wheels.
-fn pip_python() -> Option<String> {
-    if let Ok(p) = std::env::var("GILGATE_CLIENT_PIP") {
-        return Some(p);
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(std::env::var("HOME").unwrap_or_default() + "/.pyenv/versions").ok()?
-        .flatten().map(|e| e.path().join("bin/python3")).filter(|p| p.exists()).collect();
-    v.sort();
-    v.reverse();
-    v.into_iter().map(|p| p.display().to_string()).chain(std::iter::once("python3".to_string()))
-        .find(|c| Command::new(c).args(["-m", "pip", "--version"]).output().map(|o| o.status.success()).unwrap_or(false))
-}
-
-/// Cython >= 3.2 for `p`, in the same place (and with the same stamp) as the real-client suite.
-fn cython_for(p: &Python, pip: &str) -> Result<PathBuf, String> {
-    let dir = clients_cache().join(&p.name).join("cython");
-    if dir.join(".gg-installed").exists() {
-        return Ok(dir);
-    }
-    let (a, b) = p.minor();
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut c = Command::new(pip);
-    c.args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
-        "--no-warn-script-location", "--only-binary=:all:", "--target"]).arg(&dir)
-        .args(["--python-version", &format!("{a}.{b}"), "--implementation", "cp", "--abi", &format!("cp{a}{b}"), "--abi", "abi3", "--abi", "none"]);
-    for plat in ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64"] {
-        c.args(["--platform", plat]);
-    }
-    c.arg("Cython>=3.2,<4");
-    if let Err(e) = out(&mut c) {
-        let _ = std::fs::remove_dir_all(&dir);
-        return Err(e);
-    }
-    let ver = std::fs::read_dir(&dir).into_iter().flatten().flatten()
-        .filter_map(|e| e.file_name().to_str().map(String::from))
-        .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| s.strip_prefix("cython-").or_else(|| s.strip_prefix("Cython-")).map(|v| format!("cython-{v}"))))
-        .unwrap_or_else(|| "cython-?".into());
-    std::fs::write(dir.join(".gg-installed"), ver).map_err(|e| e.to_string())?;
-    Ok(dir)
-}
+// py_command, pip_python and install (Cython, where the real-client suite keeps it, same
+// stamp) are the harness library's (harness/src/clients.rs).
 
 /// libgilgate.so and its soname link, pointing at the library under test, in a directory the
 /// modules carry as their rpath.
@@ -118,18 +70,17 @@ fn main() {
     let mut tally = Tally::default();
     let d = discover();
     announce("gilgate from Cython (include/gilgate.pxd, clients/gg_cy_gilgate.pyx)", &d);
-    assert!(built_lib().exists(), "{} not found: cargo build --release -p gilgate first", built_lib().display());
     let libdir = gilgate_lib_dir();
     let runs = env_u64("GILGATE_CYTHON_RUNS", 3);
-    let pip = pip_python();
+    let pip = pip_python(&d.found);
     let mut ready: Vec<(Python, PathBuf)> = vec![];
     for p in &d.found {
         let Some(pip) = pip.as_deref() else {
             println!("  ABSENT {}: no python with pip to install Cython", p.name);
             continue;
         };
-        let cy = match cython_for(p, pip) {
-            Ok(c) => c,
+        let cy = match install(p, pip, "cython", &["Cython>=3.2,<4"]) {
+            Ok((c, _)) => c,
             Err(e) => {
                 println!("  ABSENT {}: Cython>=3.2 not installable: {}", p.name, e.lines().last().unwrap_or(""));
                 continue;

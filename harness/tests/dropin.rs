@@ -90,6 +90,9 @@ fn main() {
     };
 
     let mut jobs = vec![];
+    // CPython's regression tests are the longest jobs (tens of seconds each, `-j2`): queued
+    // first, so that the short runs fill the pool around them instead of waiting at the end.
+    let mut regr_jobs = vec![];
     let mut raw_of = std::collections::HashMap::new();
     for (i, p) in pys.iter().enumerate() {
         let raw = compile_as(p, "seed_host.c", Lang::CxxNoExc, Link::Raw);
@@ -117,38 +120,55 @@ fn main() {
             Ok(exe) if !wd => drop(exe),
             Ok(exe) => {
                 for mode in WATCHDOG_MODES {
-                    for _ in 0..2 {
-                        jobs.push(Job::Watchdog { py: i, exe: exe.clone(), mode, preload: true });
+                        if wanted(&format!("{} park_watchdog {mode} under LD_PRELOAD", p.name)) {
+                        for _ in 0..2 {
+                            jobs.push(Job::Watchdog { py: i, exe: exe.clone(), mode, preload: true });
+                        }
                     }
-                    jobs.push(Job::Watchdog { py: i, exe: exe.clone(), mode, preload: false });
+                    if unfiltered() {
+                        jobs.push(Job::Watchdog { py: i, exe: exe.clone(), mode, preload: false });
+                    }
                 }
             }
             Err(e) => tally.case(&format!("{} build park_watchdog", p.name), false, &e),
         }
         for k in 0..runs {
             let mode = if k % 2 == 0 { "gilstate" } else { "tstate" };
+            // GILGATE_CASE: only the selected cases run (and what no case asserts, only unfiltered).
+            let mut seed_job = |exe: &PathBuf, policy: &'static str, stop_first: bool, ahead: bool| {
+                let job = Job::Seed { py: i, exe: exe.clone(), mode, policy, stop_first, ahead, seed: k };
+                if if policy == "exit" { unfiltered() } else { wanted(&seed_case_name(p, &job)) } {
+                    jobs.push(job);
+                }
+            };
             for policy in ["park", "abort", "hang", "exit"] {
                 if !wd && (policy == "park" || policy == "hang") {
                     continue;
                 }
-                jobs.push(Job::Seed { py: i, exe: raw.clone(), mode, policy, stop_first: false, ahead: false, seed: k });
+                seed_job(&raw, policy, false, false);
             }
-            jobs.push(Job::Seed { py: i, exe: raw.clone(), mode, policy: "abort", stop_first: true, ahead: false, seed: k });
-            jobs.push(Job::Seed { py: i, exe: ahead.clone(), mode, policy: "abort", stop_first: false, ahead: true, seed: k });
+            seed_job(&raw, "abort", true, false);
+            seed_job(&ahead, "abort", false, true);
             if cblib.is_some() {
-                if wd {
+                if wd && wanted(&ctypes_case_name(p, k)) {
                     jobs.push(Job::Ctypes { py: i, preload: true, seed: k });
                 }
-                jobs.push(Job::Ctypes { py: i, preload: false, seed: k });
+                if unfiltered() {
+                    jobs.push(Job::Ctypes { py: i, preload: false, seed: k });
+                }
             }
         }
         // Not on the Py_DEBUG builds: their regression tests take many times as long, and the
         // release build of the same Debian version runs them (reported below, not counted).
-        if std::env::var("GILGATE_TRANSPARENCY").as_deref() != Ok("0") && !p.debug {
-            jobs.push(Job::Regr { py: i, preload: false });
-            jobs.push(Job::Regr { py: i, preload: true });
+        if std::env::var("GILGATE_TRANSPARENCY").as_deref() != Ok("0") && !p.debug
+            && wanted(&format!("{} regression tests identical under LD_PRELOAD", p.name)) {
+            regr_jobs.push(Job::Regr { py: i, preload: false });
+            regr_jobs.push(Job::Regr { py: i, preload: true });
         }
     }
+
+    regr_jobs.extend(jobs);
+    let jobs = regr_jobs;
 
     // Which pythons are statically linked executables (docs/design.md, case (c)).
     let static_exe: Vec<bool> = pys.iter().map(|p| {
@@ -184,8 +204,8 @@ fn main() {
         let diag = |pol: &str| r.stderr.contains("gilgate: ") && r.stderr.contains(&format!("policy {pol}"));
         match job {
             Job::Seed { py, mode, policy, stop_first, ahead, seed, .. } => {
-                let name = format!("{} {} seed {mode} policy={policy} seed={seed}{}", pys[*py].name,
-                    if *ahead { "linked-ahead" } else { "LD_PRELOAD" }, if *stop_first { " stop-first" } else { "" });
+                let _ = (mode, seed);
+                let name = seed_case_name(&pys[*py], job);
                 let row = &mut rows[*py];
                 let detail = format!("{} stderr: {}", r.outcome, stderr_tail(r, 4));
                 if *stop_first {
@@ -245,7 +265,7 @@ fn main() {
                         _ => 2,
                     };
                     row.ct_pre[k] += 1;
-                    tally.case(&format!("{} ctypes host threads under LD_PRELOAD (default policy: park; clean, or the deadlock named) seed={seed}", pys[*py].name), k != 2,
+                    tally.case(&ctypes_case_name(&pys[*py], *seed), k != 2,
                         &format!("{} stderr: {}", r.outcome, stderr_tail(r, 4)));
                 } else {
                     row.ct_raw[r.outcome.index()] += 1;
@@ -290,6 +310,9 @@ fn main() {
         let extra_max = env_u64("GILGATE_DROPIN_MAX_EXTRA", 24);
         let policies: &[&str] = if watchdog_observable() { &["park", "abort", "hang"] } else { &["abort"] };
         for &policy in policies {
+            if !wanted(&exercised_case_name(p, policy)) {
+                continue;
+            }
             let seen = |r: &Row| match policy { "abort" => r.abort[1] + r.ahead[1], "park" => r.park[1], _ => r.hang[1] };
             let mut k = 0;
             while seen(&rows[i]) == 0 && k < extra_max {
@@ -327,13 +350,11 @@ fn main() {
         if runs > 0 {
             // The policies must actually have been exercised, not just never failed (extra runs
             // above when the first ones did not reach the refusal).
-            tally.case(&format!("{} abort policy exercised (SIGABRT with diagnostic seen)", p.name), r.abort[1] + r.ahead[1] > 0,
+            tally.case(&exercised_case_name(p, "abort"), r.abort[1] + r.ahead[1] > 0,
                 "no run reached the refusal: the scenario did not hit finalization");
             if watchdog_observable() {
-                tally.case(&format!("{} hang policy exercised (parked thread, deadlock named)", p.name), r.hang[1] > 0,
-                    "no run parked a thread");
-                tally.case(&format!("{} default policy (park) exercised (parked thread, deadlock named)", p.name), r.park[1] > 0,
-                    "no run parked a thread");
+                tally.case(&exercised_case_name(p, "hang"), r.hang[1] > 0, "no run parked a thread");
+                tally.case(&exercised_case_name(p, "park"), r.park[1] > 0, "no run parked a thread");
             }
         }
     }
@@ -397,6 +418,25 @@ fn main() {
         }
     }
     tally.finish(t0);
+}
+
+/// Case names (GILGATE_CASE matches `dropin/<name>`).
+fn seed_case_name(p: &Python, job: &Job) -> String {
+    let Job::Seed { mode, policy, stop_first, ahead, seed, .. } = job else { unreachable!() };
+    format!("{} {} seed {mode} policy={policy} seed={seed}{}", p.name,
+        if *ahead { "linked-ahead" } else { "LD_PRELOAD" }, if *stop_first { " stop-first" } else { "" })
+}
+
+fn ctypes_case_name(p: &Python, seed: u64) -> String {
+    format!("{} ctypes host threads under LD_PRELOAD (default policy: park; clean, or the deadlock named) seed={seed}", p.name)
+}
+
+fn exercised_case_name(p: &Python, policy: &str) -> String {
+    match policy {
+        "abort" => format!("{} abort policy exercised (SIGABRT with diagnostic seen)", p.name),
+        "hang" => format!("{} hang policy exercised (parked thread, deadlock named)", p.name),
+        _ => format!("{} default policy (park) exercised (parked thread, deadlock named)", p.name),
+    }
 }
 
 /// The seed host under `park` (default) or `hang`: 0 clean, 1 the watchdog named the deadlock

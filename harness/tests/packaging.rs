@@ -11,12 +11,15 @@ fn main() {
     let d = discover().without_debug("the Py_DEBUG builds run in c_hosts, dropin and pep788; extension modules and wheels here are built for the release ABI");
     announce("gilgate packaging (install.sh, CMake config, pkg-config, C++ guards)", &d);
     let mut tally = Tally::default();
+    let mut plain = vec![];
     for p in &d.found {
         if !p.run_prefix.is_empty() {
             println!("{:28} packaging_test.sh: not covered (runs through a private loader; FindPython cannot use it)", p.name);
             continue;
         }
-        script_case(&mut tally, "packaging_test.sh", p, Duration::from_secs(600));
+        plain.push(p.clone());
     }
+    // Side by side: each run installs into its own mktemp prefix.
+    script_cases(&mut tally, "packaging_test.sh", &plain, Duration::from_secs(600));
     tally.finish(t0);
 }

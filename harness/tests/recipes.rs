@@ -107,8 +107,8 @@ fn main() {
         let src = root.join("clients/recipes").join(lib_key);
         let cpp = src.join(format!("{stem}.cpp"));
         let mut parts: Vec<&[u8]> = common.iter().map(|v| v.as_slice()).collect();
-        let (a, b) = (read(&cpp), read(&src.join("CMakeLists.txt")));
-        parts.extend([a.as_slice(), b.as_slice(), ver.as_bytes()]);
+        let (a, b, c) = (read(&cpp), read(&src.join("CMakeLists.txt")), read(&root.join("clients/recipes/recipe_threads.hpp")));
+        parts.extend([a.as_slice(), b.as_slice(), c.as_slice(), ver.as_bytes()]);
         let h = content_hash(&parts);
         let bdir = clients_cache().join("build").join(&p.name).join(format!("recipe-{lib_key}-{h}"));
         // CMake: find_package(gilgate CONFIG) against the installed prefix.

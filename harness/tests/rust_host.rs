@@ -1,7 +1,7 @@
 //! The seed's scenario as a Rust embedding host (clients/pyo3-host): gilgate linked as the rlib
 //! into the executable, PyO3 0.30 through the `pyo3` feature (`gilgate::pyo3::{attach, detach}`),
 //! main finalizing with `gilgate::finalize` while the workers call in. Per CPython that PyO3 0.30
-//! supports (3.9-3.15), built once per CPython (cargo's own freshness check keeps it cheap) and
+//! supports (3.9-3.15), built once per CPython and cached by content (see `build`) and
 //! run under a watchdog.
 //!
 //! Asserted:
@@ -21,58 +21,47 @@
 //! Env: GILGATE_RUST_HOST_RUNS (default 3 per drained mode), GILGATE_RUST_HOST_NODRAIN_RUNS
 //! (default 6; where none caught a kill or park, more one at a time until one does, at most
 //! GILGATE_RUST_HOST_NODRAIN_MAX_EXTRA = 24), GILGATE_ONLY_PYTHONS, GILGATE_CACHE (builds under
-//! $GILGATE_CACHE/clients/build/<python>/pyo3-host-cargo).
+//! $GILGATE_CACHE/clients/build/<python>/pyo3-host-<hash>, built in the shared
+//! $GILGATE_CACHE/clients/build/pyo3-target).
 
 use gilgate_harness::*;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn build_root() -> PathBuf {
-    clients_cache().join("build")
-}
-
-/// Build clients/pyo3-host against `p`'s shared libpython; the executable's path.
+/// Build clients/pyo3-host against `p`'s shared libpython; the executable's path. The build
+/// runs in the target directory every CPython's PyO3 builds share (pyo3_target_dir), and the
+/// executable is kept in `$GILGATE_CACHE/clients/build/<python>/pyo3-host-<hash>`, keyed by
+/// everything that goes into it (PyO3's configuration, link flags, the host's sources, gilgate's
+/// sources, rustc): a warm run builds nothing, a changed source rebuilds what cargo says.
 fn build(p: &Python) -> Result<PathBuf, String> {
     let (a, b) = p.minor();
-    let dir = build_root().join(&p.name).join("pyo3-host-cargo");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     // PyO3's build configuration, written out: the Debian trees' sysconfig names Debian's own
     // paths, not the tree's, so nothing is asked of the interpreter.
-    let cfg = dir.join("pyo3-config.txt");
     let text = format!(
         "implementation=CPython\nversion={a}.{b}\nshared=true\nabi3=false\nlib_name=python{a}.{b}\nlib_dir={}\npointer_width=64\nbuild_flags=\nsuppress_build_script_link_lines=false\n",
         p.libdir.display()
     );
-    if std::fs::read_to_string(&cfg).ok().as_deref() != Some(text.as_str()) {
-        std::fs::write(&cfg, &text).map_err(|e| e.to_string())?;
-    }
     // The linker flags the harness uses for C hosts (rpath; --allow-shlib-undefined for the
     // Debian unstable trees, whose libpython needs a newer glibc than the build machine's).
     // Passed to clients/pyo3-host/build.rs, which gives them to the executable only.
     let flags: Vec<String> = p.ldflags.iter().filter(|f| f.starts_with("-Wl,")).cloned().collect();
-    let manifest = repo_root().join("clients/pyo3-host/Cargo.toml");
-    let cargo = |offline: bool| -> Result<(), String> {
-        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        c.args(["build", "--release", "--quiet", "--manifest-path"]).arg(&manifest);
-        if offline {
-            c.arg("--offline");
-        }
-        c.env("PYO3_CONFIG_FILE", &cfg).env("CARGO_TARGET_DIR", dir.join("target"))
-            .env("GG_PY_LINK_ARGS", flags.join("\x1f"))
-            .env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").env_remove("CARGO_BUILD_TARGET").env_remove("PYO3_PYTHON")
-            .env_remove("PYO3_BUILD_EXTENSION_MODULE");
-        let o = c.output().map_err(|e| e.to_string())?;
-        if o.status.success() {
-            Ok(())
-        } else {
-            let s = String::from_utf8_lossy(&o.stderr);
-            let tail: Vec<&str> = s.lines().rev().take(15).collect();
-            Err(tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-        }
-    };
-    cargo(true).or_else(|_| cargo(false))?;
-    Ok(dir.join("target/release/gg_pyo3_host"))
+    let root = repo_root();
+    let host = root.join("clients/pyo3-host");
+    let sources = tree_bytes(&[host.clone(), root.join("src")], &[root.join("build.rs"), root.join("Cargo.toml"),
+        root.join("cbindgen.toml")]);
+    let h = content_hash(&[b"pyo3-host-1", text.as_bytes(), flags.join("\x1f").as_bytes(), &sources, rustc_version().as_bytes()]);
+    let dir = cached(&p.name, "pyo3-host", &h, |d| {
+        let cfg = d.join("pyo3-config.txt");
+        std::fs::write(&cfg, &text).map_err(|e| e.to_string())?;
+        let target_dir = pyo3_target_dir();
+        let env = vec![("PYO3_CONFIG_FILE".to_string(), cfg.display().to_string()), ("GG_PY_LINK_ARGS".into(), flags.join("\x1f"))];
+        let _held = cargo_lock();
+        cargo_build(&host.join("Cargo.toml"), &target_dir, &env)?;
+        std::fs::copy(target_dir.join("release/gg_pyo3_host"), d.join("gg_pyo3_host"))
+            .map(|_| ()).map_err(|e| format!("copy gg_pyo3_host: {e}"))
+    })?;
+    Ok(dir.join("gg_pyo3_host"))
 }
 
 fn main() {

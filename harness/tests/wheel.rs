@@ -90,7 +90,7 @@ fn auditwheel(whl: &Path, host: &Python) -> Option<Result<String, String>> {
 fn recipe_wheel(p: &Python, venv: &Path, gilgate_dir: &Path) -> Result<PathBuf, Option<String>> {
     let root = repo_root();
     let files = ["include/gilgate.h", "include/gilgate.hpp", "cmake/gilgateConfig.cmake.in", "clients/recipes/skbuild/pyproject.toml",
-        "clients/recipes/skbuild/CMakeLists.txt", "clients/recipes/pybind11/gg_recipe_pyb.cpp"];
+        "clients/recipes/skbuild/CMakeLists.txt", "clients/recipes/pybind11/gg_recipe_pyb.cpp", "clients/recipes/recipe_threads.hpp"];
     let data: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(root.join(f)).unwrap_or_default()).collect();
     let mut parts: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
     parts.push(p.name.as_bytes());
