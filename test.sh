@@ -21,8 +21,15 @@ export GILGATE_RESULTS="$PWD/target/test-results.tsv"
 : >"$GILGATE_RESULTS"
 t_start=$SECONDS
 deb_fetch_pid=
+side_pid=
+kill_tree() { # kill_tree PID: the process and everything it started
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done
+  kill "$1" 2>/dev/null || true
+}
 summary() {
   if [ -n "$deb_fetch_pid" ]; then kill "$deb_fetch_pid" 2>/dev/null || true; fi
+  if [ -n "$side_pid" ]; then echo "test.sh: stopping the side lane"; kill_tree "$side_pid"; fi
   bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"
 }
 trap summary EXIT
@@ -91,27 +98,70 @@ else
   printf 'lint\tclippy (lint)\t-\tabsent\n' >>"$GILGATE_RESULTS"
 fi
 
+# Two lanes (docs/testing.md, "How long it takes"): most suites wait on sleeping hosts, watchdogs
+# and CPython's regression tests more than they compute, so the drop-in suite and the
+# portable-entries run (the "side lane", below) run beside the rest instead of after it. Each
+# suite builds its hosts in its own target/c_tests/<suite>; the result lines are one write each.
+side_suites=(dropin)
+main_suites=()
+for t in harness/tests/*.rs; do
+  t=${t##*/}; t=${t%.rs}
+  [[ " ${side_suites[*]} " == *" $t "* ]] || main_suites+=("$t")
+done
+
 # libtest suites (unit tests, loom, TSO model) print "test result: ok. N passed; M failed";
 # they involve no CPython and are recorded as cpython "-" for the summary.
-cargo_all() {
-  local rc=0
-  cargo test "${test_profile[@]}" --workspace --no-run || rc=$?
-  wait_debian
-  cargo test "${test_profile[@]}" --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || rc=$?
+cargo_results() { # cargo_results LOG: one result line per libtest case
   awk '/^     Running / { s = $NF; sub(/^\(/, "", s); sub(/\)$/, "", s); sub(/.*\//, "", s); sub(/-[0-9a-f]+$/, "", s) }
        /^   Doc-tests / { s = "doctest-" $2 }
        /^test result: / { p = $4; f = $6; sub(/;/, "", p); sub(/;/, "", f)
          for (i = 0; i < p; i++) print "libtest\t-\t" s "\tpass"
-         for (i = 0; i < f; i++) print "libtest\t-\t" s "\tfail" }' target/cargo-test.log >>"$GILGATE_RESULTS"
+         for (i = 0; i < f; i++) print "libtest\t-\t" s "\tfail" }' "$1" >>"$GILGATE_RESULTS"
+}
+cargo_all() {
+  local rc=0
+  : >target/cargo-test.log
+  cargo test "${test_profile[@]}" --workspace --exclude gilgate-harness --no-fail-fast 2>&1 | tee -a target/cargo-test.log || rc=$?
+  cargo test "${test_profile[@]}" -p gilgate-harness --no-fail-fast --lib --bins \
+    $(printf -- '--test %s ' "${main_suites[@]}") 2>&1 | tee -a target/cargo-test.log || rc=$?
+  cargo_results target/cargo-test.log
   return $rc
 }
+
+# The entries every other architecture gets (C, __builtin_setjmp), built here with the cargo
+# feature portable-entries and run through the C/C++ hosts once (the suite c_hosts-portable,
+# hosts in target/c_tests/c_hosts-portable).
+portable() {
+  cargo build --release -p gilgate --features portable-entries --target-dir target/portable &&
+  # The catch inside an entry is covered deterministically by entry_kill.c (the random
+  # drain-disabled runs are a stress command, not part of any default run: docs/testing.md).
+  GILGATE_LIB_DIR="$PWD/target/portable/release" GILGATE_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" \
+    GILGATE_DEBUG_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" GILGATE_RESULTS_SUITE=c_hosts-portable \
+    GILGATE_NODRAIN_RUNS=0 GILGATE_HEADER_CHECKS=0 cargo test "${test_profile[@]}" -p gilgate-harness --test c_hosts
+}
+
 if [ -n "$case_only" ]; then
   echo "unit/model tests: not run (GILGATE_CASE), not counted"
   cargo test "${test_profile[@]}" -p gilgate-harness --no-run
   wait_debian
   step "harness suites, GILGATE_CASE=$case_only" cargo test "${test_profile[@]}" -p gilgate-harness --no-fail-fast
+  step "portable entries (feature portable-entries): C/C++ hosts, GILGATE_CASE=$case_only" portable
 else
-  step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients)" cargo_all
+  step "build the test binaries (ci-test profile)" cargo test "${test_profile[@]}" --workspace --no-run
+  wait_debian
+  # The side lane: its output goes to target/side-lane.log, printed when it ends; the steps
+  # that failed there to target/side-lane.failed.
+  : >target/side-lane.failed
+  (
+    failed_steps=()
+    step "harness suites beside the others: ${side_suites[*]}" cargo test "${test_profile[@]}" -p gilgate-harness \
+      --no-fail-fast $(printf -- '--test %s ' "${side_suites[@]}")
+    step "portable entries (feature portable-entries): C/C++ hosts" portable
+    if ((${#failed_steps[@]})); then printf '%s\n' "${failed_steps[@]}" >target/side-lane.failed; fi
+  ) >target/side-lane.log 2>&1 &
+  side_pid=$!
+  echo "-- side lane started (pid $side_pid): ${side_suites[*]}, then the portable entries; output: target/side-lane.log"
+  step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients; not ${side_suites[*]})" cargo_all
 fi
 
 # The pyo3 feature (src/pyo3.rs): its doctests start a real CPython (PyO3 links libpython) and
@@ -150,22 +200,21 @@ elif ! command -v valgrind >/dev/null || [ ! -f "$vg_dbg/../../complete.stamp" ]
      || [ "${GILGATE_DEBIAN_PYTHONS:-1}" = 0 ] || [ "${GILGATE_DEBUG_PYTHONS:-1}" = 0 ]; then
   echo "valgrind memcheck on 3.14d: absent (no valgrind, or no Py_DEBUG 3.14 tree), not counted"
   printf 'valgrind\tdebian-unstable-3.14d (valgrind)\t-\tabsent\n' >>"$GILGATE_RESULTS"
+elif [ -n "${GILGATE_ONLY_PYTHONS:-}" ] && [[ " $GILGATE_ONLY_PYTHONS " != *3.14d* ]]; then
+  echo "valgrind memcheck on 3.14d: not run (GILGATE_ONLY_PYTHONS leaves 3.14d out: c_hosts built no host for it), not counted"
+  printf 'valgrind\tdebian-unstable-3.14d (valgrind)\t-\tabsent\n' >>"$GILGATE_RESULTS"
 else
   step "valgrind (memcheck) for the Py_DEBUG 3.14d" env VG_CHECKS=memcheck bash c_tests/valgrind.sh "$vg_dbg"
 fi
 
-# The entries every other architecture gets (C, __builtin_setjmp), built here with the cargo
-# feature portable-entries and run through the C/C++ hosts once
-# (last: the hosts' library links then point at this build until the harness makes them again).
-portable() {
-  cargo build --release -p gilgate --features portable-entries --target-dir target/portable &&
-  # The catch inside an entry is covered deterministically by entry_kill.c (the random
-  # drain-disabled runs are a stress command, not part of any default run: docs/testing.md).
-  GILGATE_LIB_DIR="$PWD/target/portable/release" GILGATE_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" \
-    GILGATE_DEBUG_TEST_RUNS="${GILGATE_PORTABLE_RUNS:-14}" GILGATE_RESULTS_SUITE=c_hosts-portable \
-    GILGATE_NODRAIN_RUNS=0 GILGATE_HEADER_CHECKS=0 cargo test "${test_profile[@]}" -p gilgate-harness --test c_hosts
-}
-step "portable entries (feature portable-entries): C/C++ hosts" portable
+if [ -n "$side_pid" ]; then
+  t0=$SECONDS
+  wait "$side_pid" || true
+  side_pid=
+  echo "== side lane (its output, target/side-lane.log; waited $((SECONDS - t0)) s for it here)"
+  cat target/side-lane.log
+  while IFS= read -r f; do [ -n "$f" ] && failed_steps+=("$f"); done <target/side-lane.failed
+fi
 
 if [ -n "$case_only" ] && ! awk -F'\t' '$4 == "pass" || $4 == "fail" { n++ } END { exit !n }' "$GILGATE_RESULTS"; then
   echo "FAIL: GILGATE_CASE=$case_only selected no case in any suite (case names: docs/testing.md)" >&2

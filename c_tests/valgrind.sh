@@ -9,8 +9,8 @@
 #        tree's own dynamic loader, whose symbols valgrind needs: debian-python.sh puts its
 #        debug file from libc6-dbg next to it, <libdir>/.debug/)
 #
-# Needs the hosts built by the harness first (target/c_tests/<python-name>/, target/c_tests/
-# no_python), e.g.:
+# Needs the hosts built by the c_hosts suite first (target/c_tests/c_hosts/<python-name>/,
+# target/c_tests/c_hosts/no_python), e.g.:
 #   cargo build --release -p gilgate
 #   GILGATE_TEST_RUNS=1 GILGATE_DEBIAN_PYTHONS=0 cargo test --release -p gilgate-harness --test c_hosts
 #
@@ -32,7 +32,7 @@ jobs=${VG_JOBS:-$(nproc 2>/dev/null || echo 2)}
 tmo=${VG_TIMEOUT:-480}
 supp="$here/valgrind.supp"
 report="$here/valgrind_report.py"
-ct="$root/target/c_tests"
+ct="${VG_HOSTS_DIR:-$root/target/c_tests/c_hosts}"
 
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)"; exit 2; }
 command -v python3 >/dev/null || { echo "python3 not found"; exit 2; }

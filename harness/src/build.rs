@@ -144,8 +144,12 @@ fn make_lib_dir() -> PathBuf {
     dir
 }
 
+/// Where this suite builds its hosts: `target/c_tests/<suite>` (`suite_name()`; arm64 mode:
+/// `target/c_tests-aarch64/<suite>`). One directory per suite, because test.sh runs suites side
+/// by side: two suites compiling the same host, or re-pointing the same `lib` links (the
+/// portable-entries run points them at another build), must not share files.
 pub fn out_dir() -> PathBuf {
-    repo_root().join(if arm64() { "target/c_tests-aarch64" } else { "target/c_tests" })
+    repo_root().join(if arm64() { "target/c_tests-aarch64" } else { "target/c_tests" }).join(suite_name())
 }
 
 /// How a host was built.
