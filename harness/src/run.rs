@@ -137,7 +137,26 @@ pub fn run(mut cmd: Command, timeout: Duration) -> RunResult {
             _ => Outcome::Failed(-1),
         },
     };
-    RunResult { outcome, stdout, stderr, elapsed: start.elapsed() }
+    let elapsed = start.elapsed();
+    note_timing(&cmd, elapsed);
+    RunResult { outcome, stdout, stderr, elapsed }
+}
+
+/// With GILGATE_TIMINGS=FILE, one line per watched run: seconds, suite, the command line (how
+/// docs/testing.md's "where the time goes" is measured; one write per line, O_APPEND).
+fn note_timing(cmd: &Command, elapsed: Duration) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("GILGATE_TIMINGS") else { return };
+    let mut line = format!("{:.3}\t{}\t{}", elapsed.as_secs_f64(), suite_name(), cmd.get_program().to_string_lossy());
+    for a in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&a.to_string_lossy());
+    }
+    line = line.replace('\n', " ");
+    line.push('\n');
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 /// Parameters of one seed-scenario run.
