@@ -99,10 +99,14 @@ else
 fi
 
 # Two lanes (docs/testing.md, "How long it takes"): most suites wait on sleeping hosts, watchdogs
-# and CPython's regression tests more than they compute, so the drop-in suite and the
-# portable-entries run (the "side lane", below) run beside the rest instead of after it. Each
-# suite builds its hosts in its own target/c_tests/<suite>; the result lines are one write each.
-side_suites=(dropin)
+# and CPython's regression tests more than they compute, so the "side lane" (below: the drop-in
+# suite, the suites that build with cargo and share nothing with the real clients', then the
+# portable-entries run) runs beside the rest instead of after it. Each suite builds its hosts in
+# its own target/c_tests/<suite>; the result lines are one write each; the PyO3 builds of
+# rust_host and clients share a cargo target directory, which cargo's own lock serializes (each
+# copies out an output only it builds). cython_gilgate and recipes install into the clients'
+# per-CPython directories, so they stay in the clients' lane.
+side_suites=(dropin crate_package rust_host wheel)
 main_suites=()
 for t in harness/tests/*.rs; do
   t=${t##*/}; t=${t%.rs}
