@@ -22,6 +22,7 @@ export GILGATE_RESULTS="$PWD/target/test-results.tsv"
 t_start=$SECONDS
 deb_fetch_pid=
 side_pid=
+test_build_pid=
 kill_tree() { # kill_tree PID: the process and everything it started
   local c
   for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done
@@ -30,6 +31,7 @@ kill_tree() { # kill_tree PID: the process and everything it started
 summary() {
   if [ -n "$deb_fetch_pid" ]; then kill "$deb_fetch_pid" 2>/dev/null || true; fi
   if [ -n "$side_pid" ]; then echo "test.sh: stopping the side lane"; kill_tree "$side_pid"; fi
+  if [ -n "$test_build_pid" ]; then kill_tree "$test_build_pid"; fi
   bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"
 }
 trap summary EXIT
@@ -53,9 +55,32 @@ wait_debian() {
   fi
 }
 
+case_only=${GILGATE_CASE:-}
+# The test binaries (harness suites, unit and model tests) build with the ci-test profile
+# (Cargo.toml: release without LTO) into target/ci-test; the library they test is the release
+# build below. Cold, that build starts now, beside the release build, whose link-time
+# optimization runs on one core (output: target/test-build.log, printed when it is waited for).
+test_profile=(--profile ci-test)
+if [ -n "$case_only" ]; then
+  cargo test "${test_profile[@]}" -p gilgate-harness --no-run >target/test-build.log 2>&1 &
+else
+  cargo test "${test_profile[@]}" --workspace --no-run >target/test-build.log 2>&1 &
+fi
+test_build_pid=$!
+
 echo "== build (release) and regenerate include/gilgate.h"
 cargo build --release -p gilgate -p gilgate-check
 echo "-- $((SECONDS - t_start)) s: tools and build (release)"
+# Both builds run build.rs, which regenerates the header: check it once neither is writing.
+test_build_rc=0
+wait "$test_build_pid" || test_build_rc=$?
+test_build_pid=
+echo "-- $((SECONDS - t_start)) s since start: test binaries built (ci-test profile, target/test-build.log), exit $test_build_rc"
+if [ "$test_build_rc" != 0 ]; then
+  cat target/test-build.log
+  echo "FAIL: building the test binaries failed" >&2
+  exit 1
+fi
 if git rev-parse --git-dir >/dev/null 2>&1; then
   if ! git diff --quiet -- include/gilgate.h; then
     echo "FAIL: include/gilgate.h is stale: the build regenerated it; commit the new header" >&2
@@ -73,11 +98,6 @@ step() { # step NAME CMD...: run, remember a failure, go on (every step reports)
   if ! "$@"; then failed_steps+=("$name"); fi
   echo "-- $((SECONDS - t0)) s: $name"
 }
-case_only=${GILGATE_CASE:-}
-# The test binaries (harness suites, unit and model tests) build with the ci-test profile
-# (Cargo.toml: release without LTO) into target/ci-test; the library they test is the release
-# build above.
-test_profile=(--profile ci-test)
 
 # Every unsafe block says why (clippy::undocumented_unsafe_blocks) and unsafe fns spell out
 # their unsafe operations (unsafe_op_in_unsafe_fn); only these two lints fail the run.
@@ -146,12 +166,10 @@ portable() {
 
 if [ -n "$case_only" ]; then
   echo "unit/model tests: not run (GILGATE_CASE), not counted"
-  cargo test "${test_profile[@]}" -p gilgate-harness --no-run
   wait_debian
   step "harness suites, GILGATE_CASE=$case_only" cargo test "${test_profile[@]}" -p gilgate-harness --no-fail-fast
   step "portable entries (feature portable-entries): C/C++ hosts, GILGATE_CASE=$case_only" portable
 else
-  step "build the test binaries (ci-test profile)" cargo test "${test_profile[@]}" --workspace --no-run
   wait_debian
   # The side lane: its output goes to target/side-lane.log, printed when it ends; the steps
   # that failed there to target/side-lane.failed.
