@@ -714,6 +714,14 @@ fn real_clients_suite() -> usize {
     let mut cells: BTreeMap<(usize, bool, &str, &str), (String, String)> = BTreeMap::new();
     let mut failures: Vec<String> = vec![];
     let mut raw_notes: Vec<String> = vec![];
+    // Cells whose raw runs did not all end clean: on a static `python` run directly, gilgate
+    // reaches only CPython's kill (pthread_exit), not the calls a daemon thread makes after
+    // Py_FinalizeEx tore the runtime down; a crash there that raw CPython has too (its own
+    // abort or crash, in this cell of this run) is not one gilgate brought: tolerated, listed.
+    let raw_harm: std::collections::BTreeSet<(usize, bool, &str, &str)> = results.iter()
+        .filter(|(job, r, _)| !job.preload && classify(r, job.variant) != Class::Clean)
+        .map(|(job, _, _)| (job.py, job.direct, job.client, job.variant)).collect();
+    let mut tolerated: Vec<String> = vec![];
     let mut checked = 0;
     for (job, r, line) in &results {
         let p = &pys[job.py];
@@ -748,6 +756,9 @@ fn real_clients_suite() -> usize {
                         }
                     }
                 }
+            } else if job.direct && matches!(class, Class::Signal(_) | Class::Fatal) && gilgate_lines(&r.stderr).is_empty()
+                && raw_harm.contains(&(job.py, job.direct, job.client, job.variant)) {
+                tolerated.push(format!("{name}: {class:?} (raw crashed in this cell too)"));
             } else if class != Class::Clean {
                 let why = match class {
                     Class::NoMarker => "exit 0 without the program's full output (START line and `RESULT ... done` marker)".to_string(),
@@ -838,6 +849,14 @@ fn real_clients_suite() -> usize {
     }
     for a in &d.absent {
         println!("  ABSENT CPython: {a}");
+    }
+    if !tolerated.is_empty() {
+        println!();
+        println!("Static `python` run directly (gilgate reaches only CPython's kill there): gilgate runs that crashed in a");
+        println!("cell whose raw runs crashed too, counted as passed (no worse than raw), {}:", tolerated.len());
+        for t in &tolerated {
+            println!("  {t}");
+        }
     }
     if !raw_notes.is_empty() {
         println!();
