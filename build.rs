@@ -36,6 +36,7 @@ fn layout_header() -> PathBuf {
         ("GG_ERR_NO_PYTHON", STATUS_ERR_NO_PYTHON as usize),
         ("GG_KILL_PTHREAD_EXIT", KILL_PTHREAD_EXIT as usize), ("GG_KILL_PAUSE", KILL_PAUSE as usize),
         ("GG_INITIAL_STATE", INITIAL_STATE as usize), ("GG_TS_INTERP", TS_INTERP),
+        ("GG788_GUARD_MAGIC", GUARD788_MAGIC as usize), ("GG788_GUARD_KEY", GUARD788_KEY),
     ];
     for (k, v) in defs {
         let _ = writeln!(h, "#define {k} {v}");
@@ -111,7 +112,8 @@ fn main() {
     c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c", "src/c/pep788_compat.c",
              "src/c/probes.c"]);
     if x86_asm {
-        c.files(["src/c/x86_64/armed_call.S", "src/c/x86_64/api_entries.S", "src/c/x86_64/dropin_entries.S"]);
+        c.files(["src/c/x86_64/armed_call.S", "src/c/x86_64/api_entries.S", "src/c/x86_64/dropin_entries.S",
+                 "src/c/x86_64/pep788_entries.S"]);
     }
     c.include(&layout_dir)
         .include("src/c")

@@ -93,6 +93,11 @@ pub const KILL_PAUSE: i32 = 2;
 /// The state word before anything happened: UNKNOWN, generation 1 (protocol.rs `pack`).
 pub const INITIAL_STATE: u64 = 4;
 
+/// PEP 788 below 3.15 (exports/pep788_compat.rs `Guard`, read by src/c/pep788_compat.c and
+/// x86_64/pep788_entries.S): a guard's magic (at offset 0) and the offset of its `key`.
+pub const GUARD788_MAGIC: u64 = 0x6767_6775_6172_6431; // "gggguard1"
+pub const GUARD788_KEY: usize = 32;
+
 /// Offset of `interp` in CPython's `struct _ts` (its third pointer, in every version here).
 pub const TS_INTERP: usize = 16;
 

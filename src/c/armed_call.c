@@ -112,6 +112,7 @@ extern const char gg_ret_restore[], gg_ret_acquire[], gg_ret_ensure[] GG_API;
 extern const char gg_kill_restore[], gg_kill_acquire[], gg_kill_ensure[] GG_API;
 extern const char gg_ret_drop_restore[], gg_ret_drop_acquire[], gg_ret_drop_ensure[] GG_API;
 extern const char gg_kill_drop_restore[], gg_kill_drop_acquire[], gg_kill_drop_ensure[] GG_API;
+extern const char gg_ret_788[], gg_kill_788[] GG_API; /* x86_64/pep788_entries.S */
 
 /* The assembly entries: where their call into CPython returns to, their kill label, and from
  * open_sp, their stack pointer at that call and the one their kill label expects (pointing at
@@ -126,6 +127,7 @@ static const struct gg_entry_site {
     {gg_ret_drop_restore, gg_kill_drop_restore, 16, 16},
     {gg_ret_drop_acquire, gg_kill_drop_acquire, 16, 16},
     {gg_ret_drop_ensure, gg_kill_drop_ensure, 16, 16},
+    {gg_ret_788, gg_kill_788, 8, 8}, /* PEP 788's ensure below 3.15: the API's frame, no `out` */
 };
 
 static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {

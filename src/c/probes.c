@@ -6,3 +6,15 @@
 GG_API int gg_probe_in_python(const void *ts) { return gg_in_python(ts); }
 GG_API int gg_probe_from_cpython(uintptr_t ra) { return gg_from_cpython(ra); }
 GG_API int gg_probe_from_self(uintptr_t ra) { return gg_from_self(ra); }
+
+/* PEP 788's ensure below 3.15 (pep788_compat.c, x86_64/pep788_entries.S): this thread's address
+ * of CPython's thread-local, and the Rust body the entry defers to (the previous one returned). */
+typedef void *(*gg_probe_788_fn)(void *);
+extern GG_TLS GG_API void *const *gg788_tss;
+extern GG_API gg_probe_788_fn gg788_rs_ensure;
+GG_API void gg_probe_788_tss(void *const *tss) { gg788_tss = tss; }
+GG_API gg_probe_788_fn gg_probe_788_rs(gg_probe_788_fn rs) {
+    gg_probe_788_fn old = gg788_rs_ensure;
+    gg788_rs_ensure = rs;
+    return old;
+}

@@ -1306,3 +1306,151 @@ fn caller_origin_matches_rust() {
         }
     });
 }
+
+// ---- 3. PEP 788's ensure below 3.15 ----
+//
+// `gg788_compat_ensure` (x86-64: x86_64/pep788_entries.S, the API's gilstate entry and
+// pep788_compat.c's checks in one frame; portable-entries: pep788_compat.c `gg788c_ensure`) must
+// be the API's gilstate entry behind PEP 788's own tests: for every API ensure row, with no
+// thread state attached and a good guard of the main interpreter of this generation, it does
+// exactly what `gg_api_gilstate_ensure` does (the same call into CPython, the same slot after) and
+// returns the token of that level; whenever a PEP 788 test fails (a thread state attached, no
+// guard, a bad magic, a guard of another interpreter or generation) or the API entry would defer
+// to Rust, it defers to its own Rust body with the guard (the C entry: to the API's Rust path once
+// PEP 788's tests passed) and leaves the slot as it was.
+
+type Rs788 = extern "C" fn(*mut c_void) -> *mut c_void;
+extern "C" {
+    fn gg788_compat_ensure(guard: *mut c_void) -> *mut c_void;
+    fn gg788c_publish(cur: Option<unsafe extern "C" fn() -> TState>, state: *const u64, ti: *mut c_void, disp: isize);
+    fn gg_probe_788_tss(tss: *const usize);
+    fn gg_probe_788_rs(rs: Option<Rs788>) -> Option<Rs788>;
+}
+const RS_788: usize = 0x7880;
+static REAL_RS_788: Mutex<Option<Rs788>> = Mutex::new(None);
+extern "C" fn rs_788(g: *mut c_void) -> *mut c_void {
+    if std::thread::current().name() != Some("fastpath-equivalence") {
+        // Another test's thread (the real body, which publishing the fake getter does not reach).
+        let real = *REAL_RS_788.lock().unwrap_or_else(|e| e.into_inner());
+        return real.map_or(null_mut(), |f| f(g));
+    }
+    ev("rust 788 ensure", g as usize, 0, 0);
+    RS_788 as *mut c_void
+}
+unsafe extern "C" fn cur_788() -> TState {
+    ev("py getter", 0, 0, 0);
+    null_mut()
+}
+
+/// pep788_compat.rs `Guard`'s head (its offsets are asserted there and in pep788_compat.c).
+#[repr(C)]
+struct Guard788 {
+    magic: u64,
+    interp: usize,
+    gen: u64,
+    main: bool,
+    key: u64,
+    inner: usize,
+}
+
+#[test]
+fn pep788_compat_entry_is_the_api_entry() {
+    with_fakes(|| {
+        // SAFETY: publishes a fake getter and the (swapped-in) state word; restored below.
+        unsafe { gg788c_publish(Some(cur_788), hot().state.as_ptr() as *const u64, null_mut(), 0) };
+        // SAFETY: swaps the entry's Rust body; put back below.
+        *REAL_RS_788.lock().unwrap() = unsafe { gg_probe_788_rs(Some(rs_788)) };
+        let slot = gate::my_slot().unwrap();
+        let running = protocol::pack(protocol::RUNNING, GEN);
+        let mut rows: Vec<Adm> = api_ensure_rows().into_iter().filter(|r| r.ts != Ts::Null).collect();
+        for levels in [&[][..], &[KIND_API_GILSTATE][..], &[KIND_TSTATE, KIND_SUSPEND][..]] {
+            for fs in [Fs::Current, Fs::Zero, Fs::Stale] {
+                for state in [St::Running, St::Closing, St::Finalized, St::Unknown] {
+                    for (retired, detached) in [(false, false), (true, false), (false, true)] {
+                        rows.push(Adm { name: "sweep", entry: Entry::ApiEnsure, levels, fs, state, retired, detached, ..A });
+                    }
+                }
+            }
+        }
+        // (attached, guard present, magic ok, key)
+        let variants = [
+            (false, true, true, running),
+            (true, true, true, running),
+            (false, false, true, running),
+            (false, true, false, running),
+            (false, true, true, u64::MAX),                               // another interpreter
+            (false, true, true, protocol::pack(protocol::RUNNING, GEN - 1)), // an earlier generation
+        ];
+        for r in &rows {
+            for &(attached, present, magic_ok, key) in &variants {
+                let ctx = format!("`{}` (levels {:?}, {:?}, fast_state {:?}, retired {}, detached {}, published {}, \
+                                   slot {}), attached {attached}, guard {present}, magic {magic_ok}, key {key:#x}",
+                                  r.name, r.levels, r.state, r.fs, r.retired, r.detached, r.published, r.slot);
+                let init = Init { levels: r.levels, fs: r.fs, retired: r.retired, detached: r.detached };
+                let setup = || {
+                    for i in 0..PY_SLOTS {
+                        boundary::publish_py(i as i32, fake_py(i));
+                    }
+                    if !r.published {
+                        boundary::publish_py(PY_API_ENSURE as i32, null_mut());
+                    }
+                    hot().state.store(r.state.word(), SeqCst);
+                    set_slot(slot, init);
+                    take_events();
+                };
+                let run = |f: &mut dyn FnMut() -> isize| {
+                    setup();
+                    if !r.slot {
+                        unset_slot();
+                    }
+                    let ret = f();
+                    if !r.slot {
+                        reset_slot(slot);
+                        assert!(no_slot_untouched(), "{ctx}: gg_no_slot was written");
+                    }
+                    (ret, snap(slot), take_events())
+                };
+                // The API entry.
+                let mut out: c_int = -1;
+                // SAFETY: the fast entry with a writable `out`; everything it reaches is a fake.
+                let (_, api_snap, api_evs) = run(&mut || unsafe { boundary::gg_api_gilstate_ensure(&mut out) } as isize);
+                let api_fast = api_evs.len() == 1 && api_evs[0].who == "py api ensure";
+                // PEP 788's.
+                let tss: usize = attached as usize;
+                let mut g = Guard788 { magic: if magic_ok { GUARD788_MAGIC } else { 0x1234 }, interp: MAIN_INTERP,
+                                       gen: GEN, main: key != u64::MAX, key, inner: 0 };
+                let gp = if present { &mut g as *mut Guard788 as *mut c_void } else { null_mut() };
+                // SAFETY: this thread's fake thread-local word, alive for the call.
+                unsafe { gg_probe_788_tss(&tss) };
+                let before = { setup(); snap(slot) };
+                // SAFETY: the entry with a fake guard (or NULL); everything it reaches is a fake.
+                let (ret, s788, evs) = run(&mut || unsafe { gg788_compat_ensure(gp) } as isize);
+                // SAFETY: back to "not known" for this thread.
+                unsafe { gg_probe_788_tss(std::ptr::null()) };
+                let pass = !attached && present && magic_ok && key == running;
+                if pass && api_fast {
+                    assert_eq!(evs, api_evs, "{ctx}: the same call into CPython as the API entry");
+                    assert_eq!(s788, api_snap, "{ctx}: the slot after equals the API entry's");
+                    assert_eq!(ret as usize, 4 | ((PY_API_ENSURE_RET as usize & 1) << 3), "{ctx}: the gilstate token");
+                } else if pass && evs.len() == 1 && evs[0].who == "rust ensure" {
+                    // The C entry (portable-entries) calls the API entry once PEP 788's tests
+                    // passed, so the API's own deferral is its Rust path (which the Rust body
+                    // would call too); its status (not OK here) is a NULL token.
+                    assert_eq!(ret, 0, "{ctx}: the API's Rust path refused: NULL");
+                    assert_eq!(s788, before, "{ctx}: the slot as it was");
+                } else {
+                    assert_eq!(evs, vec![Ev { who: "rust 788 ensure", args: [gp as usize, 0, 0] }],
+                               "{ctx}: deferred to the Rust body with the guard (API fast: {api_fast})");
+                    assert_eq!(ret as usize, RS_788, "{ctx}: the Rust body's value is returned");
+                    assert_eq!(s788, before, "{ctx}: the slot as it was");
+                }
+                set_slot(slot, Init { levels: &[], fs: Fs::Zero, retired: false, detached: false });
+            }
+        }
+        // SAFETY: as above: the real body and no getter (a unit-test process has no CPython).
+        unsafe {
+            gg_probe_788_rs(*REAL_RS_788.lock().unwrap());
+            gg788c_publish(None, std::ptr::null(), null_mut(), 0);
+        }
+    });
+}

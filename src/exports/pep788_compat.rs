@@ -40,6 +40,10 @@ struct Guard {
     gen: u64,
     /// The interpreter was the main one when the guard was made (no lookup per ensure).
     main: bool,
+    /// What the C hot path compares the state word with: `pack(RUNNING, gen)` for a guard of the
+    /// main interpreter ("main, this generation, running" in one compare), `u64::MAX` (never a
+    /// state word) for any other.
+    key: u64,
     /// For a guard `EnsureFromView` made: the token of the level it guards.
     inner: AtomicUsize,
 }
@@ -51,19 +55,22 @@ pub struct gilgate_interpreter_view {
     id: i64,
 }
 
-const GUARD_MAGIC: u64 = 0x6767_6775_6172_6431; // "gggguard1"; also in src/c/pep788_compat.c
+const GUARD_MAGIC: u64 = crate::layout::GUARD788_MAGIC; // "gggguard1"
 const _: () = {
-    // The head src/c/pep788_compat.c reads (struct gg788c_guard).
+    // The head src/c/pep788_compat.c and x86_64/pep788_entries.S read (struct gg788c_guard).
     use std::mem::offset_of;
     assert!(offset_of!(Guard, magic) == 0 && offset_of!(Guard, interp) == 8);
     assert!(offset_of!(Guard, gen) == 16 && offset_of!(Guard, main) == 24);
+    assert!(offset_of!(Guard, key) == crate::layout::GUARD788_KEY);
 };
 
 // src/c/pep788_compat.c (left out of gilgate.h: cbindgen.toml's exclude list).
 extern "C" {
     fn gg788c_set_paths(ensure: extern "C" fn(P) -> P, release: extern "C" fn(P));
-    fn gg788c_publish(cur: unsafe extern "C" fn() -> TState, state: *const u64);
-    fn gg788c_ensure(guard: P) -> P;
+    fn gg788c_publish(cur: Option<unsafe extern "C" fn() -> TState>, state: *const u64, ti: P, disp: isize);
+    fn gg788c_tls_addr(ti: P, disp: isize) -> *const TState;
+    /// x86-64 (not portable-entries): x86_64/pep788_entries.S; elsewhere gg788c_ensure.
+    fn gg788_compat_ensure(guard: P) -> P;
     fn gg788c_release(token: P);
 }
 
@@ -193,12 +200,154 @@ fn compat_api_slow() -> Option<&'static Api> {
     let m = if native(api).is_some() { NATIVE } else { COMPAT };
     if m == COMPAT && api.version >= (3, 12) {
         // The C hot path (src/c/pep788_compat.c): on 3.12+ `tstate_unchecked` is the calling
-        // thread's own attached thread state, so "not attached" is one call.
-        // SAFETY: a CPython function with no preconditions and the gate's state word (static).
-        unsafe { gg788c_publish(api.tstate_unchecked, crate::boundary::hot().state.as_ptr() as *const u64) };
+        // thread's own attached thread state, so "not attached" is one call, or one read of
+        // CPython's thread-local when `tls_getter` proves where that is.
+        let (ti, disp) = tls_getter(api).unwrap_or((null_mut(), 0));
+        // SAFETY: a CPython function with no preconditions, the gate's state word (static), and
+        // a tls_index of libpython's (or NULL).
+        unsafe { gg788c_publish(Some(api.tstate_unchecked), crate::boundary::hot().state.as_ptr() as *const u64, ti, disp) };
     }
     MODE.store(m, Relaxed);
     (m == COMPAT).then_some(api)
+}
+
+/// Where CPython's "attached thread state" getter (3.12+: `_PyThreadState_UncheckedGet` /
+/// `PyThreadState_GetUnchecked`) reads, proven from its code, so the hot path reads CPython's
+/// thread-local itself instead of calling the getter (a PLT hop and `__tls_get_addr` per call):
+/// `(ti, disp)` such that the getter returns `*(__tls_get_addr(ti) + disp)` on every thread.
+/// The proof: the getter's bytes are exactly a general- or local-dynamic TLS access
+/// (`decode_getter`), its call goes to its object's PLT entry whose GOT slot holds the
+/// `__tls_get_addr` this library binds to (`decode_plt`), `ti` and that slot lie in the
+/// getter's own object, and the address computed on this thread reads what the getter returns.
+/// That holds for a libpython loaded at start-up and for one loaded with `dlopen` alike: the
+/// per-thread address comes from `__tls_get_addr` itself (once per thread, in the C path). Any
+/// other shape of getter (TLS descriptors, a static libpython in the executable, a PLT stub as
+/// the function's address): None, and the hot path calls the getter.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn tls_getter(api: &Api) -> Option<(P, isize)> {
+    extern "C" {
+        fn __tls_get_addr(ti: P) -> P;
+    }
+    let f = api.tstate_unchecked as usize;
+    // SAFETY: the getter's code is mapped readable; decode_getter reads its bytes in order and
+    // stops at the first one that does not match, so never past its final `ret`.
+    let g = decode_getter(|i| unsafe { *((f + i) as *const u8) })?;
+    let ti = f.wrapping_add_signed(g.ti);
+    let plt = f.wrapping_add_signed(g.call);
+    // SAFETY: a CPython function with no preconditions; calling it also binds a lazily bound
+    // PLT slot.
+    let now = unsafe { (api.tstate_unchecked)() };
+    // SAFETY: `plt` is the target of the getter's call, code in the getter's object: read in
+    // order up to the first mismatch, as above.
+    let slot = plt.wrapping_add_signed(decode_plt(|i| unsafe { *((plt + i) as *const u8) })?);
+    let base = |a: usize| {
+        // SAFETY: dladdr only queries the loader.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            (libc::dladdr(a as *const c_void, &mut info) != 0).then_some(info.dli_fbase as usize)
+        }
+    };
+    let obj = base(f)?;
+    if base(ti) != Some(obj) || base(plt) != Some(obj) || base(slot) != Some(obj) {
+        return None;
+    }
+    // SAFETY: a GOT slot of the getter's object (checked just above), bound by the call above.
+    if unsafe { std::ptr::read_volatile(slot as *const usize) } != __tls_get_addr as *const () as usize {
+        return None;
+    }
+    // SAFETY: `ti` is the getter's own tls_index (proven above); the address is this thread's.
+    let read = unsafe { *gg788c_tls_addr(ti as P, g.disp) };
+    (read == now).then_some((ti as P, g.disp))
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn tls_getter(_api: &Api) -> Option<(P, isize)> {
+    None
+}
+
+/// `decode_getter`'s result: offsets from the function's start of its `lea` operand (the
+/// tls_index) and of its call's target, and the displacement of the final load.
+#[derive(Debug, PartialEq)]
+#[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+struct TlsGetter {
+    ti: isize,
+    call: isize,
+    disp: isize,
+}
+
+/// The x86-64 code of a function `return *(T *)(__tls_get_addr(&ti) + disp);` as GCC emits it
+/// for a thread-local of a PIC library, general-dynamic (`data16 lea ti(%rip),%rdi; data16
+/// data16 rex.W call`) or local-dynamic (`lea; call`, then `disp(%rax)`), after an optional
+/// `endbr64` and a `sub $8,%rsp` or `push %rbp; mov %rsp,%rbp` frame, with the frame's undo
+/// before or after the load, then `ret`. Anything else: None. `b(i)` is the function's byte i,
+/// read in order, never past the first mismatch.
+#[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+fn decode_getter(b: impl Fn(usize) -> u8) -> Option<TlsGetter> {
+    let mut i = 0;
+    let eat = |i: &mut usize, pat: &[u8]| {
+        let ok = pat.iter().enumerate().all(|(k, &p)| b(*i + k) == p);
+        if ok {
+            *i += pat.len();
+        }
+        ok
+    };
+    let rel32 = |i: &mut usize, b: &dyn Fn(usize) -> u8| {
+        let v = i32::from_le_bytes([b(*i), b(*i + 1), b(*i + 2), b(*i + 3)]) as isize;
+        *i += 4;
+        v + *i as isize // rip-relative: from the next instruction (the operand is last)
+    };
+    eat(&mut i, &[0xf3, 0x0f, 0x1e, 0xfa]); // endbr64
+    let undo: &[u8] = if eat(&mut i, &[0x48, 0x83, 0xec, 0x08]) {
+        &[0x48, 0x83, 0xc4, 0x08] // sub $8,%rsp ... add $8,%rsp
+    } else if eat(&mut i, &[0x55, 0x48, 0x89, 0xe5]) {
+        &[0x5d] // push %rbp; mov %rsp,%rbp ... pop %rbp
+    } else {
+        return None;
+    };
+    let gd = eat(&mut i, &[0x66, 0x48, 0x8d, 0x3d]);
+    if !gd && !eat(&mut i, &[0x48, 0x8d, 0x3d]) {
+        return None; // lea ti(%rip),%rdi
+    }
+    let ti = rel32(&mut i, &b);
+    if !eat(&mut i, if gd { &[0x66, 0x66, 0x48, 0xe8] } else { &[0xe8] }) {
+        return None; // call __tls_get_addr@plt
+    }
+    let call = rel32(&mut i, &b);
+    let undone = eat(&mut i, undo);
+    let disp = if eat(&mut i, &[0x48, 0x8b, 0x00]) {
+        0 // mov (%rax),%rax
+    } else if eat(&mut i, &[0x48, 0x8b, 0x40]) {
+        let d = b(i) as i8 as isize; // mov disp8(%rax),%rax
+        i += 1;
+        d
+    } else if eat(&mut i, &[0x48, 0x8b, 0x80]) {
+        let d = i32::from_le_bytes([b(i), b(i + 1), b(i + 2), b(i + 3)]) as isize; // disp32
+        i += 4;
+        d
+    } else {
+        return None;
+    };
+    if (!undone && !eat(&mut i, undo)) || !eat(&mut i, &[0xc3]) {
+        return None;
+    }
+    Some(TlsGetter { ti, call, disp })
+}
+
+/// A PLT entry `[endbr64] [bnd] jmp *slot(%rip)`: the offset of its GOT slot from the entry.
+#[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+fn decode_plt(b: impl Fn(usize) -> u8) -> Option<isize> {
+    let mut i = 0;
+    if [0xf3, 0x0f, 0x1e, 0xfa].iter().enumerate().all(|(k, &p)| b(k) == p) {
+        i = 4;
+    }
+    if b(i) == 0xf2 {
+        i += 1; // bnd
+    }
+    if b(i) != 0xff || b(i + 1) != 0x25 {
+        return None;
+    }
+    let v = i32::from_le_bytes([b(i + 2), b(i + 3), b(i + 4), b(i + 5)]) as isize;
+    Some(v + (i + 6) as isize)
 }
 
 /// `tstate->interp` (the third pointer of `struct _ts` in 3.8–3.15, as `Api::interp_is_live`).
@@ -243,7 +392,10 @@ fn new_guard(api: &Api, interp: P) -> *mut gilgate_interpreter_guard {
     // SAFETY: reads one runtime field.
     let main = interp == unsafe { (api.PyInterpreterState_Main)() };
     match crate::guards::open(api) {
-        Ok(gen) => Box::into_raw(Box::new(Guard { magic: GUARD_MAGIC, interp, gen, main, inner: AtomicUsize::new(0) })) as *mut gilgate_interpreter_guard,
+        Ok(gen) => {
+            let key = if main { crate::gate::pack(crate::gate::RUNNING, gen) } else { u64::MAX };
+            Box::into_raw(Box::new(Guard { magic: GUARD_MAGIC, interp, gen, main, key, inner: AtomicUsize::new(0) })) as *mut gilgate_interpreter_guard
+        }
         Err(_) => null_mut(),
     }
 }
@@ -423,8 +575,9 @@ fn tok(v: usize) -> P {
 #[unsafe(naked)]
 #[no_mangle]
 pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_guard) -> *mut c_void {
-    // The C hot path (src/c/pep788_compat.c), entered by a tail jump: no frame of our own.
-    core::arch::naked_asm!(jump788!(), f = sym gg788c_ensure)
+    // The hot path (x86_64/pep788_entries.S or src/c/pep788_compat.c), entered by a tail jump:
+    // no frame of our own.
+    core::arch::naked_asm!(jump788!(), f = sym gg788_compat_ensure)
 }
 
 extern "C" fn rs_thread_state_ensure(guard: P) -> *mut c_void {
@@ -637,6 +790,54 @@ mod tests {
         PyThreadState_Release(null_mut()); // no level: nothing happens
         PyInterpreterGuard_Close(null_mut());
         PyInterpreterView_Close(v);
+    }
+
+    fn at(code: &[u8]) -> impl Fn(usize) -> u8 + '_ {
+        |i| code[i]
+    }
+
+    /// The getters of the CPythons tested here, byte for byte (objdump of their libpython).
+    #[test]
+    fn tls_getters_are_decoded() {
+        // pyenv 3.12.1 `_PyThreadState_UncheckedGet` (general-dynamic).
+        let gd = [0x48, 0x83, 0xec, 0x08, 0x66, 0x48, 0x8d, 0x3d, 0xf4, 0xc9, 0x26, 0x00, 0x66, 0x66, 0x48, 0xe8,
+                  0xdc, 0x10, 0xe3, 0xff, 0x48, 0x8b, 0x00, 0x48, 0x83, 0xc4, 0x08, 0xc3];
+        assert_eq!(decode_getter(at(&gd)), Some(TlsGetter { ti: 0x26c9f4 + 12, call: -0x1cef24 + 20, disp: 0 }));
+        // Debian 3.14 `PyThreadState_GetUnchecked` (local-dynamic, disp32).
+        let ld = [0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x83, 0xec, 0x08, 0x48, 0x8d, 0x3d, 0x61, 0x53, 0x44, 0x00, 0xe8,
+                  0x1c, 0x0b, 0xd4, 0xff, 0x48, 0x8b, 0x80, 0x08, 0x00, 0x00, 0x00, 0x48, 0x83, 0xc4, 0x08, 0xc3];
+        assert_eq!(decode_getter(at(&ld)), Some(TlsGetter { ti: 0x445361 + 15, call: -0x2bf4e4 + 20, disp: 8 }));
+        // Debian 3.15: frame pointer, popped before the load.
+        let fp = [0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x48, 0x8d, 0x3d, 0xd1, 0xa6, 0x4a, 0x00, 0xe8,
+                  0xcc, 0x9d, 0xcf, 0xff, 0x5d, 0x48, 0x8b, 0x80, 0x08, 0x00, 0x00, 0x00, 0xc3];
+        assert_eq!(decode_getter(at(&fp)), Some(TlsGetter { ti: 0x4aa6d1 + 15, call: -0x306234 + 20, disp: 8 }));
+        // disp8 form.
+        let d8 = [0x55, 0x48, 0x89, 0xe5, 0x48, 0x8d, 0x3d, 1, 0, 0, 0, 0xe8, 2, 0, 0, 0, 0x48, 0x8b, 0x40, 0x18, 0x5d, 0xc3];
+        assert_eq!(decode_getter(at(&d8)), Some(TlsGetter { ti: 12, call: 18, disp: 0x18 }));
+    }
+
+    #[test]
+    fn other_code_is_not_a_tls_getter() {
+        // Initial-exec / local-exec (a static libpython): `mov %fs:...`.
+        assert_eq!(decode_getter(at(&[0x64, 0x48, 0x8b, 0x04, 0x25, 0xf8, 0xff, 0xff, 0xff, 0xc3])), None);
+        // TLS descriptors: `lea ti(%rip),%rax; call *(%rax)`.
+        assert_eq!(decode_getter(at(&[0x48, 0x83, 0xec, 0x08, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xff, 0x10, 0xc3])), None);
+        // A PLT stub as the function's address.
+        assert_eq!(decode_getter(at(&[0xff, 0x25, 0, 0, 0, 0, 0x68, 0, 0, 0, 0])), None);
+        // The right shape with something after the load but `ret`, or a mismatched frame undo.
+        let more = [0x48, 0x83, 0xec, 0x08, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0, 0x48, 0x8b, 0x00, 0x48, 0x8b, 0x00, 0xc3];
+        assert_eq!(decode_getter(at(&more)), None);
+        let undo = [0x48, 0x83, 0xec, 0x08, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0, 0x48, 0x8b, 0x00, 0x5d, 0xc3];
+        assert_eq!(decode_getter(at(&undo)), None);
+    }
+
+    #[test]
+    fn plt_entries_are_decoded() {
+        // pyenv 3.12.1's __tls_get_addr@plt at 0x1085e0, slot at 0x5452d8.
+        assert_eq!(decode_plt(at(&[0xff, 0x25, 0xf2, 0xcc, 0x43, 0x00, 0x68])), Some(0x5452d8 - 0x1085e0));
+        // IBT's .plt.sec: endbr64; bnd jmp *slot(%rip).
+        assert_eq!(decode_plt(at(&[0xf3, 0x0f, 0x1e, 0xfa, 0xf2, 0xff, 0x25, 0x10, 0, 0, 0])), Some(0x10 + 11));
+        assert_eq!(decode_plt(at(&[0xe9, 0, 0, 0, 0, 0, 0])), None);
     }
 
     #[test]
