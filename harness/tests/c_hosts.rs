@@ -190,8 +190,8 @@ fn main() {
                 per[*py].0[r.outcome.index()] += 1;
                 let ok = matches!(r.outcome, Outcome::Clean(_));
                 let name = format!("{} seed {} {}", pys[*py].name, lang.tag(), run.describe());
-                let tail: String = r.stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-                tally.case(&name, ok, &format!("{} stderr: {tail}", r.outcome));
+                let log = if ok || !selected(&name) { String::new() } else { format!(" (whole output: {})", keep_failure_log(&name, r)) };
+                tally.case(&name, ok, &format!("{} stderr: {}{log}", r.outcome, stderr_tail(r, 8)));
             }
             Job::Raw { py, .. } => per[*py].1[r.outcome.index()] += 1,
             Job::NoDrain { py, lang, run, .. } => {
