@@ -335,6 +335,15 @@ pub fn time_scale() -> u32 {
     std::env::var("GILGATE_TIME_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(if arm64() { 6 } else { 1 })
 }
 
+/// A further watchdog factor for one CPython: 4 for a Py_DEBUG build in the arm64 mode, else 1.
+/// Such a build is unoptimised with its stdlib unfrozen, and under qemu-user every
+/// Py_Initialize/Py_FinalizeEx cycle costs it ~14 s of CPU (c_tests/api_edges.c, 4 cycles: 57 s
+/// of CPU, 107 s at load 6, over the 180 s watchdog at load 16-21; measured 2026-12-06). Only the
+/// watchdogs: nothing asserts a time.
+pub fn debug_scale(p: &Python) -> u32 {
+    if arm64() && p.debug { 4 } else { 1 }
+}
+
 /// A command for a program of this test's architecture that needs no CPython tree: itself, or
 /// in the arm64 mode the program under qemu-user with the cross toolchain's sysroot.
 pub fn native(program: &std::path::Path) -> Command {

@@ -160,6 +160,7 @@ fn main() {
             Job::LateLoad { py, exe } => (*py, exe.clone(), vec![lib_dir().join("libgilgate.so").display().to_string()], Duration::from_secs(30)),
             Job::EntryKill { py, exe, mode } => (*py, exe.clone(), vec![mode.to_string()], Duration::from_secs(30)),
         };
+        let timeout = timeout * debug_scale(&pys_r[py]);
         let mut cmd = pys_r[py].command(&exe);
         cmd.args(&args);
         if matches!(job, Job::LateLoad { .. }) {
