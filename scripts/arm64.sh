@@ -18,7 +18,10 @@
 #    API, C, C++ -fno-exceptions, C++ -fexceptions, linked ahead of libpython; raw controls;
 #    api_edges; the kill/park inside an entry; late load; struct offsets), dropin (the seed host
 #    and the ctypes host preloaded, per policy), idioms (extension-module threads, fork,
-#    PyThreadState_Swap), arm64_extra (gilgate-run, --check on arm64 ELF files, the dlopen host).
+#    PyThreadState_Swap), arm64_extra (gilgate-run, --check on arm64 ELF files, the dlopen host),
+#    clients (real clients cross-built with aarch64-linux-gnu-gcc/g++: a pybind11 module and
+#    embedding host, Cython modules (C written by the pip python's Cython), the C API extension,
+#    ctypes; raw and LD_PRELOAD, polite/rude/daemon; GILGATE_CLIENT_RUNS, default 1).
 #    --quick: c_hosts only with GILGATE_TEST_RUNS=6 (the seed host and api_edges).
 # Ends with the summary of ./test.sh (scripts/test-summary.sh) over target/test-results-arm64.tsv.
 # Knobs: the harness's (GILGATE_ONLY_PYTHONS, GILGATE_TEST_RUNS, GILGATE_DEBUG_PYTHONS=0, ...),
@@ -85,12 +88,13 @@ if [ "$mode" = --quick ]; then
   export GILGATE_TEST_RUNS=${GILGATE_TEST_RUNS:-6} GILGATE_DEBUG_TEST_RUNS=${GILGATE_DEBUG_TEST_RUNS:-3}
   suites=${ARM64_SUITES:-c_hosts}
 else
-  suites=${ARM64_SUITES:-c_hosts dropin idioms arm64_extra}
+  suites=${ARM64_SUITES:-c_hosts dropin idioms arm64_extra clients}
 fi
 # Fewer runs than on x86-64 by default: each emulated run costs 5-20x more CPU.
 export GILGATE_TEST_RUNS=${GILGATE_TEST_RUNS:-18} GILGATE_DEBUG_TEST_RUNS=${GILGATE_DEBUG_TEST_RUNS:-6}
 export GILGATE_TEST_JOBS=${GILGATE_TEST_JOBS:-3}
 export GILGATE_IDIOM_RUNS=${GILGATE_IDIOM_RUNS:-1} GILGATE_LAUNCHER_RUNS=${GILGATE_LAUNCHER_RUNS:-1}
+export GILGATE_CLIENT_RUNS=${GILGATE_CLIENT_RUNS:-1}
 # CPython's regression tests under the preload (dropin.rs) are not run under emulation: they
 # start subprocesses, which cannot exec an arm64 program without binfmt_misc (reported, not counted).
 export GILGATE_TRANSPARENCY=0

@@ -25,7 +25,7 @@ pub fn py_command(p: &Python) -> Command {
 
 /// Is the python executable itself exporting the C API (statically linked libpython)?
 pub fn static_exe(p: &Python) -> bool {
-    Command::new("nm").args(["-D", "--defined-only"]).arg(&p.exe).output()
+    Command::new(binutil("nm")).args(["-D", "--defined-only"]).arg(&p.exe).output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" PyGILState_Ensure")))
         .unwrap_or(false)
 }
@@ -94,6 +94,32 @@ pub fn install(p: &Python, pip: &[String], key: &str, specs: &[&str]) -> Result<
     }
     let _ = std::fs::remove_dir_all(&dir);
     Err(why.join("; "))
+}
+
+/// `spec` installed for the pip python itself (its own platform and version) into
+/// `$GILGATE_CACHE/clients/<key>`: a tool that runs on this machine (the arm64 mode's Cython).
+pub fn install_for_pip(pip: &[String], key: &str, spec: &str) -> Result<(PathBuf, String), String> {
+    let dir = clients_cache().join(key);
+    let stamp = dir.join(".gg-installed");
+    if let Ok(v) = std::fs::read_to_string(&stamp) {
+        return Ok((dir, v.trim().to_string()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut c = Command::new(&pip[0]);
+    c.args(&pip[1..]).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
+        "--no-warn-script-location", "--only-binary=:all:", "--target"]).arg(&dir).arg(spec);
+    command_output(&mut c, 12).map_err(|e| e.lines().find(|l| l.contains("ERROR")).unwrap_or("pip failed").to_string())?;
+    let base = spec.split(|ch: char| "<>=!~ ".contains(ch)).next().unwrap().to_lowercase();
+    let ver = std::fs::read_dir(&dir).into_iter().flatten().flatten()
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| {
+            let (name, v) = s.split_once('-')?;
+            (name.to_lowercase() == base).then(|| format!("{base}-{v}"))
+        }))
+        .unwrap_or_else(|| format!("{base}-?"));
+    std::fs::write(&stamp, &ver).map_err(|e| e.to_string())?;
+    Ok((dir, ver))
 }
 
 /// Run `build(dir)` into `build_root()/<python>/<what>-<hash>` unless already done (stamp

@@ -160,8 +160,9 @@ fn stress(runs: u64) {
         for (exe, run, r) in &res {
             if !matches!(r.outcome, Outcome::Clean(_)) {
                 total_bad += 1;
-                println!("    {} {} {}: {}", exe.file_name().unwrap().to_string_lossy(), run.describe(), r.outcome,
-                    r.stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | "));
+                let name = format!("{} stress {} {}", p.name, exe.file_name().unwrap().to_string_lossy(), run.describe());
+                println!("    {} {} {}: {} (whole output: {})", exe.file_name().unwrap().to_string_lossy(), run.describe(), r.outcome,
+                    stderr_tail(r, 3), keep_failure_log(&name, r));
             }
         }
     }

@@ -240,10 +240,37 @@ pub fn env_u64(k: &str, d: u64) -> u64 {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
+/// The last `n` lines of a run's stderr (GILGATE_STDERR_LINES raises `n`), joined with " | ".
+/// When CPython printed a fatal error above them, its block (the `Fatal Python error:` line and
+/// up to 15 lines after it: the runtime state, the thread stacks) comes first, then "...", so a
+/// failure's detail always names CPython's own reason.
 pub fn stderr_tail(r: &RunResult, n: usize) -> String {
-    let mut v: Vec<&str> = r.stderr.lines().rev().take(n).collect();
-    v.reverse();
-    v.join(" | ")
+    let n = n.max(env_u64("GILGATE_STDERR_LINES", 0) as usize);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    let mut out: Vec<&str> = vec![];
+    if let Some(f) = lines[..from].iter().position(|l| l.contains("Fatal Python error")) {
+        let end = (f + 16).min(from);
+        out.extend(&lines[f..end]);
+        if end < from {
+            out.push("...");
+        }
+    }
+    out.extend(&lines[from..]);
+    out.join(" | ")
+}
+
+/// Keep a failed run's whole stdout and stderr in `target/failure-logs/<case>.log` (the case
+/// name made a file name); returns the path for the failure's detail line.
+pub fn keep_failure_log(case: &str, r: &RunResult) -> String {
+    let dir = repo_root().join("target/failure-logs");
+    let file: String = case.chars().map(|c| if c.is_ascii_alphanumeric() || "._-=".contains(c) { c } else { '_' }).take(180).collect();
+    let path = dir.join(format!("{file}.log"));
+    let body = format!("case: {case}\noutcome: {}\nelapsed: {:.1}s\n--- stdout\n{}\n--- stderr\n{}\n", r.outcome, r.elapsed.as_secs_f64(), r.stdout, r.stderr);
+    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, body)) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("(not kept: {e})"),
+    }
 }
 
 /// Run `bash c_tests/<script> <python3-config>` for one CPython; the script's own closing line
@@ -325,6 +352,15 @@ pub fn watchdog_observable() -> bool {
 /// where every instruction is emulated, else 1). Only the watchdogs: nothing asserts a time.
 pub fn time_scale() -> u32 {
     std::env::var("GILGATE_TIME_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(if arm64() { 6 } else { 1 })
+}
+
+/// A further watchdog factor for one CPython: 4 for a Py_DEBUG build in the arm64 mode, else 1.
+/// Such a build is unoptimised with its stdlib unfrozen, and under qemu-user every
+/// Py_Initialize/Py_FinalizeEx cycle costs it ~14 s of CPU (c_tests/api_edges.c, 4 cycles: 57 s
+/// of CPU, 107 s at load 6, over the 180 s watchdog at load 16-21; measured 2026-12-06). Only the
+/// watchdogs: nothing asserts a time.
+pub fn debug_scale(p: &Python) -> u32 {
+    if arm64() && p.debug { 4 } else { 1 }
 }
 
 /// A command for a program of this test's architecture that needs no CPython tree: itself, or

@@ -160,6 +160,7 @@ fn main() {
             Job::LateLoad { py, exe } => (*py, exe.clone(), vec![lib_dir().join("libgilgate.so").display().to_string()], Duration::from_secs(30)),
             Job::EntryKill { py, exe, mode } => (*py, exe.clone(), vec![mode.to_string()], Duration::from_secs(30)),
         };
+        let timeout = timeout * debug_scale(&pys_r[py]);
         let mut cmd = pys_r[py].command(&exe);
         cmd.args(&args);
         if matches!(job, Job::LateLoad { .. }) {
@@ -190,8 +191,8 @@ fn main() {
                 per[*py].0[r.outcome.index()] += 1;
                 let ok = matches!(r.outcome, Outcome::Clean(_));
                 let name = format!("{} seed {} {}", pys[*py].name, lang.tag(), run.describe());
-                let tail: String = r.stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-                tally.case(&name, ok, &format!("{} stderr: {tail}", r.outcome));
+                let log = if ok || !selected(&name) { String::new() } else { format!(" (whole output: {})", keep_failure_log(&name, r)) };
+                tally.case(&name, ok, &format!("{} stderr: {}{log}", r.outcome, stderr_tail(r, 8)));
             }
             Job::Raw { py, .. } => per[*py].1[r.outcome.index()] += 1,
             Job::NoDrain { py, lang, run, .. } => {

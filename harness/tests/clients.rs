@@ -115,14 +115,14 @@ fn build_launcher(p: &Python) -> Result<PathBuf, String> {
     let text = std::fs::read(&pymain).map_err(|e| format!("{}: {e}", pymain.display()))?;
     let h = fnv(&[&text, p.cflags.join(" ").as_bytes(), p.ldflags.join(" ").as_bytes()]);
     let d = cached(&p.name, "pymain", &h, |d| {
-        let mut c = Command::new("gcc");
+        let mut c = Command::new(cc(false));
         c.args(["-std=gnu11", "-O1", "-Wall", "-Werror", "-pthread"]).args(&p.cflags).arg(&pymain)
             .arg("-o").arg(d.join("python")).args(&p.ldflags);
         out(&mut c).map(|_| ())
     })?;
     let exe = d.join("python");
     // It must really take its C API from libpython (what the preload covers).
-    let ok = out(Command::new("nm").args(["-D", "--undefined-only"]).arg(&exe))
+    let ok = out(Command::new(binutil("nm")).args(["-D", "--undefined-only"]).arg(&exe))
         .map(|o| o.lines().any(|l| l.trim_end().ends_with(" Py_BytesMain")))
         .unwrap_or(false);
     if !ok {
@@ -175,7 +175,7 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
     }
     // The plain C extension: CPython's C API only (Py_BEGIN/END_ALLOW_THREADS).
     let h = fnv(&[&src("gg_capi.c"), cflags.as_bytes(), ext.as_bytes()]);
-    match cached(&p.name, "capi", &h, |d| cc_ext("gcc", &["-Wall", "-Werror"], &clients_src().join("gg_capi.c"), &d.join(format!("gg_capi{ext}")), &[])) {
+    match cached(&p.name, "capi", &h, |d| cc_ext(cc(false), &["-Wall", "-Werror"], &clients_src().join("gg_capi.c"), &d.join(format!("gg_capi{ext}")), &[])) {
         Ok(d) => {
             s.ready.insert("capi", (d, vec![]));
             s.versions.insert("capi", format!("C API (CPython {})", p.version));
@@ -197,7 +197,7 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
             let inc = format!("-I{}", dir.join("pybind11/include").display());
             let cxx = ["-x", "c++", "-std=c++17", "-fvisibility=hidden"]; // pybind11's recommendation
             let h = fnv(&[&src("gg_pyb.cpp"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
-            match cached(&p.name, "pybind11", &h, |d| cc_ext("g++", &cxx, &clients_src().join("gg_pyb.cpp"), &d.join(format!("gg_pyb{ext}")), &[inc.clone()])) {
+            match cached(&p.name, "pybind11", &h, |d| cc_ext(cc(true), &cxx, &clients_src().join("gg_pyb.cpp"), &d.join(format!("gg_pyb{ext}")), &[inc.clone()])) {
                 Ok(d) => {
                     s.ready.insert("pybind11", (d, vec![]));
                 }
@@ -208,7 +208,7 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
             let ld = p.ldflags.join(" ");
             let h = fnv(&[&src("gg_embed.cpp"), cflags.as_bytes(), ld.as_bytes(), ver.as_bytes()]);
             let built = cached(&p.name, "embed", &h, |d| {
-                let mut c = Command::new("g++");
+                let mut c = Command::new(cc(true));
                 c.args(["-std=c++17", "-O1", "-pthread", "-fvisibility=hidden"]).args(&p.cflags).arg(&inc)
                     .arg(clients_src().join("gg_embed.cpp")).arg("-o").arg(d.join("gg_embed")).args(&p.ldflags);
                 out(&mut c).map(|_| ())
@@ -234,7 +234,9 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
     // helper does (static libnanobind, -fno-strict-aliasing, robin_map from ext/).
     // nanobind's own nb_python.h: `#if PY_VERSION_HEX < 0x03090000 / #error The nanobind library
     // requires Python 3.9 (or newer)` (2.15.0; pip still resolves it for 3.8: no Requires-Python).
-    let nb_install = if p.minor() < (3, 9) {
+    let nb_install = if arm64() {
+        Err("not ported to the arm64 mode".to_string())
+    } else if p.minor() < (3, 9) {
         Err(format!("nanobind 2.x requires CPython >= 3.9 (nb_python.h #error), not {}", p.version))
     } else {
         install(p, pip, "nanobind", &["nanobind>=2,<3"]).map_err(|e| format!("not installable: {e}"))
@@ -271,7 +273,9 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
     // PyO3 0.30: clients/pyo3 (own workspace, Cargo.lock), a cdylib extension module built by
     // cargo against this CPython (PYO3_PYTHON), in the target directory every CPython's PyO3
     // builds share (pyo3_target_dir: the interpreter-independent crates compile once).
-    if p.minor() < (3, 9) || p.minor() > (3, 15) {
+    if arm64() {
+        s.absent.insert("pyo3", "not ported to the arm64 mode".into());
+    } else if p.minor() < (3, 9) || p.minor() > (3, 15) {
         s.absent.insert("pyo3", format!("PyO3 0.30 supports CPython 3.9-3.15 (pyo3-ffi build.rs), not {}", p.version));
     } else {
         let pyo3 = clients_src().join("pyo3");
@@ -302,24 +306,39 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
         s.versions.insert("pyo3", format!("pyo3-{v}"));
     }
 
-    // Cython >= 3.2: cythonize with this CPython's own Cython, compile with its headers.
-    match install(p, pip, "cython", &["Cython>=3.2,<4"]) {
+    // Cython >= 3.2: cythonize with this CPython's own Cython, compile with its headers. In the
+    // arm64 mode the pip python's own Cython (installed for it) writes the C: Cython's output is
+    // the same C for every CPython 3 and architecture (versions are `#if`s in it); an x86-64
+    // wheel installed for the arm64 CPython's version could not run on either.
+    let cy_install = if arm64() { install_for_pip(pip, "cython-host", "Cython>=3.2,<4") } else { install(p, pip, "cython", &["Cython>=3.2,<4"]) };
+    let cy_cmd = |dir: &Path| -> Command {
+        let mut c = if arm64() {
+            let mut c = Command::new(&pip[0]);
+            c.args(&pip[1..]);
+            c
+        } else {
+            py_command(p)
+        };
+        c.env("PYTHONPATH", dir);
+        c
+    };
+    match cy_install {
         Ok((dir, ver)) => {
             let h = fnv(&[&src("gg_cy.pyx"), &src("gg_cy_daemon.pyx"), cflags.as_bytes(), ver.as_bytes(), ext.as_bytes()]);
             let built = cached(&p.name, "cython", &h, |d| {
                 let c_file = d.join("gg_cy.c");
-                out(py_command(p).env("PYTHONPATH", &dir).args(["-m", "cython", "-3"]).arg(clients_src().join("gg_cy.pyx")).arg("-o").arg(&c_file))?;
-                cc_ext("gcc", &[], &c_file, &d.join(format!("gg_cy{ext}")), &[])?;
+                out(cy_cmd(&dir).args(["-m", "cython", "-3"]).arg(clients_src().join("gg_cy.pyx")).arg("-o").arg(&c_file))?;
+                cc_ext(cc(false), &[], &c_file, &d.join(format!("gg_cy{ext}")), &[])?;
                 // The daemon variant's module, compiled as C++ (RAII objects around `with nogil`).
                 let cpp_file = d.join("gg_cy_daemon.cpp");
-                out(py_command(p).env("PYTHONPATH", &dir).args(["-m", "cython", "-3", "--cplus"]).arg(clients_src().join("gg_cy_daemon.pyx")).arg("-o").arg(&cpp_file))?;
-                cc_ext("g++", &["-std=c++17"], &cpp_file, &d.join(format!("gg_cy_daemon{ext}")), &[])
+                out(cy_cmd(&dir).args(["-m", "cython", "-3", "--cplus"]).arg(clients_src().join("gg_cy_daemon.pyx")).arg("-o").arg(&cpp_file))?;
+                cc_ext(cc(true), &["-std=c++17"], &cpp_file, &d.join(format!("gg_cy_daemon{ext}")), &[])
             });
             match built {
                 Ok(d) => {
                     // What `with nogil` inside a nogil function became: nm of the module.
                     let so = d.join(format!("gg_cy{ext}"));
-                    let undef = out(Command::new("nm").args(["-D", "--undefined-only"]).arg(&so)).unwrap_or_default();
+                    let undef = out(Command::new(binutil("nm")).args(["-D", "--undefined-only"]).arg(&so)).unwrap_or_default();
                     let swap = undef.lines().any(|l| l.trim_end().ends_with(" PyThreadState_Swap"));
                     s.notes.push(format!("{ver}: module {} PyThreadState_Swap", if swap { "calls" } else { "does not call" }));
                     if p.minor() >= (3, 13) && !swap {
@@ -338,6 +357,14 @@ fn setup(p: &Python, pip: Option<&[String]>, ctypes_lib: &Result<PathBuf, String
         }
     }
 
+    if arm64() {
+        // The arm64 mode (qemu-user): pybind11 (module and embedding host), Cython, the C API
+        // extension and ctypes are cross-built; the rest is not ported (reported absent).
+        for c in ["nanobind", "pyo3", "cffi", "pyqwest"] {
+            s.absent.insert(c, "not ported to the arm64 mode (scripts/arm64.sh cross-builds pybind11, Cython, the C API extension and ctypes)".into());
+        }
+        return s;
+    }
     // cffi 2.x (1.17 where 2.x has no wheel): out-of-line API mode, C emitted by cffi, compiled here.
     match install(p, pip, "cffi", &["cffi>=2,<3", "cffi>=1.17,<2"]) {
         Ok((dir, ver)) => {
@@ -635,7 +662,7 @@ fn real_clients_suite() -> usize {
 
     // ctypes' C library: no Python in it, built once.
     let ctypes_lib = cached("common", "ctypes", &fnv(&[&src("gg_ct.c")]), |d| {
-        out(Command::new("gcc").args(["-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror"])
+        out(Command::new(cc(false)).args(["-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror"])
             .arg(clients_src().join("gg_ct.c")).arg("-o").arg(d.join("libgg_ct.so"))).map(|_| ())
     });
 

@@ -129,6 +129,17 @@ pub(crate) fn adopt(api: &Api) {
                     .s(if c_ok { ", Py_AtExit hook registered" } else { ", Py_AtExit hook NOT registered" })
                     .emit();
             }
+        } else {
+            // Another thread is adopting this generation and is inside its registration:
+            // `atexit.register` runs Python code, which can hand the GIL over (the switch
+            // interval) to this thread before that one has registered the drain and, on 3.15+,
+            // taken the PEP 788 generation guard. Only the registering thread moves the state to
+            // RUNNING, once all of that is in place: RUNNING admits the C fast entries and
+            // releases, and a PEP 788 gilstate level opened before the generation guard was held
+            // would otherwise be closed by the fast release's PyGILState_Release (3.15's fatal
+            // "PyThreadState_Release() called more times than PyThreadState_Ensure()" at the
+            // drain, seen 1 in ~150 seed runs, docs/testing.md).
+            return;
         }
     }
     // SAFETY: PyInterpreterState_Main reads one runtime field.
