@@ -3,7 +3,8 @@
 //! dependency on the package's contents, not on the repository: this build is the package's
 //! verification, from build.rs, the C sources and the header it ships) and run: the safe Rust
 //! API answers GILGATE_ERR_NO_PYTHON without a CPython, gilgate_version() is Cargo.toml's.
-//! Cached: the consumer's target dir (re-unpacked only when the .crate changes).
+//! Cached: the unpacked package and the consumer's target dir, both renewed when the .crate
+//! changes (its files all carry one fixed mtime, which cargo's fingerprints cannot see past).
 //! `cargo publish --dry-run` is not run here (it needs the crates.io index); see docs/packaging.md.
 
 use gilgate_harness::*;
@@ -59,6 +60,15 @@ fn main() {
     }
     let consumer = cache.join("consumer");
     std::fs::create_dir_all(consumer.join("src")).unwrap();
+    // A new package: the consumer builds it from nothing. `cargo package` gives every file one
+    // fixed mtime, so cargo's mtime fingerprints of a path dependency cannot see that build.rs or
+    // src/ changed: a build script cached from an older package would write an older
+    // gg_layout.h (seen: GG788_GUARD_MAGIC undeclared after build.rs grew).
+    let built_from = consumer.join("target.hash");
+    if std::fs::read_to_string(&built_from).ok().as_deref() != Some(hash.as_str()) {
+        let _ = std::fs::remove_dir_all(consumer.join("target"));
+        std::fs::write(&built_from, &hash).unwrap();
+    }
     let manifest = format!(
         "[package]\nname = \"gg-crate-consumer\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
          [dependencies]\ngilgate = {{ path = \"{}\" }}\n\n[workspace]\n",
