@@ -78,14 +78,7 @@ pub fn install(p: &Python, pip: &[String], key: &str, specs: &[&str]) -> Result<
         c.arg(spec);
         match command_output(&mut c, 12) {
             Ok(_) => {
-                let base = spec.split(|ch: char| "<>=!~ ".contains(ch)).next().unwrap().to_lowercase();
-                let ver = std::fs::read_dir(&dir).into_iter().flatten().flatten()
-                    .filter_map(|e| e.file_name().to_str().map(String::from))
-                    .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| {
-                        let (name, v) = s.split_once('-')?;
-                        (name.to_lowercase() == base).then(|| format!("{base}-{v}"))
-                    }))
-                    .unwrap_or_else(|| format!("{base}-?"));
+                let ver = installed_version(&dir, spec);
                 std::fs::write(&stamp, &ver).map_err(|e| e.to_string())?;
                 return Ok((dir, ver));
             }
@@ -94,6 +87,19 @@ pub fn install(p: &Python, pip: &[String], key: &str, specs: &[&str]) -> Result<
     }
     let _ = std::fs::remove_dir_all(&dir);
     Err(why.join("; "))
+}
+
+/// "name-version" of the requirement `spec` that pip installed into `dir` (its `.dist-info`),
+/// "name-?" when pip left none.
+fn installed_version(dir: &Path, spec: &str) -> String {
+    let base = spec.split(|ch: char| "<>=!~ ".contains(ch)).next().unwrap().to_lowercase();
+    std::fs::read_dir(dir).into_iter().flatten().flatten()
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| {
+            let (name, v) = s.split_once('-')?;
+            (name.to_lowercase() == base).then(|| format!("{base}-{v}"))
+        }))
+        .unwrap_or_else(|| format!("{base}-?"))
 }
 
 /// `spec` installed for the pip python itself (its own platform and version) into
@@ -110,14 +116,7 @@ pub fn install_for_pip(pip: &[String], key: &str, spec: &str) -> Result<(PathBuf
     c.args(&pip[1..]).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
         "--no-warn-script-location", "--only-binary=:all:", "--target"]).arg(&dir).arg(spec);
     command_output(&mut c, 12).map_err(|e| e.lines().find(|l| l.contains("ERROR")).unwrap_or("pip failed").to_string())?;
-    let base = spec.split(|ch: char| "<>=!~ ".contains(ch)).next().unwrap().to_lowercase();
-    let ver = std::fs::read_dir(&dir).into_iter().flatten().flatten()
-        .filter_map(|e| e.file_name().to_str().map(String::from))
-        .find_map(|n| n.strip_suffix(".dist-info").and_then(|s| {
-            let (name, v) = s.split_once('-')?;
-            (name.to_lowercase() == base).then(|| format!("{base}-{v}"))
-        }))
-        .unwrap_or_else(|| format!("{base}-?"));
+    let ver = installed_version(&dir, spec);
     std::fs::write(&stamp, &ver).map_err(|e| e.to_string())?;
     Ok((dir, ver))
 }
