@@ -106,6 +106,7 @@ extern "C" fn gilgate_init() {
         api::register_rust_paths();
         interpose::init();
         origin::set_self_object();
+        origin::init_find_object();
         gate::init_barrier();
         // Bind to a CPython that is already loaded (linked, or a python executable) now, in the
         // constructor, so that kill interception on paths that must not resolve or lock

@@ -611,6 +611,83 @@ fn cell_command(p: &Python, s: &Setup, job: &Job, lib: &Path, http_url: Option<&
     (c, line)
 }
 
+/// The crashed thread of a core: `gilgate_frame` if any of its frames is in libgilgate.so; `top`
+/// its innermost frames, for the report.
+struct CoreVerdict {
+    gilgate_frame: bool,
+    top: String,
+}
+
+/// Let the child dump core into `dir` (its working directory; the programs use absolute paths).
+/// Works where the kernel's core_pattern is a plain file name (as on this machine); elsewhere no
+/// core appears and only the raw-crash rule applies.
+fn allow_core(cmd: &mut Command, dir: &Path) {
+    use std::os::unix::process::CommandExt;
+    cmd.current_dir(dir);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A lower hard limit refuses: no core then, and only the raw-crash rule applies.
+            let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            Ok(())
+        });
+    }
+}
+
+/// The ELF file the run's process executed (gdb needs its unwind tables): the embedding host,
+/// the pymain launcher, or the python executable (a Debian tree's `pythonX.Y-run` wrapper runs
+/// `pythonX.Y` beside it).
+fn program_of(p: &Python, s: &Setup, job: &Job) -> PathBuf {
+    if job.client == "embed" {
+        return s.ready[job.client].0.clone();
+    }
+    if let (Some(l), false) = (&s.launcher, job.direct) {
+        return l.clone();
+    }
+    let exe = p.exe.clone();
+    match exe.to_str().and_then(|e| e.strip_suffix("-run")) {
+        Some(real) if Path::new(real).is_file() => PathBuf::from(real),
+        _ => exe,
+    }
+}
+
+/// Read the core in `dir` with gdb: the signalled thread's frames and libgilgate.so's text range.
+/// None when there is no core, no gdb, no libgilgate.so mapped, or a stack gdb could not read
+/// to the thread's outermost frame (a libc frame: start_thread/clone3, __libc_start_main).
+fn core_verdict(dir: &Path, exe: &Path) -> Option<CoreVerdict> {
+    let core = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).map_or(false, |n| n == "core" || n.starts_with("core.")))?;
+    let o = Command::new("gdb")
+        .args(["-q", "-batch", "-nx", "-ex", "set pagination off", "-ex", "info sharedlibrary", "-ex", "echo ==bt==\\n", "-ex", "bt 200",
+               "-ex", "frame apply all -q p/x $pc"])
+        .arg(exe).arg(&core).output().ok()?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok();
+    let (lo, hi) = text.lines().find(|l| l.trim_end().ends_with("/libgilgate.so")).and_then(|l| {
+        let mut w = l.split_whitespace();
+        Some((hex(w.next()?)?, hex(w.next()?)?))
+    })?;
+    // gdb's banner also prints frame #0: read the frames after the marker only.
+    let bt = text.split("==bt==").nth(1)?;
+    let frames: Vec<&str> = bt.lines().filter(|l| l.starts_with('#')).collect();
+    let last = frames.last()?;
+    if text.contains("More stack frames follow") || !(last.contains("libc.so") || last.contains("_start")) {
+        return None;
+    }
+    let pcs: Vec<u64> = bt.lines().filter_map(|l| l.strip_prefix('$')).filter_map(|l| l.split(" = ").nth(1)).filter_map(hex).collect();
+    if pcs.len() != frames.len() {
+        return None;
+    }
+    let gilgate_frame = pcs.iter().any(|&pc| pc >= lo && pc < hi);
+    let top = frames.iter().take(4).map(|f| {
+        let f = f.split(" from ").next().unwrap_or(f).split(" at ").next().unwrap_or(f);
+        let f = f.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+        if f.len() > 100 { format!("{}...", &f[..f.floor_char_boundary(100)]) } else { f }
+    }).collect::<Vec<_>>().join(" <- ");
+    Some(CoreVerdict { gilgate_frame, top })
+}
+
 /// Column label; `s`: the static `python` executable run directly (not the launcher).
 fn short(p: &Python, direct: bool) -> String {
     let base = if p.name.starts_with("debian-unstable") {
@@ -726,14 +803,44 @@ fn real_clients_suite() -> usize {
         None
     };
     let http_url: Option<String> = _httpd.as_ref().map(|h| h.url.clone());
+    // results index -> what the core of that crashed gilgate run shows
+    let mut core_verdicts: BTreeMap<usize, CoreVerdict> = BTreeMap::new();
     let njobs = jobs.len();
     let tr = Instant::now();
     let (pys_r, setups_r, lib_r) = (pys.clone(), setups.clone(), lib.clone());
+    let core_root = out_dir().join("cores");
+    let _ = std::fs::remove_dir_all(&core_root);
+    let seq = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let results = parallel(jobs, concurrency(), move |job| {
-        let (cmd, line) = cell_command(&pys_r[job.py], &setups_r[job.py], &job, &lib_r, http_url.as_deref());
+        let (p, s) = (&pys_r[job.py], &setups_r[job.py]);
+        let (mut cmd, line) = cell_command(p, s, &job, &lib_r, http_url.as_deref());
+        // A gilgate run of a rude/daemon program may crash where raw CPython crashes too: it
+        // dumps core in its own directory, read below only if it crashed.
+        let core_dir = (job.preload && unstoppable(job.variant)).then(|| {
+            let d = core_root.join(seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
+            let _ = std::fs::create_dir_all(&d);
+            allow_core(&mut cmd, &d);
+            d
+        });
         let r = run(cmd, if job.preload { timeout } else { raw_timeout });
-        (job, r, line)
+        let verdict = core_dir.and_then(|d| {
+            let v = matches!(classify(&r, job.variant), Class::Signal(_) | Class::Fatal)
+                .then(|| core_verdict(&d, &program_of(p, s, &job))).flatten();
+            let _ = std::fs::remove_dir_all(&d);
+            v
+        });
+        (job, (r, verdict), line)
     });
+    let results: Vec<(Job, RunResult, String)> = {
+        let mut v = vec![];
+        for (job, (r, verdict), line) in results {
+            if let Some(cv) = verdict {
+                core_verdicts.insert(v.len(), cv);
+            }
+            v.push((job, r, line));
+        }
+        v
+    };
     println!("{njobs} runs: {:.1}s", tr.elapsed().as_secs_f64());
     drop(_httpd);
 
@@ -762,14 +869,21 @@ fn real_clients_suite() -> usize {
             *gg_bad.entry((job.py, job.direct, job.client, job.variant)).or_default() += 1;
         }
     }
-    let candidates = results.iter().filter(|(job, r, _)| {
+    // (1) also holds, without a raw crash in this pass, when the run's core shows the crash on a
+    // thread with no frame in libgilgate.so, its stack read to the thread's outermost frame:
+    // CPython's own crash of a thread gilgate was not running (e.g. 3.14's PyGILState_Ensure
+    // from a fresh native thread after Py_FinalizeEx, gh-124619, a static `python` run
+    // directly, where gilgate reaches only the kill; raw rate there ~1 in 600 runs).
+    let cpython_own = |i: usize| core_verdicts.get(&i).map_or(false, |v| !v.gilgate_frame);
+    let is_candidate = |i: usize, job: &Job, r: &RunResult| {
         let cell = (job.py, job.direct, job.client, job.variant);
         job.preload && unstoppable(job.variant) && matches!(classify(r, job.variant), Class::Signal(_) | Class::Fatal)
-            && gilgate_lines(&r.stderr).is_empty() && raw_harm.contains(&cell) && gg_bad.get(&cell) == Some(&1)
-    }).count();
+            && gilgate_lines(&r.stderr).is_empty() && (raw_harm.contains(&cell) || cpython_own(i)) && gg_bad.get(&cell) == Some(&1)
+    };
+    let candidates = results.iter().enumerate().filter(|(i, (job, r, _))| is_candidate(*i, job, r)).count();
     let mut tolerated: Vec<String> = vec![];
     let mut checked = 0;
-    for (job, r, line) in &results {
+    for (idx, (job, r, line)) in results.iter().enumerate() {
         let p = &pys[job.py];
         let class = classify(r, job.variant);
         let polite = job.variant.starts_with("polite");
@@ -802,12 +916,11 @@ fn real_clients_suite() -> usize {
                         }
                     }
                 }
-            } else if candidates <= TOLERATED_MAX && matches!(class, Class::Signal(_) | Class::Fatal)
-                && gilgate_lines(&r.stderr).is_empty() && raw_harm.contains(&(job.py, job.direct, job.client, job.variant))
-                && gg_bad.get(&(job.py, job.direct, job.client, job.variant)) == Some(&1) {
-                tolerated.push(format!("{name}: {class:?} (the cell's raw runs: {})",
+            } else if candidates <= TOLERATED_MAX && is_candidate(idx, job, r) {
+                tolerated.push(format!("{name}: {class:?} (the cell's raw runs: {}{})",
                     results.iter().filter(|(j, _, _)| !j.preload && (j.py, j.direct, j.client, j.variant) == (job.py, job.direct, job.client, job.variant))
-                        .map(|(j, rr, _)| format!("{:?}", classify(rr, j.variant))).collect::<Vec<_>>().join(", ")));
+                        .map(|(j, rr, _)| format!("{:?}", classify(rr, j.variant))).collect::<Vec<_>>().join(", "),
+                    core_verdicts.get(&idx).map(|v| format!("; core: no libgilgate frame on the crashed thread: {}", v.top)).unwrap_or_default()));
             } else if class != Class::Clean {
                 let why = match class {
                     Class::NoMarker => "exit 0 without the program's full output (START line and `RESULT ... done` marker)".to_string(),
@@ -827,6 +940,10 @@ fn real_clients_suite() -> usize {
         // test.sh's summary; raw rude runs are recorded in the table only.
         if job.preload || polite {
             record(&p.name, &name, if problem.is_none() { "pass" } else { "fail" });
+        }
+        if let (Some(why), Some(v)) = (problem.as_mut(), core_verdicts.get(&idx)) {
+            why.push_str(&format!("\n    core: {} libgilgate frame on the crashed thread: {}",
+                if v.gilgate_frame { "a" } else { "no" }, v.top));
         }
         if let Some(why) = problem {
             let stdout_tail: Vec<&str> = r.stdout.lines().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
@@ -902,6 +1019,7 @@ fn real_clients_suite() -> usize {
     if !tolerated.is_empty() {
         println!();
         println!("Isolated crashes of rude/daemon programs through gilgate in cells where raw CPython crashed too,");
+        println!("or whose core shows CPython's own crash on a thread with no libgilgate frame,");
         println!("counted as passed (no worse than raw; at most {TOLERATED_MAX} per pass, one per cell), {}:", tolerated.len());
         for t in &tolerated {
             println!("  {t}");
@@ -927,3 +1045,4 @@ fn real_clients_suite() -> usize {
     println!("elapsed {:.1}s; {checked} gilgate runs checked; {} failures", t0.elapsed().as_secs_f64(), all_fail.len());
     all_fail.len()
 }
+

@@ -107,7 +107,12 @@ fn finalization_kill(ra: usize, region_counts: bool) -> Hit {
             return Hit::No;
         }
     }
-    if in_region || crate::origin::thread_kind() == crate::origin::HOST {
+    // Under `park` both kinds are parked alike (policy::apply and policy::cpython_thread): no
+    // stack walk to tell them apart, which would take CPU (and, before glibc 2.35, the loader
+    // lock `exit()` needs) while the main thread is finishing its exit.
+    if in_region || crate::policy::current() == crate::policy::GILGATE_POLICY_PARK
+        || crate::origin::thread_kind() == crate::origin::HOST
+    {
         Hit::Host
     } else {
         Hit::CPython

@@ -9,7 +9,7 @@
 //!   cached in initial-exec TLS.
 
 use std::os::raw::{c_int, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 
 use crate::boundary::{gg_publish_self_text, gg_publish_text, gg_set_thread_kind, gg_thread_kind};
 
@@ -163,6 +163,9 @@ extern "C" fn collect(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     0 // _URC_NO_REASON: keep going
 }
 
+/// The object containing `addr`: its base and, where the loader has one, the nearest dynamic
+/// symbol's name. `dladdr` takes the loader lock, which `exit()` takes too (`_dl_fini`): only the
+/// main thread's classification needs names.
 fn object_of(addr: usize) -> (usize, Option<&'static [u8]>) {
     // SAFETY: dladdr only reads loader data.
     unsafe {
@@ -176,6 +179,51 @@ fn object_of(addr: usize) -> (usize, Option<&'static [u8]>) {
             Some(std::ffi::CStr::from_ptr(info.dli_sname).to_bytes())
         };
         (info.dli_fbase as usize, name)
+    }
+}
+
+/// glibc's `struct dl_find_object` (2.35+): the fields read here, then room for the rest
+/// (`dlfo_eh_dbase`/`dlfo_eh_count` on some targets and seven reserved words).
+#[repr(C)]
+struct DlFindObject {
+    flags: u64,
+    map_start: *mut c_void,
+    map_end: *mut c_void,
+    link_map: *mut c_void,
+    eh_frame: *mut c_void,
+    rest: [u64; 16],
+}
+type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
+static FIND_OBJECT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Library constructor: resolve `_dl_find_object` (absent before glibc 2.35: `base_of` then
+/// falls back to `dladdr`).
+pub(crate) fn init_find_object() {
+    let f = crate::cpython::lookup(b"_dl_find_object\0", std::ptr::null_mut());
+    FIND_OBJECT.store(f, Release);
+}
+
+/// Base of the object containing `addr` (0: none), as `dladdr`'s `dli_fbase` (both are the
+/// link map's `l_map_start`). `_dl_find_object` takes no lock: a thread classified at a kill
+/// while the main thread is in `exit()` must not hold the loader lock `_dl_fini` waits for
+/// (that delayed raw CPython's own exit and widened 3.14's post-finalization crash window).
+fn base_of(addr: usize) -> usize {
+    if addr == 0 {
+        return 0;
+    }
+    let f = FIND_OBJECT.load(Acquire);
+    if f.is_null() {
+        return object_of(addr).0;
+    }
+    // SAFETY: f is glibc's _dl_find_object; `o` is larger than every target's struct.
+    unsafe {
+        let f: FindObject = std::mem::transmute(f);
+        let mut o: DlFindObject = std::mem::zeroed();
+        if f(addr as *mut c_void, &mut o) == 0 {
+            o.map_start as usize
+        } else {
+            0
+        }
     }
 }
 
@@ -193,18 +241,18 @@ fn classify() -> c_int {
     for (i, slot) in outer.iter_mut().enumerate().take(count) {
         *slot = w.ring[(w.n - 1 - i) % RING];
     }
-    let libc_base = object_of(libc::pthread_create as *const () as usize).0;
+    let libc_base = base_of(libc::pthread_create as *const () as usize);
     // SAFETY: getpid/gettid have no preconditions.
     let main_thread = unsafe { libc::getpid() as i64 == libc::syscall(libc::SYS_gettid) };
     // The main executable: its frames outside any dynamic symbol (a launcher or host built
     // without -rdynamic: `_start`, `main`) are skipped like a named `main`.
     // SAFETY: getauxval has no preconditions; AT_ENTRY is the executable's entry point.
-    let exe_base = object_of(unsafe { libc::getauxval(libc::AT_ENTRY) } as usize).0;
+    let exe_base = if main_thread { base_of(unsafe { libc::getauxval(libc::AT_ENTRY) } as usize) } else { 0 };
     let mut seen_main = false;
     for &ip in outer.iter().take(count) {
         // A return address points after the call: step back one byte to stay in the caller.
         let pc = ip.saturating_sub(1);
-        let (base, sym) = object_of(pc);
+        let (base, sym) = if main_thread && !seen_main { object_of(pc) } else { (base_of(pc), None) };
         if base == libc_base || base == 0 {
             continue;
         }
