@@ -199,7 +199,8 @@ static FIND_OBJECT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 /// Library constructor: resolve `_dl_find_object` (absent before glibc 2.35: `base_of` then
 /// falls back to `dladdr`).
 pub(crate) fn init_find_object() {
-    let f = crate::cpython::lookup(b"_dl_find_object\0", std::ptr::null_mut());
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name (gilgate defines no such symbol).
+    let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, b"_dl_find_object\0".as_ptr() as *const _) };
     FIND_OBJECT.store(f, Release);
 }
 
