@@ -5,7 +5,9 @@
 
 /* gg_walk_resume(w, kind, sp): the callee-saved registers the entry did not touch (x20-x29,
  * d8-d15: the caller's, from the unwinder), its stack pointer, the kill kind in w1 (already
- * there), then its kill label, which takes x19 and x30 from the stack. */
+ * there), then its kill label, which takes x19 and x30 from the stack. The `br` needs no BTI
+ * landing pad: these objects carry no GNU property note, so the library is never BTI-enforced
+ * (a build that enables BTI would need `bti j` at the kill labels and `bti c` at the entries). */
   .text
   .p2align 4
   .globl gg_walk_resume
