@@ -3,10 +3,10 @@
  * returns an error (or applies the policy) instead. gilgate's interposed pthread_exit/pause
  * (exports/interpose.rs) call gg_kill_hook(). Two ways back: the Rust paths arm a jump buffer
  * around the call (gg_armed_call_*, through gg_arm_call); the assembly fast entries (x86-64,
- * aarch64) arm nothing and are found by a stack walk (gg_kill_hook, below). Frames skipped either way are
- * CPython's own (take_gil, PyEval_RestoreThread, ...) and the interposer's Rust frame, none of
- * which own anything that needs unwinding at that point. Callers restore errno on the kill path
- * (CPython's kill leaves whatever its waits set). */
+ * aarch64) arm nothing and are found by a stack walk (gg_kill_hook, below). Frames skipped either
+ * way are CPython's own (take_gil, PyEval_RestoreThread, ...) and the interposer's Rust frame,
+ * none of which own anything that needs unwinding at that point. Callers restore errno on the
+ * kill path (CPython's kill leaves whatever its waits set). */
 #include "shared.h"
 #include <unwind.h>
 
