@@ -26,7 +26,7 @@
   mrs x10, tpidr_el0
   GG_TPOFF x9, gg_slot
   ldr x9, [x10, x9]
-  GG_HOT
+  GG_HOT_ADDR
   ldr x12, [x11, #\pyoff]
   cbz x0, 9f
   .if \is_ensure

@@ -22,7 +22,7 @@
   .type \name, %function
 \name:
   .cfi_startproc
-  GG_HOT
+  GG_HOT_ADDR
   ldr x12, [x11, #\pyoff]
   cbz x12, 9f                           /* CPython not resolved yet: Rust */
   add x13, x11, #GG_HOT_TEXT_LO         /* from CPython's own code? */
