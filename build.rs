@@ -1,6 +1,6 @@
 // Builds the C boundary (src/c/: the shared structures, the armed call and the kill hook, the API
-// and drop-in fast entries, their x86-64 assembly; probes.c, which only the test binary links)
-// against `gg_layout.h`, which it writes from src/base/layout.rs; creates the soname link next to
+// and drop-in fast entries, their x86-64 and aarch64 assembly; probes.c, which only the test
+// binary links) against `gg_layout.h`, which it writes from src/base/layout.rs; creates the soname link next to
 // the library; regenerates the checked-in include/gilgate.h with cbindgen (test.sh fails if the
 // committed header is stale).
 use std::fmt::Write as _;
@@ -101,19 +101,29 @@ fn main() {
     // Hosts record the soname, so a later compatible release can replace the file.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgilgate.so.0");
     soname_link();
-    // The C boundary. The x86-64 assembly entries replace the C ones unless the cargo feature
-    // `portable-entries` asks for the C path every other architecture gets (so it is tested here).
+    // The C boundary. The x86-64 and aarch64 assembly entries replace the C ones unless the cargo
+    // feature `portable-entries` asks for the C path every other architecture gets (so it is
+    // tested on these too).
     let portable = std::env::var_os("CARGO_FEATURE_PORTABLE_ENTRIES").is_some();
-    let x86_asm = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") && !portable;
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let asm_dir = match arch.as_str() {
+        "x86_64" | "aarch64" if !portable => Some(arch.as_str()),
+        _ => None,
+    };
     let mut c = cc::Build::new();
     if portable {
         c.define("GG_PORTABLE_ENTRIES", None);
     }
     c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c", "src/c/pep788_compat.c",
              "src/c/probes.c"]);
-    if x86_asm {
-        c.files(["src/c/x86_64/armed_call.S", "src/c/x86_64/api_entries.S", "src/c/x86_64/dropin_entries.S",
-                 "src/c/x86_64/pep788_entries.S"]);
+    if let Some(dir) = asm_dir {
+        for f in ["armed_call.S", "api_entries.S", "dropin_entries.S"] {
+            c.file(format!("src/c/{dir}/{f}"));
+        }
+        // PEP 788's below 3.15: aarch64 has no proof of CPython's thread-local (pep788_compat.c).
+        if dir == "x86_64" {
+            c.file("src/c/x86_64/pep788_entries.S");
+        }
     }
     c.include(&layout_dir)
         .include("src/c")

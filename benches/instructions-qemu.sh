@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Instructions executed inside libgilgate.so per save+restore and per ensure+release pair, under
-# qemu-user, for the aarch64 build and, measured the same way, the x86-64 builds (assembly
-# entries, and the portable C entries of `--features portable-entries`). No timings: qemu counts
-# guest instructions, which do not depend on the machine's load.
+# qemu-user, for the aarch64 and x86-64 builds, each with its assembly entries (the default) and
+# with the portable C entries of `--features portable-entries`. No timings: qemu counts guest
+# instructions, which do not depend on the machine's load.
 #   benches/instructions-qemu.sh [3.13 3.14 ...]     (default: 3.13 3.14, Debian unstable trees)
 # How: qemu-<cpu>-static -singlestep -d exec,nochain -dfilter <libgilgate's text> logs one line
 # per guest instruction executed in libgilgate (this qemu has no plugin support, so no
@@ -10,7 +10,11 @@
 # base comes from the guest ld.so's LD_DEBUG=files (qemu-user maps deterministically).
 # "raw" calls libpython directly (GILGATE_DLSYM=0): it must count 0 (a check of the method).
 # Needs: scripts/arm64.sh --build-only (the aarch64 build and arm64 trees), cargo build --release
-# and the portable build in target/portable (./test.sh makes it), the x86-64 Debian trees.
+# and the portable build in target/portable (./test.sh makes it), the x86-64 Debian trees; for
+# the aarch64 C row, the portable aarch64 build (with scripts/arm64.sh's environment):
+#   cargo build --release --target aarch64-unknown-linux-gnu -p gilgate --features portable-entries \
+#     --target-dir target/portable
+# A build that is absent gets a row saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GILGATE_DLSYM=0
@@ -19,9 +23,11 @@ cache=${GILGATE_CACHE:-$HOME/.cache/gilgate}
 out=target/bench-qemu; mkdir -p "$out"
 echo "| build | CPython | pair | raw | gilgate_* API | exported drop-in |"
 echo "|---|---|---|---|---|---|"
-for build in aarch64 x86_64 x86_64-portable; do
+for build in aarch64 aarch64-portable x86_64 x86_64-portable; do
   case $build in
-    aarch64) libsrc=target/aarch64-unknown-linux-gnu/release; cc=aarch64-linux-gnu-gcc; qemu=qemu-aarch64-static
+    aarch64|aarch64-portable)
+             libsrc=target/aarch64-unknown-linux-gnu/release; cc=aarch64-linux-gnu-gcc; qemu=qemu-aarch64-static
+             [ $build = aarch64 ] || libsrc=target/portable/aarch64-unknown-linux-gnu/release
              envs=(GILGATE_DEBIAN_ARCH=arm64); pycache=$cache/debian-python-arm64 ;;
     x86_64) libsrc=target/release; cc=gcc; qemu=qemu-x86_64-static; envs=(); pycache=$cache/debian-python ;;
     x86_64-portable) libsrc=target/portable/release; cc=gcc; qemu=qemu-x86_64-static; envs=(); pycache=$cache/debian-python ;;

@@ -6,8 +6,9 @@
  * first, so the measured entry is the thread's outermost fast entry.
  *
  *   entry_kill api-restore  gilgate_restore_thread must return GILGATE_ERR_FINALIZING with errno
- *   entry_kill api-ensure   (resp. gilgate_gilstate_ensure) unchanged; the worker then ends
- *                           normally and is joined. Exit 0 = every check held.
+ *   entry_kill api-ensure   (resp. gilgate_gilstate_ensure) and the caller's callee-saved
+ *                           registers unchanged (x86-64, aarch64: ek_checked); the worker then
+ *                           ends normally and is joined. Exit 0 = every check held.
  *   entry_kill dropin       PyGILState_Ensure (gilgate's export when linked ahead of libpython):
  *                           the policy applies; the harness runs it under `abort` (gilgate's
  *                           diagnostic naming PyGILState_Ensure) and the default `park` (the
@@ -24,6 +25,64 @@
 #include <time.h>
 
 enum { API_RESTORE, API_ENSURE, DROPIN };
+
+/* ek_checked(f, arg, &bad): f(arg) with every callee-saved register (x86-64: rbx rbp r12-r15;
+ * aarch64: x19-x28, d8-d15, and x29 = its sp) holding a known value, and *bad = the bits that
+ * differ after it returned: the kill label's return must give the caller back all of them (the
+ * assembly entries take them from the unwinder's context, the C entries from the armed call). */
+static unsigned long regs_bad = 1;
+#if defined(__x86_64__) || defined(__aarch64__)
+int ek_checked(void *f, void *arg, unsigned long *bad);
+__asm__(".text\n.p2align 4\n.globl ek_checked\n.hidden ek_checked\n.type ek_checked, %function\nek_checked:\n.cfi_startproc\n"
+#if defined(__x86_64__)
+#define EK_CS(r, v) "movabsq $" v ", %" r "\n"
+#define EK_CK(r, v) "movabsq $" v ", %rsi\nxorq %" r ", %rsi\norq %rsi, %rcx\n"
+#define EK_REGS(m) m("rbx", "0x1b1b1b1b1b1b1b1b") m("rbp", "0x2b2b2b2b2b2b2b2b") m("r12", "0x3c3c3c3c3c3c3c3c") \
+    m("r13", "0x4d4d4d4d4d4d4d4d") m("r14", "0x5e5e5e5e5e5e5e5e") m("r15", "0x6f6f6f6f6f6f6f6f")
+        "pushq %rbx\n.cfi_adjust_cfa_offset 8\npushq %rbp\n.cfi_adjust_cfa_offset 8\n"
+        "pushq %r12\n.cfi_adjust_cfa_offset 8\npushq %r13\n.cfi_adjust_cfa_offset 8\n"
+        "pushq %r14\n.cfi_adjust_cfa_offset 8\npushq %r15\n.cfi_adjust_cfa_offset 8\n"
+        "pushq %rdx\n.cfi_adjust_cfa_offset 8\n"
+        "movq %rdi, %rax\nmovq %rsi, %rdi\n"
+        EK_REGS(EK_CS)
+        "call *%rax\n"
+        "xorl %ecx, %ecx\n"
+        EK_REGS(EK_CK)
+        "popq %rdx\nmovq %rcx, (%rdx)\n"
+        "popq %r15\npopq %r14\npopq %r13\npopq %r12\npopq %rbp\npopq %rbx\n"
+        ".cfi_adjust_cfa_offset -56\nret\n"
+#else
+#define EK_CS(r, v) "mov x16, #" v "\nfmov " r ", x16\n"
+#define EK_CK(r, v) "fmov x16, " r "\nmov x15, #" v "\neor x16, x16, x15\norr x17, x17, x16\n"
+#define EK_X(m) m("x19", "0x1901") m("x20", "0x2002") m("x21", "0x2103") m("x22", "0x2204") m("x23", "0x2305") \
+    m("x24", "0x2406") m("x25", "0x2507") m("x26", "0x2608") m("x27", "0x2709") m("x28", "0x280a")
+#define EK_D(m) m("d8", "0x0801") m("d9", "0x0902") m("d10", "0x1003") m("d11", "0x1104") m("d12", "0x1205") \
+    m("d13", "0x1306") m("d14", "0x1407") m("d15", "0x1508")
+#define EK_XS(r, v) "mov " r ", #" v "\n"
+#define EK_XK(r, v) "mov x15, #" v "\neor x16, " r ", x15\norr x17, x17, x16\n"
+        "stp x29, x30, [sp, #-176]!\n.cfi_def_cfa_offset 176\n.cfi_offset x29, -176\n.cfi_offset x30, -168\n"
+        "mov x29, sp\n"
+        "stp x19, x20, [sp, #16]\nstp x21, x22, [sp, #32]\nstp x23, x24, [sp, #48]\n"
+        "stp x25, x26, [sp, #64]\nstp x27, x28, [sp, #80]\nstp d8, d9, [sp, #96]\n"
+        "stp d10, d11, [sp, #112]\nstp d12, d13, [sp, #128]\nstp d14, d15, [sp, #144]\n"
+        "str x2, [sp, #160]\n"
+        "mov x14, x0\nmov x0, x1\n"
+        EK_X(EK_XS) EK_D(EK_CS)
+        "blr x14\n"
+        "mov x17, #0\n"
+        EK_X(EK_XK) EK_D(EK_CK)
+        "mov x16, sp\neor x16, x16, x29\norr x17, x17, x16\n"
+        "ldr x2, [sp, #160]\nstr x17, [x2]\n"
+        "ldp x19, x20, [sp, #16]\nldp x21, x22, [sp, #32]\nldp x23, x24, [sp, #48]\n"
+        "ldp x25, x26, [sp, #64]\nldp x27, x28, [sp, #80]\nldp d8, d9, [sp, #96]\n"
+        "ldp d10, d11, [sp, #112]\nldp d12, d13, [sp, #128]\nldp d14, d15, [sp, #144]\n"
+        "ldp x29, x30, [sp], #176\n.cfi_def_cfa_offset 0\nret\n"
+#endif
+        ".cfi_endproc\n.size ek_checked, .-ek_checked\n");
+#define CHECKED(f, a) ek_checked((void *)(f), (a), &regs_bad)
+#else
+#define CHECKED(f, a) (regs_bad = 0, (f)(a))
+#endif
 static int g_mode;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -78,9 +137,9 @@ static void *worker(void *arg) {
      * or parks it. */
     errno = 4242;
     if (g_mode == API_RESTORE)
-        entry_status = gilgate_restore_thread(ts);
+        entry_status = CHECKED(gilgate_restore_thread, ts);
     else if (g_mode == API_ENSURE)
-        entry_status = gilgate_gilstate_ensure(&st);
+        entry_status = CHECKED(gilgate_gilstate_ensure, &st);
     else {
         st = PyGILState_Ensure(); /* the policy ends the process before this returns */
         entry_status = GILGATE_OK;
@@ -141,8 +200,9 @@ int main(int argc, char **argv) {
     nanosleep(&d, NULL);
     int fin = Py_FinalizeEx();
     pthread_join(th, NULL);
-    int ok = entry_status == GILGATE_ERR_FINALIZING && errno_after == 4242;
-    printf("RESULT mode=%s finalize=%d entry=%s errno=%d %s\n", argv[1], fin,
-           entry_status < 0 ? "none" : gilgate_status_str(entry_status), errno_after, ok ? "ok" : "FAILED");
+    int ok = entry_status == GILGATE_ERR_FINALIZING && errno_after == 4242 && regs_bad == 0;
+    printf("RESULT mode=%s finalize=%d entry=%s errno=%d callee-saved=%s %s\n", argv[1], fin,
+           entry_status < 0 ? "none" : gilgate_status_str(entry_status), errno_after,
+           regs_bad ? "CHANGED" : "kept", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

@@ -737,8 +737,9 @@ fn real_clients_suite() -> usize {
     let pip = pip_python(&pys);
     println!("client wheels installed by: {}", pip.as_ref().map(|v| v.join(" ")).unwrap_or_else(|| "NONE (no pip found)".into()));
 
-    // ctypes' C library: no Python in it, built once.
-    let ctypes_lib = cached("common", "ctypes", &fnv(&[&src("gg_ct.c")]), |d| {
+    // ctypes' C library: no Python in it, built once per architecture (the arm64 mode's compiler
+    // is the cross one: one "common" directory for both handed arm64 runs the x86-64 build).
+    let ctypes_lib = cached(if arm64() { "common-aarch64" } else { "common" }, "ctypes", &fnv(&[&src("gg_ct.c")]), |d| {
         out(Command::new(cc(false)).args(["-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror"])
             .arg(clients_src().join("gg_ct.c")).arg("-o").arg(d.join("libgg_ct.so"))).map(|_| ())
     });

@@ -1,10 +1,10 @@
 /* The fallible API's fast paths (exports/api.rs tail-jumps to them): the outermost entries
- * gg_api_restore_thread/acquire_thread/gilstate_ensure (in C here; on x86-64 the same sequence in
- * x86_64/api_entries.S) and the matching releases. Everything they do not handle goes to the Rust
+ * gg_api_restore_thread/acquire_thread/gilstate_ensure (in C here; on x86-64 and aarch64 the same
+ * sequence in x86_64/api_entries.S, aarch64/api_entries.S) and the matching releases. Everything they do not handle goes to the Rust
  * paths in gg_rust (api.rs `*_slow`), which run the same rules in full (gate/entry.rs). */
 #include "shared.h"
 
-#if !GG_X86_ASM
+#if !GG_ASM_ENTRIES
 GG_API int gg_api_restore_thread(void *ts) {
     struct slot *sl = gg_slot_or_null();
     void *f = gg_py(GG_PY_RESTORE);

@@ -2,19 +2,20 @@
  * parks (pause() forever on 3.14+) inside a gated entry's call comes back to that entry, which then
  * returns an error (or applies the policy) instead. gilgate's interposed pthread_exit/pause
  * (exports/interpose.rs) call gg_kill_hook(). Two ways back: the Rust paths arm a jump buffer
- * around the call (gg_armed_call_*, through gg_arm_call); the x86-64 assembly fast entries arm
- * nothing and are found by a stack walk (gg_kill_hook, below). Frames skipped either way are
- * CPython's own (take_gil, PyEval_RestoreThread, ...) and the interposer's Rust frame, none of
- * which own anything that needs unwinding at that point. Callers restore errno on the kill path
- * (CPython's kill leaves whatever its waits set). */
+ * around the call (gg_armed_call_*, through gg_arm_call); the assembly fast entries (x86-64,
+ * aarch64) arm nothing and are found by a stack walk (gg_kill_hook, below). Frames skipped either
+ * way are CPython's own (take_gil, PyEval_RestoreThread, ...) and the interposer's Rust frame,
+ * none of which own anything that needs unwinding at that point. Callers restore errno on the
+ * kill path (CPython's kill leaves whatever its waits set). */
 #include "shared.h"
 #include <unwind.h>
 
 _Static_assert(offsetof(struct gg_jb, armed) == GG_JB_ARMED, "x86_64/armed_call.S offsets");
 
 #if !GG_X86_ASM
-/* Portable gg_arm_call: __builtin_setjmp saves the frame pointer, stack pointer and resume
- * address; the compiler makes this function save every callee-saved register. */
+/* Portable gg_arm_call (aarch64's too: its assembly entries need none): __builtin_setjmp saves the
+ * frame pointer, stack pointer and resume address; the compiler makes this function save every
+ * callee-saved register. */
 static GG_TLS void *gg_buf[5];
 static GG_TLS volatile intptr_t gg_kill_kind;
 GG_API __attribute__((noinline)) struct gg_ret gg_arm_call(void *arg, void *f) {
@@ -28,12 +29,18 @@ GG_API __attribute__((noinline)) struct gg_ret gg_arm_call(void *arg, void *f) {
     *(volatile int *)&gg_jb.armed = 0;
     return r;
 }
-GG_API int gg_kill_hook(int kind) {
-    if (!gg_jb.armed)
-        return 0;
+/* Only called while armed. */
+static __attribute__((noreturn, noinline)) void gg_jb_jump(int kind) {
     gg_jb.armed = 0;
     gg_kill_kind = kind > 0 ? kind : 1;
     __builtin_longjmp(gg_buf, 1);
+}
+#endif
+#if !GG_ASM_ENTRIES
+GG_API int gg_kill_hook(int kind) {
+    if (!gg_jb.armed)
+        return 0;
+    gg_jb_jump(kind);
 }
 #endif
 
@@ -87,26 +94,35 @@ GG_API int gg_armed_call_v(void (*f)(void)) {
     return (int)r.kill;
 }
 
-#if GG_X86_ASM
-/* ---- The kill walk of the x86-64 assembly entries (x86_64/api_entries.S, dropin_entries.S) ---- */
-__attribute__((noreturn)) void gg_jb_jump(int kind) GG_API;
+#if GG_ASM_ENTRIES
+/* ---- The kill walk of the assembly entries (x86_64/, aarch64/: api_entries.S, dropin_entries.S;
+ * x86_64/pep788_entries.S) ---- */
 
-/* A walk's result, for gg_walk_resume (x86_64/armed_call.S): the callee-saved registers the
- * entry did not touch, its stack pointer, its kill label. */
+/* The callee-saved registers an entry leaves alone, by DWARF number, which it takes back from the
+ * unwinder's context on a kill (the one it uses itself, and the return address, it pushed). */
+#if GG_X86_ASM
+__attribute__((noreturn)) void gg_jb_jump(int kind) GG_API;
+static const uint8_t gg_dw[] = {6, 12, 13, 14, 15}; /* rbp r12-r15 (x86-64 psABI) */
+#define GG_WALK_REGS GG_WALK_RBP
+#else
+/* x20-x28, x29 and d8-d15 (their low 64 bits are what AAPCS64 preserves; libgcc's unwinder keeps
+ * them at that width, and _Unwind_Backtrace saves them itself, so every one has a location). */
+static const uint8_t gg_dw[] = {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 72, 73, 74, 75, 76, 77, 78, 79};
+#define GG_WALK_REGS GG_WALK_X20
+_Static_assert(GG_WALK_D8 == GG_WALK_X20 + 10 * 8, "aarch64/armed_call.S offsets");
+#endif
+
+/* A walk's result, for gg_walk_resume (x86_64/ or aarch64/ armed_call.S): gg_dw's registers, the
+ * entry's stack pointer and its kill label. */
 struct gg_walk {
     uintptr_t open_sp;  /* in: the open region's open_sp */
     const char *resume; /* out: the entry's kill label, or NULL */
-    uintptr_t rbp, r12, r13, r14, r15;
+    uintptr_t reg[sizeof gg_dw];
     uintptr_t resume_sp; /* out */
 };
-_Static_assert(offsetof(struct gg_walk, resume) == GG_WALK_RESUME && offsetof(struct gg_walk, rbp) == GG_WALK_RBP
-               && offsetof(struct gg_walk, r12) == GG_WALK_R12 && offsetof(struct gg_walk, r13) == GG_WALK_R13
-               && offsetof(struct gg_walk, r14) == GG_WALK_R14 && offsetof(struct gg_walk, r15) == GG_WALK_R15,
-               "x86_64/armed_call.S offsets");
-__attribute__((noreturn)) void gg_walk_resume(const struct gg_walk *w, intptr_t kind, uintptr_t rsp) GG_API;
-
-/* DWARF register numbers (x86-64 psABI). */
-enum { GG_DW_RBP = 6, GG_DW_R12 = 12, GG_DW_R13 = 13, GG_DW_R14 = 14, GG_DW_R15 = 15 };
+_Static_assert(offsetof(struct gg_walk, resume) == GG_WALK_RESUME && offsetof(struct gg_walk, reg) == GG_WALK_REGS,
+               "armed_call.S offsets");
+__attribute__((noreturn)) void gg_walk_resume(const struct gg_walk *w, intptr_t kind, uintptr_t sp) GG_API;
 
 extern const char gg_ret_restore[], gg_ret_acquire[], gg_ret_ensure[] GG_API;
 extern const char gg_kill_restore[], gg_kill_acquire[], gg_kill_ensure[] GG_API;
@@ -116,11 +132,13 @@ extern const char gg_ret_788[], gg_kill_788[] GG_API; /* x86_64/pep788_entries.S
 
 /* The assembly entries: where their call into CPython returns to, their kill label, and from
  * open_sp, their stack pointer at that call and the one their kill label expects (pointing at
- * the pushed rbx). API entries store their entry rsp as open_sp, drop-in ones entry rsp + 8. */
+ * the pushed rbx, resp. x19/x30). */
 static const struct gg_entry_site {
     const char *ret, *kill;
     uint8_t call_off, resume_off;
 } gg_sites[] = {
+#if GG_X86_ASM
+    /* API entries store their entry rsp as open_sp, drop-in ones entry rsp + 8. */
     {gg_ret_restore, gg_kill_restore, 8, 8},
     {gg_ret_acquire, gg_kill_acquire, 8, 8},
     {gg_ret_ensure, gg_kill_ensure, 24, 8}, /* also `out` and an alignment slot */
@@ -128,6 +146,15 @@ static const struct gg_entry_site {
     {gg_ret_drop_acquire, gg_kill_drop_acquire, 16, 16},
     {gg_ret_drop_ensure, gg_kill_drop_ensure, 16, 16},
     {gg_ret_788, gg_kill_788, 8, 8}, /* PEP 788's ensure below 3.15: the API's frame, no `out` */
+#else
+    /* open_sp is the entry's sp, API and drop-in alike (the drop-in trampolines only branch). */
+    {gg_ret_restore, gg_kill_restore, 16, 16},
+    {gg_ret_acquire, gg_kill_acquire, 16, 16},
+    {gg_ret_ensure, gg_kill_ensure, 32, 16}, /* `out` below the pair */
+    {gg_ret_drop_restore, gg_kill_drop_restore, 16, 16},
+    {gg_ret_drop_acquire, gg_kill_drop_acquire, 16, 16},
+    {gg_ret_drop_ensure, gg_kill_drop_ensure, 16, 16},
+#endif
 };
 
 static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {
@@ -140,17 +167,14 @@ static _Unwind_Reason_Code gg_walk_frame(struct _Unwind_Context *ctx, void *p) {
     if (!e)
         return _URC_NO_REASON;
     /* libgcc hands the callback the context *at the call site*: IP is the return address in
-     * the entry, registers are the entry's, and "CFA" is still the callee's, i.e. the entry's
-     * stack pointer at the call. */
+     * the entry (aarch64: a pointer-authentication signature already stripped), registers are
+     * the entry's, and "CFA" is still the callee's, i.e. the entry's stack pointer at the call. */
     if ((uintptr_t)_Unwind_GetCFA(ctx) != w->open_sp - e->call_off)
         return _URC_END_OF_STACK; /* an entry frame that is not the open region's: never expected */
     w->resume_sp = w->open_sp - e->resume_off;
     const char *resume = e->kill;
-    w->rbp = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_RBP);
-    w->r12 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R12);
-    w->r13 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R13);
-    w->r14 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R14);
-    w->r15 = (uintptr_t)_Unwind_GetGR(ctx, GG_DW_R15);
+    for (size_t i = 0; i < sizeof gg_dw; i++)
+        w->reg[i] = (uintptr_t)_Unwind_GetGR(ctx, gg_dw[i]);
     w->resume = resume;
     return _URC_END_OF_STACK; /* stop the walk */
 }

@@ -1,12 +1,12 @@
 /* The drop-in exports' fast paths (exports/dropin.rs: each export's trampoline passes the caller's
  * return address and stack pointer and jumps here). Calls from CPython's own code go straight to
- * CPython; a host thread's outermost entry (in C here; on x86-64 the same sequence in
- * x86_64/dropin_entries.S) and its matching save take the fast path; everything else (first call
+ * CPython; a host thread's outermost entry (in C here; on x86-64 and aarch64 the same sequence in
+ * x86_64/dropin_entries.S, aarch64/dropin_entries.S) and its matching save take the fast path; everything else (first call
  * on a thread, nesting, extension saves inside a region, refusals, policy) is Rust's
  * (dropin.rs `*_impl`). */
 #include "shared.h"
 
-#if !GG_X86_ASM
+#if !GG_ASM_ENTRIES
 /* A host thread's outermost entry; returns 1 if done (GIL held), 0 for Rust's path. */
 static inline __attribute__((always_inline)) int gg_drop_entry(void *f, void *arg, int *value_out,
                                                                 uintptr_t sp, int which, int kind) {

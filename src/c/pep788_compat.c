@@ -8,7 +8,8 @@
  * gg788_compat_ensure is the entry the export jumps to: on x86-64 (not portable-entries) the
  * assembly of x86_64/pep788_entries.S, which is gg788c_ensure and gg_api_gilstate_ensure in one
  * frame and falls back to gg788c_ensure while this thread's thread-local address is not known;
- * elsewhere gg788c_ensure itself. */
+ * elsewhere gg788c_ensure itself (on aarch64 this thread-local is never known: pep788_compat.rs
+ * `tls_getter` decodes x86-64 getters only, so an assembly entry there would always end here). */
 #include "shared.h"
 
 /* The head of the Rust `Guard` (#[repr(C)], asserted there). `key`: the state word of its
@@ -26,7 +27,7 @@ _Static_assert(offsetof(struct gg788c_guard, key) == GG788_GUARD_KEY, "pep788_co
 #define GG788C_T_MASK 7u
 #define GG788C_T_GILSTATE 4u
 
-GG_API int gg_api_gilstate_ensure(int *out); /* api_entries.c / x86_64/api_entries.S */
+GG_API int gg_api_gilstate_ensure(int *out); /* api_entries.c / <arch>/api_entries.S */
 GG_API void gg_api_gilstate_release(int st);  /* api_entries.c */
 
 /* Published by Rust once it knows the layer is gilgate's (CPython < 3.15): CPython's

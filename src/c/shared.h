@@ -5,8 +5,8 @@
  * twice), Rust in a cdylib only gets general-dynamic TLS (a __tls_get_addr call per access), and
  * the entry hot path needs initial-exec TLS and no frame it does not need. So the fast paths of the
  * fallible API (api_entries.c, gg_api_*) and of the drop-in exports (dropin_entries.c, gg_drop_*)
- * live here, with their x86-64 assembly in the x86_64/ files; everything else (first use of a thread,
- * nesting, refusals, kill bookkeeping, drain) is Rust, reached through gg_rust.
+ * live here, with their x86-64 and aarch64 assembly in x86_64/ and aarch64/; everything else
+ * (first use of a thread, nesting, refusals, kill bookkeeping, drain) is Rust, via gg_rust.
  *
  * Each rule below exists in Rust too and names the Rust function it mirrors; the memory-ordering
  * argument of the entry (depth store, barrier A, state load) is src/gate/protocol.rs's.
@@ -14,24 +14,33 @@
 #pragma once
 #include "gg_layout.h"
 
-/* The x86-64 assembly entries, armed call and kill walk; GG_PORTABLE_ENTRIES (cargo feature
- * `portable-entries`) builds the C/__builtin_setjmp path every other architecture gets, so that it
- * is tested here too. build.rs compiles the .S files under the same condition. */
+/* The assembly entries and kill walk: x86-64 (x86_64/, with its own armed call) and aarch64
+ * (aarch64/; the armed call stays armed_call.c's __builtin_setjmp). GG_PORTABLE_ENTRIES (cargo
+ * feature `portable-entries`) builds the C/__builtin_setjmp path every other architecture gets, so
+ * that it is tested on these too. build.rs compiles the .S files under the same condition. */
 #if defined(__x86_64__) && !defined(GG_PORTABLE_ENTRIES)
 #define GG_X86_ASM 1
 #else
 #define GG_X86_ASM 0
 #endif
+#if defined(__aarch64__) && !defined(GG_PORTABLE_ENTRIES)
+#define GG_A64_ASM 1
+#else
+#define GG_A64_ASM 0
+#endif
+#define GG_ASM_ENTRIES (GG_X86_ASM || GG_A64_ASM)
 
 /* struct gg_jb (the armed call's jump buffer) and struct gg_walk (a kill walk's result), which
  * only C and the assembly share: their offsets, asserted in armed_call.c. */
 #define GG_JB_ARMED 64
 #define GG_WALK_RESUME 8
-#define GG_WALK_RBP 16
+#define GG_WALK_RBP 16 /* x86-64: rbp r12 r13 r14 r15 */
 #define GG_WALK_R12 24
 #define GG_WALK_R13 32
 #define GG_WALK_R14 40
 #define GG_WALK_R15 48
+#define GG_WALK_X20 16 /* aarch64: x20-x28, x29, d8-d15 */
+#define GG_WALK_D8 96
 
 #ifndef __ASSEMBLER__
 #include <errno.h>
@@ -94,7 +103,8 @@ static inline uintptr_t gg_sp(void) {
  * call: the kill kind (> 0), region still open for Rust to undo. Anything else leaves nothing
  * behind and returns -1: Rust's full path. Barrier A is a compiler fence: fast_state is only ever
  * set when the drain uses membarrier. No armed call can be in progress here: every armed call runs
- * inside a region (depth >= 1). The x86-64 assembly entries are this function written out. */
+ * inside a region (depth >= 1). The assembly entries (x86_64/, aarch64/) are this function written
+ * out. */
 static inline __attribute__((always_inline)) int gg_fast_entry(struct slot *sl, void *f, void *arg,
                                                                 int *value_out, uintptr_t sp,
                                                                 int check_interp, int kind) {
