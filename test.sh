@@ -11,6 +11,7 @@
 #                             unit/model tests, pyo3 doctests and valgrind are reported as not run.
 #                             Fails when PATTERN selects no case at all.
 #   GILGATE_CACHE=DIR         where downloads and client builds are cached (~/.cache/gilgate)
+#   GILGATE_ARM64=0           no arm64 lane (scripts/arm64.sh --ci; reported as absent)
 # Each step prints how long it took ("-- N s: step"); docs/testing.md "How long it takes".
 # Ends, whatever happened, with one summary (scripts/test-summary.sh): per CPython, test cases
 # run, passed, failed; the CPythons absent. Result lines: target/test-results.tsv.
@@ -22,6 +23,7 @@ export GILGATE_RESULTS="$PWD/target/test-results.tsv"
 t_start=$SECONDS
 deb_fetch_pid=
 side_pid=
+arm64_pid=
 test_build_pid=
 kill_tree() { # kill_tree PID: the process and everything it started
   local c
@@ -31,6 +33,7 @@ kill_tree() { # kill_tree PID: the process and everything it started
 summary() {
   if [ -n "$deb_fetch_pid" ]; then kill "$deb_fetch_pid" 2>/dev/null || true; fi
   if [ -n "$side_pid" ]; then echo "test.sh: stopping the side lane"; kill_tree "$side_pid"; fi
+  if [ -n "$arm64_pid" ]; then echo "test.sh: stopping the arm64 lane"; kill_tree "$arm64_pid"; fi
   if [ -n "$test_build_pid" ]; then kill_tree "$test_build_pid"; fi
   bash scripts/test-summary.sh "$GILGATE_RESULTS"; echo "test.sh: $((SECONDS - t_start)) s"
 }
@@ -169,6 +172,7 @@ if [ -n "$case_only" ]; then
   wait_debian
   step "harness suites, GILGATE_CASE=$case_only" cargo test "${test_profile[@]}" -p gilgate-harness --no-fail-fast
   step "portable entries (feature portable-entries): C/C++ hosts, GILGATE_CASE=$case_only" portable
+  echo "arm64 lane: not run (GILGATE_CASE), not counted"
 else
   wait_debian
   # The side lane: its output goes to target/side-lane.log, printed when it ends; the steps
@@ -183,6 +187,22 @@ else
   ) >target/side-lane.log 2>&1 &
   side_pid=$!
   echo "-- side lane started (pid $side_pid): ${side_suites[*]}, then the portable entries; output: target/side-lane.log"
+  # The arm64 lane (scripts/arm64.sh --ci): the seed host and api_edges cross-built for aarch64,
+  # run under qemu-user on one arm64 CPython; it installs its tools and fetches its CPython, or
+  # records them absent. Output: target/arm64-lane.log, printed when it ends.
+  if [ "${GILGATE_ARM64:-1}" = 0 ]; then
+    echo "arm64 lane: skipped (GILGATE_ARM64=0), not counted"
+    printf 'c_hosts\tarm64 (GILGATE_ARM64=0)\t-\tabsent\n' >>"$GILGATE_RESULTS"
+  else
+    : >target/arm64-lane.failed
+    (
+      failed_steps=()
+      step "arm64 lane: seed host and api_edges under qemu-aarch64 (scripts/arm64.sh --ci)" bash scripts/arm64.sh --ci
+      if ((${#failed_steps[@]})); then printf '%s\n' "${failed_steps[@]}" >target/arm64-lane.failed; fi
+    ) >target/arm64-lane.log 2>&1 &
+    arm64_pid=$!
+    echo "-- arm64 lane started (pid $arm64_pid); output: target/arm64-lane.log"
+  fi
   step "cargo test (unit tests, model check, C/C++ hosts, idioms, real clients; not ${side_suites[*]})" cargo_all
 fi
 
@@ -236,6 +256,14 @@ if [ -n "$side_pid" ]; then
   echo "== side lane (its output, target/side-lane.log; waited $((SECONDS - t0)) s for it here)"
   cat target/side-lane.log
   while IFS= read -r f; do [ -n "$f" ] && failed_steps+=("$f"); done <target/side-lane.failed
+fi
+if [ -n "$arm64_pid" ]; then
+  t0=$SECONDS
+  wait "$arm64_pid" || true
+  arm64_pid=
+  echo "== arm64 lane (its output, target/arm64-lane.log; waited $((SECONDS - t0)) s for it here)"
+  cat target/arm64-lane.log
+  while IFS= read -r f; do [ -n "$f" ] && failed_steps+=("$f"); done <target/arm64-lane.failed
 fi
 
 if [ -n "$case_only" ] && ! awk -F'\t' '$4 == "pass" || $4 == "fail" { n++ } END { exit !n }' "$GILGATE_RESULTS"; then

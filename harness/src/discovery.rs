@@ -209,13 +209,31 @@ fn discover_arm64(found: &mut Vec<Python>, absent: &mut Vec<String>) {
     } else {
         absent.push("arm64 Py_DEBUG builds: ABSENT, not fetched (GILGATE_DEBUG_PYTHONS=0)".into());
     }
+    // GILGATE_ONLY_PYTHONS applies before the fetch here: a tree it leaves out is not downloaded
+    // (test.sh's arm64 lane fetches one), and is reported as skipped like any filtered CPython.
+    let only = std::env::var("GILGATE_ONLY_PYTHONS").ok();
     for (v, prefix, dir, suite) in wanted {
+        if let Some(only) = &only {
+            if !only.split_whitespace().any(|w| only_may_keep(w, prefix, &v)) {
+                absent.push(format!("{prefix}-{v}: skipped (GILGATE_ONLY_PYTHONS), not fetched, not tested"));
+                continue;
+            }
+        }
         let env = [("GILGATE_DEBIAN_ARCH", "arm64"), ("GILGATE_DEBIAN_SUITE", suite)];
         match debian_tree(&v, prefix, &env, &cache.join(dir)) {
             Ok(p) => found.push(p),
             Err(why) => absent.push(format!("{prefix}-{v}: ABSENT ({why})")),
         }
     }
+}
+
+/// Could the GILGATE_ONLY_PYTHONS word `w` keep the tree of version `v` ("3.13", "3.14d") named
+/// `<prefix>-<v>.<patch>`? Errs towards yes: `finish_discovery` applies the exact filter.
+fn only_may_keep(w: &str, prefix: &str, v: &str) -> bool {
+    let name = format!("{prefix}-{v}");
+    let base = v.trim_end_matches('d');
+    name.contains(w) || w.starts_with(&name) || base.starts_with(w) || w.starts_with(base)
+        || w.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(&format!("-{base}")))
 }
 
 fn finish_discovery(mut found: Vec<Python>, mut absent: Vec<String>, wanted: &[&str]) -> Discovery {
@@ -337,4 +355,21 @@ fn debian_tree(v: &str, prefix: &str, env: &[(&str, &str)], cache: impl AsRef<st
         python_cmd,
         debug,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_may_keep;
+
+    #[test]
+    fn only_filter_before_an_arm64_fetch() {
+        let u = "arm64-debian-unstable";
+        assert!(only_may_keep("arm64-debian-unstable-3.13", u, "3.13"));
+        assert!(only_may_keep("arm64-debian-unstable-3.13.18", u, "3.13"));
+        assert!(only_may_keep("3.13", u, "3.13"));
+        assert!(only_may_keep("3.14", u, "3.14d"));
+        assert!(!only_may_keep("arm64-debian-unstable-3.13", u, "3.14"));
+        assert!(!only_may_keep("arm64-debian-unstable-3.13", "arm64-debian", "3.11"));
+        assert!(!only_may_keep("3.13", u, "3.15"));
+    }
 }

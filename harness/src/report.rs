@@ -118,7 +118,8 @@ pub fn announce(title: &str, d: &Discovery) {
 // `case` column of target/test-results.tsv is <case>; the suite is the first column.
 //
 // GILGATE_CASE=PATTERN runs only the cases it selects: a glob (`*`, `?`) matched against the
-// whole name, or, without glob characters, a substring of it. Before anything runs:
+// whole name, or, without glob characters, a substring of it; `A|B` selects what A or B
+// selects (test.sh's arm64 lane: the seed host and api_edges). Before anything runs:
 //   - a suite whose name cannot match (the part of PATTERN before its first `/`, when it has
 //     one and that part has no glob character, is not the suite's name) stops at once;
 //   - when PATTERN names CPythons (contains `pyenv-3.12.1`, `debian-unstable-3.15.2d`, ...),
@@ -166,11 +167,13 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 fn pattern_matches(pattern: &str, name: &str) -> bool {
-    if pattern.contains(['*', '?']) {
-        glob_match(pattern, name)
-    } else {
-        name.contains(pattern)
-    }
+    pattern.split('|').any(|alt| {
+        if alt.contains(['*', '?']) {
+            glob_match(alt, name)
+        } else {
+            name.contains(alt)
+        }
+    })
 }
 
 /// Does GILGATE_CASE select this case of this suite (always, when unset)? Counts the answer
@@ -212,20 +215,18 @@ pub fn unfiltered() -> bool {
     case_pattern().is_none()
 }
 
-/// The suite GILGATE_CASE names explicitly (its part before the first `/`, without glob
-/// characters), if any.
-fn named_suite(pat: &str) -> Option<&str> {
-    let (suite, _) = pat.split_once('/')?;
+/// The suite a GILGATE_CASE alternative names explicitly (its part before the first `/`,
+/// without glob characters), if any.
+fn named_suite(alt: &str) -> Option<&str> {
+    let (suite, _) = alt.split_once('/')?;
     (!suite.contains(['*', '?']) && !suite.is_empty()).then_some(suite)
 }
 
-/// Can GILGATE_CASE select anything in this suite?
+/// Can GILGATE_CASE select anything in this suite (can any of its alternatives)?
 pub fn suite_selected() -> bool {
     let Some(pat) = case_pattern() else { return true };
-    match named_suite(&pat) {
-        Some(s) => s == suite_name(),
-        None => true,
-    }
+    let me = suite_name();
+    pat.split('|').any(|alt| named_suite(alt).is_none_or(|s| s == me))
 }
 
 /// A suite's first step (called by `discover` and `Tally::default`): under a GILGATE_CASE that
@@ -263,7 +264,8 @@ pub fn filter_report() -> bool {
     println!("GILGATE_CASE={pat:?}: NO case of suite {} matched ({u} cases ran or were considered{})", suite_name(),
         if samples.is_empty() { String::new() } else { format!("; their names look like: {}", samples.join(" | ")) });
     record("-", &format!("GILGATE_CASE={pat}: no case of suite {} matched", suite_name()), "absent");
-    named_suite(&pat).is_none()
+    let me = suite_name();
+    !pat.split('|').any(|alt| named_suite(alt).is_some_and(|s| s == me))
 }
 
 #[cfg(test)]
@@ -286,6 +288,16 @@ mod tests {
         assert!(pattern_matches("3.12.1 LD_PRELOAD", "dropin/pyenv-3.12.1 LD_PRELOAD seed"));
         assert!(!pattern_matches("3.12.2", "dropin/pyenv-3.12.1 LD_PRELOAD seed"));
         assert!(!pattern_matches("dropin/x*", "dropin/pyenv-3.12.1"));
+    }
+
+    #[test]
+    fn alternatives_select_what_either_selects() {
+        let p = "c_hosts/arm64-* seed *|c_hosts/arm64-* api-edges*";
+        assert!(pattern_matches(p, "c_hosts/arm64-debian-unstable-3.13.18 seed c gilstate workers=2"));
+        assert!(pattern_matches(p, "c_hosts/arm64-debian-unstable-3.13.18 api-edges (before init)"));
+        assert!(!pattern_matches(p, "c_hosts/arm64-debian-unstable-3.13.18 late dlopen of gilgate"));
+        assert!(!pattern_matches(p, "c_hosts/pyenv-3.12.1 seed c gilstate"));
+        assert!(pattern_matches("3.12.2|3.12.1 LD", "dropin/pyenv-3.12.1 LD_PRELOAD seed"));
     }
 
     #[test]
