@@ -275,7 +275,7 @@ fn finish_discovery(mut found: Vec<Python>, mut absent: Vec<String>, wanted: &[&
             } else {
                 "absent (no build found on this machine)"
             };
-            absent.push(format!("CPython {w}: {why}"));
+            absent.push(format!("{}CPython {w}: {why}", if arm64() { "arm64 " } else { "" }));
         }
     }
     *KNOWN.lock().unwrap_or_else(|e| e.into_inner()) = found.iter().map(|p| p.name.clone()).collect();
