@@ -37,12 +37,10 @@
 //! RMW, which loom always makes read the latest value. So the code's exact orderings are modelled
 //! as written, no reformulation was needed, and the negative controls show the checks can fail.
 //!
-//! Limitations: (1) the membarrier variant (barrier A = compiler fence) cannot be expressed in
-//! loom: see `tests/model_tso.rs` (x86-TSO). On arm64 (weakly ordered: a plain store then an
-//! `ldar` of another address may be reordered) that variant rests on the kernel's membarrier
-//! contract, which promotes the entry's compiler barrier to a full fence (`smp_mb()` on every
-//! CPU running a thread of the process, a full barrier at every switch-in): under it the arm64
-//! membarrier variant is this fenced model, barrier A included (docs/design.md, "arm64"). (2) loom explores the C++-style model it implements, not a
+//! Limitations: (1) the membarrier variant (barrier A = compiler fence, the drain's
+//! membarrier(PRIVATE_EXPEDITED) as barrier B) is `tests/loom_membarrier.rs` (arm64's
+//! orderings, the kernel's barrier at every point of the entry's sequence) and
+//! `tests/model_tso.rs` (x86-TSO). (2) loom explores the C++-style model it implements, not a
 //! hardware model. (3) One entry/leave per thread, one scan by the drain (the production drain
 //! re-scans until 0 or timeout; every re-scan is another scan of the same kind). (4) Exhaustive
 //! under loom's DPOR with no preemption bound and <= 7 stores per atomic (we have <= 3); loom

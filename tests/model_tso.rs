@@ -18,11 +18,10 @@
 //!
 //! What does NOT carry over: weaker hardware (ARMv8, POWER) also reorders store->store,
 //! load->load and load->store, which this model never does, so a pass here says nothing about
-//! them. There the asymmetric variant rests solely on membarrier's documented guarantee (each
-//! thread passes a full barrier somewhere between the syscall's entry and return, and that
-//! barrier pairs with the caller's): wherever it lands in the entry's store..load sequence,
-//! either the store is visible to the drain's later loads or the load comes after the drain's
-//! store, plus the compiler fence keeping program order. That is an argument, not a checked model.
+//! them. There the asymmetric variant rests on membarrier's documented guarantee (each thread
+//! passes a full barrier somewhere between the syscall's entry and return, and that barrier
+//! pairs with the caller's), which `tests/loom_membarrier.rs` models in loom with the arm64
+//! orderings: the barrier at every point of the entry's sequence.
 //!
 //! Property (same as loom_gate.rs): never do the drain conclude "drained" after reading a zero
 //! depth for entry thread i while a round of thread i that had not yet left at that read later

@@ -7,7 +7,8 @@
 //!   drain:  STATE = CLOSING ; [barrier B] ; read every depth (wait while any > 0)
 //! Either the entry reads CLOSING, or the drain reads the raised depth (or both): never neither.
 //! Barrier A is a SeqCst fence, or only a compiler fence when barrier B adds
-//! `membarrier(PRIVATE_EXPEDITED)` (gate/barrier.rs; that variant is checked by `tests/model_tso.rs`).
+//! `membarrier(PRIVATE_EXPEDITED)` (gate/barrier.rs; that variant is checked by
+//! `tests/loom_membarrier.rs` with arm64's orderings, and by `tests/model_tso.rs` on x86-TSO).
 //! The C fast entries (src/c/shared.h `gg_fast_entry`, and its x86-64 assembly) run `announce` + `admits_fast` in C with a compiler fence: they
 //! only ever see a non-zero `fast_state` when membarrier is in use.
 
