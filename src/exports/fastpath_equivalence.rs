@@ -1309,7 +1309,7 @@ fn caller_origin_matches_rust() {
 
 // ---- 3. PEP 788's ensure below 3.15 ----
 //
-// `gg788_compat_ensure` (x86-64: x86_64/pep788_entries.S, the API's gilstate entry and
+// `gg788_compat_ensure` (x86-64, aarch64: <arch>/pep788_entries.S, the API's gilstate entry and
 // pep788_compat.c's checks in one frame; portable-entries: pep788_compat.c `gg788c_ensure`) must
 // be the API's gilstate entry behind PEP 788's own tests: for every API ensure row, with no
 // thread state attached and a good guard of the main interpreter of this generation, it does
@@ -1337,9 +1337,13 @@ extern "C" fn rs_788(g: *mut c_void) -> *mut c_void {
     ev("rust 788 ensure", g as usize, 0, 0);
     RS_788 as *mut c_void
 }
+std::thread_local! {
+    /// What the fake getter returns: the row's "attached" (aarch64's assembly asks the getter).
+    static ATTACHED_788: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 unsafe extern "C" fn cur_788() -> TState {
     ev("py getter", 0, 0, 0);
-    null_mut()
+    ATTACHED_788.with(|a| a.get()) as TState
 }
 
 /// pep788_compat.rs `Guard`'s head (its offsets are asserted there and in pep788_compat.c).
@@ -1422,9 +1426,16 @@ fn pep788_compat_entry_is_the_api_entry() {
                 let gp = if present { &mut g as *mut Guard788 as *mut c_void } else { null_mut() };
                 // SAFETY: this thread's fake thread-local word, alive for the call.
                 unsafe { gg_probe_788_tss(&tss) };
+                ATTACHED_788.with(|a| a.set(tss));
                 let before = { setup(); snap(slot) };
                 // SAFETY: the entry with a fake guard (or NULL); everything it reaches is a fake.
                 let (ret, s788, evs) = run(&mut || unsafe { gg788_compat_ensure(gp) } as isize);
+                // "Attached?" is the thread-local's word (x86-64, the C path) or the getter's
+                // answer (aarch64's assembly: it never reads the thread-local): at most one ask.
+                let asks = evs.iter().filter(|e| e.who == "py getter").count();
+                assert!(asks <= 1, "{ctx}: the getter called {asks} times");
+                assert!(cfg!(target_arch = "aarch64") || asks == 0, "{ctx}: the thread-local was read, not the getter");
+                let evs: Vec<Ev> = evs.into_iter().filter(|e| e.who != "py getter").collect();
                 // SAFETY: back to "not known" for this thread.
                 unsafe { gg_probe_788_tss(std::ptr::null()) };
                 let pass = !attached && present && magic_ok && key == running;

@@ -57,7 +57,7 @@ pub struct gilgate_interpreter_view {
 
 const GUARD_MAGIC: u64 = crate::layout::GUARD788_MAGIC; // "gggguard1"
 const _: () = {
-    // The head src/c/pep788_compat.c and x86_64/pep788_entries.S read (struct gg788c_guard).
+    // The head src/c/pep788_compat.c and <arch>/pep788_entries.S read (struct gg788c_guard).
     use std::mem::offset_of;
     assert!(offset_of!(Guard, magic) == 0 && offset_of!(Guard, interp) == 8);
     assert!(offset_of!(Guard, gen) == 16 && offset_of!(Guard, main) == 24);
@@ -69,7 +69,7 @@ extern "C" {
     fn gg788c_set_paths(ensure: extern "C" fn(P) -> P, release: extern "C" fn(P));
     fn gg788c_publish(cur: Option<unsafe extern "C" fn() -> TState>, state: *const u64, ti: P, disp: isize);
     fn gg788c_tls_addr(ti: P, disp: isize) -> *const TState;
-    /// x86-64 (not portable-entries): x86_64/pep788_entries.S; elsewhere gg788c_ensure.
+    /// x86-64 and aarch64 (not portable-entries): <arch>/pep788_entries.S; elsewhere gg788c_ensure.
     fn gg788_compat_ensure(guard: P) -> P;
     fn gg788c_release(token: P);
 }
@@ -575,7 +575,7 @@ fn tok(v: usize) -> P {
 #[unsafe(naked)]
 #[no_mangle]
 pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_guard) -> *mut c_void {
-    // The hot path (x86_64/pep788_entries.S or src/c/pep788_compat.c), entered by a tail jump:
+    // The hot path (<arch>/pep788_entries.S or src/c/pep788_compat.c), entered by a tail jump:
     // no frame of our own.
     core::arch::naked_asm!(jump788!(), f = sym gg788_compat_ensure)
 }
