@@ -4,6 +4,7 @@
 # with the portable C entries of `--features portable-entries`. No timings: qemu counts guest
 # instructions, which do not depend on the machine's load.
 #   benches/instructions-qemu.sh [3.13 3.14 ...]     (default: 3.13 3.14, Debian unstable trees)
+#   QEMU_BUILDS="aarch64 x86_64" (default: all four below), QEMU_ONLY_PEP788=1 (the second table only)
 # How: qemu-<cpu>-static -singlestep -d exec,nochain -dfilter <libgilgate's text> logs one line
 # per guest instruction executed in libgilgate (this qemu has no plugin support, so no
 # libinsn.so); benches/ir.c runs 200 and 2200 pairs; (b - a) / 2000 cancels start-up. The library
@@ -30,7 +31,7 @@ out=target/bench-qemu; mkdir -p "$out"
 p788=()
 echo "| build | CPython | pair | raw | gilgate_* API | exported drop-in |"
 echo "|---|---|---|---|---|---|"
-for build in aarch64 aarch64-portable x86_64 x86_64-portable; do
+for build in ${QEMU_BUILDS:-aarch64 aarch64-portable x86_64 x86_64-portable}; do
   case $build in
     aarch64|aarch64-portable)
              libsrc=target/aarch64-unknown-linux-gnu/release; cc=aarch64-linux-gnu-gcc; qemu=qemu-aarch64-static
@@ -57,6 +58,7 @@ for build in aarch64 aarch64-portable x86_64 x86_64-portable; do
     count() { PYTHONHOME=$PY_HOME QEMU_LOG=exec,nochain QEMU_SINGLESTEP=1 QEMU_DFILTER=$base_size \
       QEMU_LOG_FILENAME=/dev/stderr "${run[@]}" "$exe" "$1" "$2" 2>&1 >/dev/null | grep -c '^Trace' || true; }
     for pair in "save+restore:" "ensure+release:_gs"; do
+      [ "${QEMU_ONLY_PEP788:-0}" = 0 ] || break
       row="| $build | $PY_VERSION | ${pair%%:*}"; sfx=${pair#*:}
       for m in raw api exported; do
         a=$(count "$m$sfx" 200); b=$(count "$m$sfx" 2200)
