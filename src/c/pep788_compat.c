@@ -40,6 +40,10 @@ GG_API void *(*gg788_cur_fn)(void); /* read by aarch64/pep788_entries.S */
 static const uint64_t *state_word;
 static void *tss_ti;
 static intptr_t tss_disp;
+/* aarch64: the thread-pointer offset of CPython's thread-local when Rust proved the getter a
+ * static-TLS descriptor access (published as ti = NULL, disp = the offset); 0: not proven. Read
+ * by aarch64/pep788_entries.S only (the C path calls the getter there). */
+GG_API intptr_t gg788_tp_off;
 /* This thread's address of that thread-local (NULL: not known yet, or not provable): stable for
  * the thread's lifetime (a TLS block never moves; libpython is never unloaded under gilgate, whose
  * resolved CPython functions would dangle too). Read by x86_64/pep788_entries.S. */
@@ -59,6 +63,7 @@ GG_API void gg788c_publish(void *(*cur)(void), const uint64_t *state, void *ti, 
     __atomic_store_n(&state_word, state, __ATOMIC_RELAXED);
     __atomic_store_n(&tss_disp, disp, __ATOMIC_RELAXED);
     __atomic_store_n(&tss_ti, ti, __ATOMIC_RELAXED);
+    __atomic_store_n(&gg788_tp_off, ti ? 0 : disp, __ATOMIC_RELAXED); /* ordered by the release below */
     __atomic_store_n(&gg788_cur_fn, cur, __ATOMIC_RELEASE);
 }
 

@@ -7,10 +7,10 @@
  * guard->key (main interpreter, this generation, running). Otherwise the Rust body
  * (gg788_rs_ensure) by tail jump, x0 still the guard.
  *
- * The "attached?" test always calls CPython's getter: pep788_compat.rs `tls_getter` proves
- * x86-64 getters only, so on aarch64 gg788_tss is never known (reading it would cost four
- * instructions per call for nothing; a proof for aarch64's TLS-descriptor getters would add that
- * read here, as the x86-64 file has it).
+ * The "attached?" test reads CPython's thread-local at tpidr_el0 + gg788_tp_off when
+ * pep788_compat.rs `tls_getter` proved the getter a static-TLS descriptor access (the offset is
+ * the same on every thread: no per-thread address, unlike x86-64's gg788_tss); otherwise it
+ * calls the getter.
  *
  * Ordering (entry.inc; docs/design.md, "arm64"): gg788_cur_fn is read with `ldar`, as the C
  * path's acquire load (it orders the reads of what gg788c_publish stored before it); the state
@@ -38,6 +38,13 @@ gg788_compat_ensure:
   ldr x14, =GG788_GUARD_MAGIC
   cmp x13, x14
   b.ne 9f
+  adrp x15, gg788_tp_off
+  ldr x15, [x15, #:lo12:gg788_tp_off]   /* ordered by the ldar above, as gg788c_publish stores */
+  mrs x10, tpidr_el0
+  cbz x15, 1f
+  ldr x15, [x10, x15]                   /* CPython's thread-local, where the getter reads */
+  b 2f
+1:
   stp x0, x30, [sp, #-16]!              /* the guard and the return address across the getter */
   .cfi_adjust_cfa_offset 16
   .cfi_rel_offset x30, 8
@@ -46,8 +53,9 @@ gg788_compat_ensure:
   ldp x0, x30, [sp], #16
   .cfi_adjust_cfa_offset -16
   .cfi_restore x30
-  cbnz x15, 9f                          /* attached: Rust (a nested level, or a refusal) */
   mrs x10, tpidr_el0
+2:
+  cbnz x15, 9f                          /* attached: Rust (a nested level, or a refusal) */
   GG_TPOFF x9, gg_slot
   ldr x9, [x10, x9]
   GG_HOT_ADDR
