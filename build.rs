@@ -117,12 +117,8 @@ fn main() {
     c.files(["src/c/shared.c", "src/c/armed_call.c", "src/c/api_entries.c", "src/c/dropin_entries.c", "src/c/pep788.c", "src/c/pep788_compat.c",
              "src/c/probes.c"]);
     if let Some(dir) = asm_dir {
-        for f in ["armed_call.S", "api_entries.S", "dropin_entries.S"] {
+        for f in ["armed_call.S", "api_entries.S", "dropin_entries.S", "pep788_entries.S"] {
             c.file(format!("src/c/{dir}/{f}"));
-        }
-        // PEP 788's below 3.15: aarch64 has no proof of CPython's thread-local (pep788_compat.c).
-        if dir == "x86_64" {
-            c.file("src/c/x86_64/pep788_entries.S");
         }
     }
     c.include(&layout_dir)

@@ -6,7 +6,9 @@
  * first, so the measured entry is the thread's outermost fast entry.
  *
  *   entry_kill api-restore  gilgate_restore_thread must return GILGATE_ERR_FINALIZING with errno
- *   entry_kill api-ensure   (resp. gilgate_gilstate_ensure) and the caller's callee-saved
+ *   entry_kill api-ensure   (resp. gilgate_gilstate_ensure; pep788-ensure: PEP 788's
+ *   entry_kill pep788-ensure ensure below 3.15, gilgate_thread_state_ensure on a main-interpreter
+ *                           guard, must return NULL) and the caller's callee-saved
  *                           registers unchanged (x86-64, aarch64: ek_checked); the worker then
  *                           ends normally and is joined. Exit 0 = every check held.
  *   entry_kill dropin       PyGILState_Ensure (gilgate's export when linked ahead of libpython):
@@ -24,7 +26,14 @@
 #include <string.h>
 #include <time.h>
 
-enum { API_RESTORE, API_ENSURE, DROPIN };
+enum { API_RESTORE, API_ENSURE, DROPIN, PEP788_ENSURE };
+static struct gilgate_interpreter_guard *guard788;
+/* PEP 788's ensure as a status: NULL is the refusal (a kill inside it ends as the API's does). */
+static int ensure788(struct gilgate_interpreter_guard *g) {
+    void *tok = gilgate_thread_state_ensure(g);
+    if (tok) gilgate_thread_state_release(tok);
+    return tok ? GILGATE_OK : GILGATE_ERR_FINALIZING;
+}
 
 /* ek_checked(f, arg, &bad): f(arg) with every callee-saved register (x86-64: rbx rbp r12-r15;
  * aarch64: x19-x28, d8-d15, and x29 = its sp) holding a known value, and *bad = the bits that
@@ -32,7 +41,7 @@ enum { API_RESTORE, API_ENSURE, DROPIN };
  * assembly entries take them from the unwinder's context, the C entries from the armed call). */
 static unsigned long regs_bad = 1;
 #if defined(__x86_64__) || defined(__aarch64__)
-int ek_checked(void *f, void *arg, unsigned long *bad);
+long ek_checked(void *f, void *arg, unsigned long *bad); /* f's whole return register */
 __asm__(".text\n.p2align 4\n.globl ek_checked\n.hidden ek_checked\n.type ek_checked, %function\nek_checked:\n.cfi_startproc\n"
 #if defined(__x86_64__)
 #define EK_CS(r, v) "movabsq $" v ", %" r "\n"
@@ -127,6 +136,8 @@ static void *worker(void *arg) {
     } else if (g_mode == API_ENSURE) {
         if (gilgate_gilstate_ensure(&st) != GILGATE_OK) { fprintf(stderr, "warm-up entry failed\n"); return NULL; }
         gilgate_gilstate_release(st);
+    } else if (g_mode == PEP788_ENSURE) {
+        if (ensure788(guard788) != GILGATE_OK) { fprintf(stderr, "warm-up entry failed\n"); return NULL; }
     } else {
         st = PyGILState_Ensure();
         PyGILState_Release(st);
@@ -140,7 +151,11 @@ static void *worker(void *arg) {
         entry_status = CHECKED(gilgate_restore_thread, ts);
     else if (g_mode == API_ENSURE)
         entry_status = CHECKED(gilgate_gilstate_ensure, &st);
-    else {
+    else if (g_mode == PEP788_ENSURE) {
+        void *tok = (void *)(intptr_t)CHECKED(gilgate_thread_state_ensure, guard788);
+        entry_status = tok ? GILGATE_OK : GILGATE_ERR_FINALIZING;
+        if (tok) { gilgate_thread_state_release(tok); entry_status = -2; } /* already handed back */
+    } else {
         st = PyGILState_Ensure(); /* the policy ends the process before this returns */
         entry_status = GILGATE_OK;
     }
@@ -155,13 +170,18 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: entry_kill api-restore|api-ensure|dropin|dropin-park\n"); return 2; }
+    if (argc != 2) { fprintf(stderr, "usage: entry_kill api-restore|api-ensure|pep788-ensure|dropin|dropin-park\n"); return 2; }
     g_mode = !strcmp(argv[1], "api-restore") ? API_RESTORE : !strcmp(argv[1], "api-ensure") ? API_ENSURE
+           : !strcmp(argv[1], "pep788-ensure") ? PEP788_ENSURE
            : !strcmp(argv[1], "dropin") || !strcmp(argv[1], "dropin-park") ? DROPIN : -1;
     if (g_mode < 0) { fprintf(stderr, "bad mode\n"); return 2; }
     PyImport_AppendInittab("_ek", ek_init);
     Py_InitializeEx(0);
     PyThreadState *ts = g_mode == API_RESTORE ? PyThreadState_New(PyInterpreterState_Main()) : NULL;
+    if (g_mode == PEP788_ENSURE && !(guard788 = gilgate_interpreter_guard_from_current())) {
+        fprintf(stderr, "no guard\n");
+        return 2;
+    }
     pthread_t th;
     /* The worker must meet finalization, not slip in before it: with a switch interval of
      * 1000 s the waiting worker never asks the main thread to drop the GIL, so nothing before
@@ -200,6 +220,7 @@ int main(int argc, char **argv) {
     nanosleep(&d, NULL);
     int fin = Py_FinalizeEx();
     pthread_join(th, NULL);
+    if (guard788) gilgate_interpreter_guard_close(guard788);
     int ok = entry_status == GILGATE_ERR_FINALIZING && errno_after == 4242 && regs_bad == 0;
     printf("RESULT mode=%s finalize=%d entry=%s errno=%d callee-saved=%s %s\n", argv[1], fin,
            entry_status < 0 ? "none" : gilgate_status_str(entry_status), errno_after,

@@ -131,7 +131,15 @@ fn main() {
         if p.minor() >= (3, 9) {
             // gilgate_gilstate_ensure is no fast entry on 3.15+ (the PEP 788 path, which holds a
             // guard that lets the thread in during finalization: pep788.rs covers it).
-            let modes: &[&'static str] = if p.minor() >= (3, 15) { &["api-restore", "dropin", "dropin-park"] } else { &["api-restore", "api-ensure", "dropin", "dropin-park"] };
+            // pep788-ensure: PEP 788's ensure below 3.15 (gilgate_thread_state_ensure), whose
+            // fast entry (x86-64, aarch64: <arch>/pep788_entries.S) serves 3.12-3.14.
+            let modes: &[&'static str] = if p.minor() >= (3, 15) {
+                &["api-restore", "dropin", "dropin-park"]
+            } else if p.minor() >= (3, 12) {
+                &["api-restore", "api-ensure", "pep788-ensure", "dropin", "dropin-park"]
+            } else {
+                &["api-restore", "api-ensure", "dropin", "dropin-park"]
+            };
             for &mode in modes {
                 if mode == "dropin-park" && !watchdog_observable() {
                     let case = format!("{} kill inside an outermost fast entry (dropin-park): not run under qemu-user (the park watchdog cannot read the guest's waits)", p.name);
@@ -223,7 +231,7 @@ fn main() {
                     &format!("{} stderr: {}", r.outcome, stderr_tail(r, 5)));
             }
             Job::EntryKill { py, mode, .. } => {
-                // api-*: the entry returned GILGATE_ERR_FINALIZING, errno unchanged, thread joined
+                // api-*, pep788-ensure: the entry returned GILGATE_ERR_FINALIZING (resp. NULL), errno unchanged, thread joined
                 // (the host checks, exit 0). dropin: the policy (abort, set) from the entry's own
                 // bookkeeping, naming the export, not the interposer's fallback for kills outside
                 // any entry ("pthread_exit on thread ..." / "pause on thread ...").

@@ -94,7 +94,7 @@ pub const KILL_PAUSE: i32 = 2;
 pub const INITIAL_STATE: u64 = 4;
 
 /// PEP 788 below 3.15 (exports/pep788_compat.rs `Guard`, read by src/c/pep788_compat.c and
-/// x86_64/pep788_entries.S): a guard's magic (at offset 0) and the offset of its `key`.
+/// <arch>/pep788_entries.S): a guard's magic (at offset 0) and the offset of its `key`.
 pub const GUARD788_MAGIC: u64 = 0x6767_6775_6172_6431; // "gggguard1"
 pub const GUARD788_KEY: usize = 32;
 

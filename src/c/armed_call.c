@@ -96,7 +96,7 @@ GG_API int gg_armed_call_v(void (*f)(void)) {
 
 #if GG_ASM_ENTRIES
 /* ---- The kill walk of the assembly entries (x86_64/, aarch64/: api_entries.S, dropin_entries.S;
- * x86_64/pep788_entries.S) ---- */
+ * pep788_entries.S) ---- */
 
 /* The callee-saved registers an entry leaves alone, by DWARF number, which it takes back from the
  * unwinder's context on a kill (the one it uses itself, and the return address, it pushed). */
@@ -128,7 +128,7 @@ extern const char gg_ret_restore[], gg_ret_acquire[], gg_ret_ensure[] GG_API;
 extern const char gg_kill_restore[], gg_kill_acquire[], gg_kill_ensure[] GG_API;
 extern const char gg_ret_drop_restore[], gg_ret_drop_acquire[], gg_ret_drop_ensure[] GG_API;
 extern const char gg_kill_drop_restore[], gg_kill_drop_acquire[], gg_kill_drop_ensure[] GG_API;
-extern const char gg_ret_788[], gg_kill_788[] GG_API; /* x86_64/pep788_entries.S */
+extern const char gg_ret_788[], gg_kill_788[] GG_API; /* <arch>/pep788_entries.S */
 
 /* The assembly entries: where their call into CPython returns to, their kill label, and from
  * open_sp, their stack pointer at that call and the one their kill label expects (pointing at
@@ -154,6 +154,7 @@ static const struct gg_entry_site {
     {gg_ret_drop_restore, gg_kill_drop_restore, 16, 16},
     {gg_ret_drop_acquire, gg_kill_drop_acquire, 16, 16},
     {gg_ret_drop_ensure, gg_kill_drop_ensure, 16, 16},
+    {gg_ret_788, gg_kill_788, 16, 16}, /* PEP 788's ensure below 3.15: the API's frame, no `out` */
 #endif
 };
 

@@ -5,11 +5,12 @@
  * the level is gg_api_gilstate_ensure's (the gilgate_gilstate_ensure fast path), and its token
  * says so; its release is gg_api_gilstate_release. Everything else goes to the Rust bodies.
  *
- * gg788_compat_ensure is the entry the export jumps to: on x86-64 (not portable-entries) the
- * assembly of x86_64/pep788_entries.S, which is gg788c_ensure and gg_api_gilstate_ensure in one
- * frame and falls back to gg788c_ensure while this thread's thread-local address is not known;
- * elsewhere gg788c_ensure itself (on aarch64 this thread-local is never known: pep788_compat.rs
- * `tls_getter` decodes x86-64 getters only, so an assembly entry there would always end here). */
+ * gg788_compat_ensure is the entry the export jumps to: on x86-64 and aarch64 (not
+ * portable-entries) assembly, gg788c_ensure and gg_api_gilstate_ensure in one frame:
+ * x86_64/pep788_entries.S falls back to gg788c_ensure while this thread's thread-local address is
+ * not known; aarch64/pep788_entries.S calls CPython's getter itself (on aarch64 that address is
+ * never known: pep788_compat.rs `tls_getter` decodes x86-64 getters only). Elsewhere
+ * gg788c_ensure itself. */
 #include "shared.h"
 
 /* The head of the Rust `Guard` (#[repr(C)], asserted there). `key`: the state word of its
@@ -35,10 +36,14 @@ GG_API void gg_api_gilstate_release(int st);  /* api_entries.c */
  * getter is runtime-wide: those take the Rust path) and the gate's state word; and, when Rust
  * could prove what that getter reads (pep788_compat.rs `tls_getter`), CPython's thread-local:
  * `tss_ti` (the getter's tls_index, an argument for __tls_get_addr) + `tss_disp`. */
-static void *(*cur_fn)(void);
+GG_API void *(*gg788_cur_fn)(void); /* read by aarch64/pep788_entries.S */
 static const uint64_t *state_word;
 static void *tss_ti;
 static intptr_t tss_disp;
+/* aarch64: the thread-pointer offset of CPython's thread-local when Rust proved the getter a
+ * static-TLS descriptor access (published as ti = NULL, disp = the offset); 0: not proven. Read
+ * by aarch64/pep788_entries.S only (the C path calls the getter there). */
+GG_API intptr_t gg788_tp_off;
 /* This thread's address of that thread-local (NULL: not known yet, or not provable): stable for
  * the thread's lifetime (a TLS block never moves; libpython is never unloaded under gilgate, whose
  * resolved CPython functions would dangle too). Read by x86_64/pep788_entries.S. */
@@ -58,7 +63,8 @@ GG_API void gg788c_publish(void *(*cur)(void), const uint64_t *state, void *ti, 
     __atomic_store_n(&state_word, state, __ATOMIC_RELAXED);
     __atomic_store_n(&tss_disp, disp, __ATOMIC_RELAXED);
     __atomic_store_n(&tss_ti, ti, __ATOMIC_RELAXED);
-    __atomic_store_n(&cur_fn, cur, __ATOMIC_RELEASE);
+    __atomic_store_n(&gg788_tp_off, ti ? 0 : disp, __ATOMIC_RELAXED); /* ordered by the release below */
+    __atomic_store_n(&gg788_cur_fn, cur, __ATOMIC_RELEASE);
 }
 
 /* The calling thread's address of CPython's thread-local for tls_index `ti` + `disp` (Rust's
@@ -67,11 +73,11 @@ GG_API void *const *gg788c_tls_addr(void *ti, intptr_t disp) {
     return (void *const *)((char *)__tls_get_addr(ti) + disp);
 }
 
-/* Whether a thread state is attached to the calling thread (cur_fn published): this thread's
+/* Whether a thread state is attached to the calling thread (gg788_cur_fn published): this thread's
  * address of CPython's thread-local, found once per thread, or where Rust could not prove where
  * that is, CPython's getter. */
 static __attribute__((noinline, cold)) int attached_first(void *(*cur)(void)) {
-    void *ti = __atomic_load_n(&tss_ti, __ATOMIC_RELAXED); /* ordered by cur_fn's acquire */
+    void *ti = __atomic_load_n(&tss_ti, __ATOMIC_RELAXED); /* ordered by gg788_cur_fn's acquire */
     if (!ti)
         return cur() != 0;
     void *const *p = gg788c_tls_addr(ti, __atomic_load_n(&tss_disp, __ATOMIC_RELAXED));
@@ -86,7 +92,7 @@ static inline int attached(void *(*cur)(void)) {
 }
 
 GG_API void *gg788c_ensure(struct gg788c_guard *g) {
-    void *(*cur)(void) = __atomic_load_n(&cur_fn, __ATOMIC_ACQUIRE);
+    void *(*cur)(void) = __atomic_load_n(&gg788_cur_fn, __ATOMIC_ACQUIRE);
     if (__builtin_expect(cur != 0 && g != 0, 1) && g->magic == GG788_GUARD_MAGIC
         && g->key == __atomic_load_n(state_word, __ATOMIC_ACQUIRE) && !attached(cur)) {
         int st = 0;
@@ -96,12 +102,12 @@ GG_API void *gg788c_ensure(struct gg788c_guard *g) {
     return gg788_rs_ensure(g);
 }
 
-#if !GG_X86_ASM
+#if !GG_ASM_ENTRIES
 GG_API void *gg788_compat_ensure(struct gg788c_guard *g) __attribute__((alias("gg788c_ensure")));
 #endif
 
 GG_API void gg788c_release(void *token) {
-    if (__builtin_expect(__atomic_load_n(&cur_fn, __ATOMIC_RELAXED) != 0, 1)
+    if (__builtin_expect(__atomic_load_n(&gg788_cur_fn, __ATOMIC_RELAXED) != 0, 1)
         && ((uintptr_t)token & GG788C_T_MASK) == GG788C_T_GILSTATE) {
         gg_api_gilstate_release((int)((uintptr_t)token >> 3));
         return;

@@ -1309,7 +1309,7 @@ fn caller_origin_matches_rust() {
 
 // ---- 3. PEP 788's ensure below 3.15 ----
 //
-// `gg788_compat_ensure` (x86-64: x86_64/pep788_entries.S, the API's gilstate entry and
+// `gg788_compat_ensure` (x86-64, aarch64: <arch>/pep788_entries.S, the API's gilstate entry and
 // pep788_compat.c's checks in one frame; portable-entries: pep788_compat.c `gg788c_ensure`) must
 // be the API's gilstate entry behind PEP 788's own tests: for every API ensure row, with no
 // thread state attached and a good guard of the main interpreter of this generation, it does
@@ -1324,6 +1324,7 @@ extern "C" {
     fn gg788_compat_ensure(guard: *mut c_void) -> *mut c_void;
     fn gg788c_publish(cur: Option<unsafe extern "C" fn() -> TState>, state: *const u64, ti: *mut c_void, disp: isize);
     fn gg_probe_788_tss(tss: *const usize);
+    fn gg_probe_788_tp_at(p: *const usize);
     fn gg_probe_788_rs(rs: Option<Rs788>) -> Option<Rs788>;
 }
 const RS_788: usize = 0x7880;
@@ -1337,9 +1338,13 @@ extern "C" fn rs_788(g: *mut c_void) -> *mut c_void {
     ev("rust 788 ensure", g as usize, 0, 0);
     RS_788 as *mut c_void
 }
+std::thread_local! {
+    /// What the fake getter returns: the row's "attached" (aarch64's assembly asks the getter).
+    static ATTACHED_788: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 unsafe extern "C" fn cur_788() -> TState {
     ev("py getter", 0, 0, 0);
-    null_mut()
+    ATTACHED_788.with(|a| a.get()) as TState
 }
 
 /// pep788_compat.rs `Guard`'s head (its offsets are asserted there and in pep788_compat.c).
@@ -1381,10 +1386,14 @@ fn pep788_compat_entry_is_the_api_entry() {
             (false, true, true, u64::MAX),                               // another interpreter
             (false, true, true, protocol::pack(protocol::RUNNING, GEN - 1)), // an earlier generation
         ];
+        // direct: aarch64's entry reads the thread-local at tpidr_el0 + gg788_tp_off (a proven
+        // getter) instead of calling the getter; the other entries ignore that offset.
         for r in &rows {
+            for direct in [false, true] {
             for &(attached, present, magic_ok, key) in &variants {
                 let ctx = format!("`{}` (levels {:?}, {:?}, fast_state {:?}, retired {}, detached {}, published {}, \
-                                   slot {}), attached {attached}, guard {present}, magic {magic_ok}, key {key:#x}",
+                                   slot {}), attached {attached}, guard {present}, magic {magic_ok}, key {key:#x}, \
+                                   direct {direct}",
                                   r.name, r.levels, r.state, r.fs, r.retired, r.detached, r.published, r.slot);
                 let init = Init { levels: r.levels, fs: r.fs, retired: r.retired, detached: r.detached };
                 let setup = || {
@@ -1422,11 +1431,22 @@ fn pep788_compat_entry_is_the_api_entry() {
                 let gp = if present { &mut g as *mut Guard788 as *mut c_void } else { null_mut() };
                 // SAFETY: this thread's fake thread-local word, alive for the call.
                 unsafe { gg_probe_788_tss(&tss) };
+                // SAFETY: the same word, alive for the call; NULL: the getter path.
+                unsafe { gg_probe_788_tp_at(if direct { &tss } else { std::ptr::null() }) };
+                ATTACHED_788.with(|a| a.set(tss));
                 let before = { setup(); snap(slot) };
                 // SAFETY: the entry with a fake guard (or NULL); everything it reaches is a fake.
                 let (ret, s788, evs) = run(&mut || unsafe { gg788_compat_ensure(gp) } as isize);
+                // "Attached?" is the thread-local's word (x86-64, the C path) or the getter's
+                // answer (aarch64's assembly: it never reads the thread-local): at most one ask.
+                let asks = evs.iter().filter(|e| e.who == "py getter").count();
+                assert!(asks <= 1, "{ctx}: the getter called {asks} times");
+                assert!((cfg!(target_arch = "aarch64") && !direct) || asks == 0, "{ctx}: the thread-local was read, not the getter");
+                let evs: Vec<Ev> = evs.into_iter().filter(|e| e.who != "py getter").collect();
                 // SAFETY: back to "not known" for this thread.
                 unsafe { gg_probe_788_tss(std::ptr::null()) };
+                // SAFETY: back to "not proven".
+                unsafe { gg_probe_788_tp_at(std::ptr::null()) };
                 let pass = !attached && present && magic_ok && key == running;
                 if pass && api_fast {
                     assert_eq!(evs, api_evs, "{ctx}: the same call into CPython as the API entry");
@@ -1445,6 +1465,7 @@ fn pep788_compat_entry_is_the_api_entry() {
                     assert_eq!(s788, before, "{ctx}: the slot as it was");
                 }
                 set_slot(slot, Init { levels: &[], fs: Fs::Zero, retired: false, detached: false });
+            }
             }
         }
         // SAFETY: as above: the real body and no getter (a unit-test process has no CPython).

@@ -57,7 +57,7 @@ pub struct gilgate_interpreter_view {
 
 const GUARD_MAGIC: u64 = crate::layout::GUARD788_MAGIC; // "gggguard1"
 const _: () = {
-    // The head src/c/pep788_compat.c and x86_64/pep788_entries.S read (struct gg788c_guard).
+    // The head src/c/pep788_compat.c and <arch>/pep788_entries.S read (struct gg788c_guard).
     use std::mem::offset_of;
     assert!(offset_of!(Guard, magic) == 0 && offset_of!(Guard, interp) == 8);
     assert!(offset_of!(Guard, gen) == 16 && offset_of!(Guard, main) == 24);
@@ -69,7 +69,7 @@ extern "C" {
     fn gg788c_set_paths(ensure: extern "C" fn(P) -> P, release: extern "C" fn(P));
     fn gg788c_publish(cur: Option<unsafe extern "C" fn() -> TState>, state: *const u64, ti: P, disp: isize);
     fn gg788c_tls_addr(ti: P, disp: isize) -> *const TState;
-    /// x86-64 (not portable-entries): x86_64/pep788_entries.S; elsewhere gg788c_ensure.
+    /// x86-64 and aarch64 (not portable-entries): <arch>/pep788_entries.S; elsewhere gg788c_ensure.
     fn gg788_compat_ensure(guard: P) -> P;
     fn gg788c_release(token: P);
 }
@@ -260,9 +260,126 @@ fn tls_getter(api: &Api) -> Option<(P, isize)> {
     (read == now).then_some((ti as P, g.disp))
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+/// aarch64: the same proof for a TLS-descriptor getter (GCC's default there), whose result is
+/// `(NULL, off)`: the getter returns `*(tpidr_el0 + off)` on every thread. The getter's words are
+/// exactly `decode_getter_a64`'s shape; its descriptor lies in the getter's object and its
+/// function is `decode_tlsdesc_return`'s (glibc's `_dl_tlsdesc_return`: the descriptor's second
+/// word is the static-TLS offset, fixed for the module's lifetime and the same on every thread);
+/// and the address computed on this thread reads what the getter returns. A descriptor of
+/// dynamic TLS (a libpython `dlopen`ed without static TLS room), or any other shape: None.
+#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+fn tls_getter(api: &Api) -> Option<(P, isize)> {
+    let f = api.tstate_unchecked as usize;
+    // SAFETY: the getter's code is mapped readable; decode_getter_a64 reads its words in order
+    // and stops at the first one that does not match, so never past its final `ret`.
+    let desc = decode_getter_a64(f, |i| unsafe { *((f + 4 * i) as *const u32) })?;
+    // SAFETY: a CPython function with no preconditions (it also resolves the descriptor, were
+    // that lazy).
+    let now = unsafe { (api.tstate_unchecked)() };
+    let base = |a: usize| {
+        // SAFETY: dladdr only queries the loader.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            (libc::dladdr(a as *const c_void, &mut info) != 0).then_some(info.dli_fbase as usize)
+        }
+    };
+    if base(desc) != base(f) || base(f).is_none() {
+        return None;
+    }
+    // SAFETY: the descriptor (two words, in the getter's object: checked above).
+    let (func, off) = unsafe {
+        (std::ptr::read_volatile(desc as *const usize), std::ptr::read_volatile((desc + 8) as *const isize))
+    };
+    // SAFETY: the descriptor's function, code mapped readable (dladdr: some object's); read in
+    // order up to the first mismatch, at most three words.
+    if base(func).is_none() || !decode_tlsdesc_return(|i| unsafe { *((func + 4 * i) as *const u32) }) {
+        return None;
+    }
+    let tp: usize;
+    // SAFETY: reads this thread's thread pointer.
+    unsafe { std::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nomem, nostack, preserves_flags)) };
+    // SAFETY: the getter's own thread-local on this thread (static TLS: proven above).
+    let read = unsafe { std::ptr::read_volatile(tp.wrapping_add_signed(off) as *const TState) };
+    (off != 0 && read == now).then_some((null_mut(), off))
+}
+
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux")))]
 fn tls_getter(_api: &Api) -> Option<(P, isize)> {
     None
+}
+
+/// The aarch64 code of `return *(T *)(tpidr_el0 + tlsdesc(v));` as GCC emits it for a
+/// thread-local of a PIC library (TLS descriptors): `[bti c] [paciasp]`, `mrs xT, tpidr_el0`
+/// and the `stp x29, x30, [sp, #-16]!; mov x29, sp` frame in either order, `adrp x0, desc;
+/// ldr xF, [x0, #lo]; add x0, x0, #lo; blr xF`, `ldr x0, [xT, x0]`, `ldp x29, x30, [sp], #16`,
+/// `[autiasp]` (iff paciasp), `ret`. The descriptor call preserves every register but x0 (the
+/// TLS-descriptor convention), so xT survives it. Returns the descriptor's address (`at`: the
+/// function's). `w(i)` is the function's word i, read in order, never past the first mismatch.
+#[cfg_attr(not(all(target_arch = "aarch64", target_os = "linux")), allow(dead_code))]
+fn decode_getter_a64(at: usize, w: impl Fn(usize) -> u32) -> Option<usize> {
+    let mut i = 0;
+    if w(i) == 0xd503_245f {
+        i += 1; // bti c
+    }
+    let pac = w(i) == 0xd503_233f; // paciasp
+    if pac {
+        i += 1;
+    }
+    let (mut t, mut frame) = (None, false);
+    for _ in 0..2 {
+        let x = w(i);
+        if t.is_none() && x & !31 == 0xd53b_d040 && !matches!(x & 31, 0 | 29 | 30 | 31) {
+            t = Some(x & 31); // mrs xT, tpidr_el0
+        } else if !frame && x == 0xa9bf_7bfd && w(i + 1) == 0x9100_03fd {
+            frame = true; // stp x29, x30, [sp, #-16]!; mov x29, sp
+            i += 1;
+        } else {
+            return None;
+        }
+        i += 1;
+    }
+    let t = t?;
+    let adrp = w(i);
+    if adrp & 0x9f00_001f != 0x9000_0000 {
+        return None; // adrp x0, page
+    }
+    let imm = (((adrp >> 29) & 3) | (((adrp >> 5) & 0x7ffff) << 2)) as i64;
+    let page = ((imm << 43) >> 31) as isize; // sign-extend 21 bits, then << 12
+    let pc = at + 4 * i;
+    let ldr = w(i + 1);
+    let fr = ldr & 31;
+    if ldr & 0xffc0_03e0 != 0xf940_0000 || matches!(fr, 0 | 29 | 30 | 31) || fr == t {
+        return None; // ldr xF, [x0, #lo]
+    }
+    let lo = ((ldr >> 10) & 0xfff) as usize * 8;
+    let add = w(i + 2);
+    if add & 0xffc0_03ff != 0x9100_0000 || ((add >> 10) & 0xfff) as usize != lo {
+        return None; // add x0, x0, #lo
+    }
+    if w(i + 3) != 0xd63f_0000 | (fr << 5) || w(i + 4) != 0xf860_6800 | (t << 5) {
+        return None; // blr xF; ldr x0, [xT, x0]
+    }
+    i += 5;
+    if frame {
+        if w(i) != 0xa8c1_7bfd {
+            return None; // ldp x29, x30, [sp], #16
+        }
+        i += 1;
+    }
+    if pac {
+        if w(i) != 0xd503_23bf {
+            return None; // autiasp
+        }
+        i += 1;
+    }
+    (w(i) == 0xd65f_03c0).then_some((pc & !0xfff).wrapping_add_signed(page) + lo) // ret
+}
+
+/// glibc's `_dl_tlsdesc_return`: `[bti c] ldr x0, [x0, #8]; ret` (the descriptor's second word).
+#[cfg_attr(not(all(target_arch = "aarch64", target_os = "linux")), allow(dead_code))]
+fn decode_tlsdesc_return(w: impl Fn(usize) -> u32) -> bool {
+    let i = usize::from(w(0) == 0xd503_245f);
+    w(i) == 0xf940_0400 && w(i + 1) == 0xd65f_03c0
 }
 
 /// `decode_getter`'s result: offsets from the function's start of its `lea` operand (the
@@ -575,7 +692,7 @@ fn tok(v: usize) -> P {
 #[unsafe(naked)]
 #[no_mangle]
 pub extern "C" fn gilgate_thread_state_ensure(guard: *mut gilgate_interpreter_guard) -> *mut c_void {
-    // The hot path (x86_64/pep788_entries.S or src/c/pep788_compat.c), entered by a tail jump:
+    // The hot path (<arch>/pep788_entries.S or src/c/pep788_compat.c), entered by a tail jump:
     // no frame of our own.
     core::arch::naked_asm!(jump788!(), f = sym gg788_compat_ensure)
 }
@@ -797,6 +914,33 @@ mod tests {
     }
 
     /// The getters of the CPythons tested here, byte for byte (objdump of their libpython).
+    #[test]
+    fn aarch64_tls_getters_are_decoded() {
+        // Debian 3.13 arm64 `PyThreadState_GetUnchecked` at 0x2f21c0 (objdump): the descriptor
+        // at adrp 0x6e1000 + 0xc8.
+        let g = [0xd503233f, 0xd53bd041, 0xa9bf7bfd, 0x910003fd, 0xf0001f60, 0xf9406402, 0x91032000, 0xd63f0040,
+                 0xf8606820, 0xa8c17bfd, 0xd50323bf, 0xd65f03c0u32];
+        assert_eq!(decode_getter_a64(0x2f21c0, |i| g[i]), Some(0x6e10c8));
+        // Debian 3.14 at 0x34ca70 (adrp 0x781000 + 0x150), and the same with `bti c` in front.
+        let b = [0xd503245f, 0xd503233f, 0xd53bd041, 0xa9bf7bfd, 0x910003fd, 0xb00021a0, 0xf940a802, 0x91054000,
+                 0xd63f0040, 0xf8606820, 0xa8c17bfd, 0xd50323bf, 0xd65f03c0u32];
+        assert_eq!(decode_getter_a64(0x34ca70, |i| b[i + 1]), Some(0x781150));
+        assert_eq!(decode_getter_a64(0x34ca6c, |i| b[i]), Some(0x781150));
+        // The result register as xT, an add/ldr offset mismatch, autiasp missing: not a getter.
+        let mut bad = g;
+        bad[1] = 0xd53bd040;
+        assert_eq!(decode_getter_a64(0x2f21c0, |i| bad[i]), None);
+        let mut bad = g;
+        bad[6] = 0x91034000;
+        assert_eq!(decode_getter_a64(0x2f21c0, |i| bad[i]), None);
+        let mut bad = g;
+        bad[10] = 0xd65f03c0;
+        assert_eq!(decode_getter_a64(0x2f21c0, |i| bad[i]), None);
+        assert!(decode_tlsdesc_return(|i| [0xf9400400, 0xd65f03c0u32][i]));
+        assert!(decode_tlsdesc_return(|i| [0xd503245f, 0xf9400400, 0xd65f03c0u32][i]));
+        assert!(!decode_tlsdesc_return(|i| [0xf9400000, 0xd65f03c0u32][i]));
+    }
+
     #[test]
     fn tls_getters_are_decoded() {
         // pyenv 3.12.1 `_PyThreadState_UncheckedGet` (general-dynamic).
