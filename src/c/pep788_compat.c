@@ -8,9 +8,9 @@
  * gg788_compat_ensure is the entry the export jumps to: on x86-64 and aarch64 (not
  * portable-entries) assembly, gg788c_ensure and gg_api_gilstate_ensure in one frame:
  * x86_64/pep788_entries.S falls back to gg788c_ensure while this thread's thread-local address is
- * not known; aarch64/pep788_entries.S calls CPython's getter itself (on aarch64 that address is
- * never known: pep788_compat.rs `tls_getter` decodes x86-64 getters only). Elsewhere
- * gg788c_ensure itself. */
+ * not known; aarch64/pep788_entries.S reads it at tpidr_el0 + gg788_tp_off when pep788_compat.rs
+ * `tls_getter` proved a static-TLS descriptor getter, else calls CPython's getter itself (this C
+ * path always calls the getter on aarch64). Elsewhere gg788c_ensure itself. */
 #include "shared.h"
 
 /* The head of the Rust `Guard` (#[repr(C)], asserted there). `key`: the state word of its
