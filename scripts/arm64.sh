@@ -18,7 +18,7 @@
 #    API, C, C++ -fno-exceptions, C++ -fexceptions, linked ahead of libpython; raw controls;
 #    api_edges; the kill/park inside an entry; late load; struct offsets), dropin (the seed host
 #    and the ctypes host preloaded, per policy), idioms (extension-module threads, fork,
-#    PyThreadState_Swap), arm64_extra (gilgate-run, --check on arm64 ELF files, the dlopen host),
+#    PyThreadState_Swap), pep788 + pep788_compat (PEP 788 natively and below 3.15), arm64_extra (gilgate-run, --check on arm64 ELF files, the dlopen host),
 #    clients (real clients cross-built with aarch64-linux-gnu-gcc/g++: a pybind11 module and
 #    embedding host, Cython modules (C written by the pip python's Cython), the C API extension,
 #    ctypes; raw and LD_PRELOAD, polite/rude/daemon; GILGATE_CLIENT_RUNS, default 1).
@@ -124,7 +124,7 @@ if [ "$mode" = --quick ]; then
   export GILGATE_TEST_RUNS=${GILGATE_TEST_RUNS:-6} GILGATE_DEBUG_TEST_RUNS=${GILGATE_DEBUG_TEST_RUNS:-3}
   suites=${ARM64_SUITES:-c_hosts}
 else
-  suites=${ARM64_SUITES:-c_hosts dropin idioms arm64_extra clients}
+  suites=${ARM64_SUITES:-c_hosts dropin idioms pep788 pep788_compat arm64_extra clients}
 fi
 # Fewer runs than on x86-64 by default: each emulated run costs 5-20x more CPU.
 export GILGATE_TEST_RUNS=${GILGATE_TEST_RUNS:-18} GILGATE_DEBUG_TEST_RUNS=${GILGATE_DEBUG_TEST_RUNS:-6}
