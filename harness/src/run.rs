@@ -340,14 +340,6 @@ pub fn gilgate_unasked(stderr: &str) -> Option<&str> {
     stderr.lines().find(|l| l.starts_with("gilgate: ") && !l.starts_with("gilgate: stats: "))
 }
 
-/// Whether gilgate's park watchdog can see what the main thread waits in. Not under qemu-user
-/// (the arm64 mode): it reads `/proc/self/task/T/syscall`, which qemu-user leaves to the host
-/// kernel, so it shows the host's syscall numbers (x86-64 futex 202, not aarch64's 98) of qemu's
-/// own threads. The cases whose outcome depends on it are reported as not run there.
-pub fn watchdog_observable() -> bool {
-    !arm64()
-}
-
 /// Watchdog timeouts are multiplied by this (`GILGATE_TIME_SCALE`; default 6 in the arm64 mode,
 /// where every instruction is emulated, else 1). Only the watchdogs: nothing asserts a time.
 pub fn time_scale() -> u32 {

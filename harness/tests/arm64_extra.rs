@@ -5,8 +5,8 @@
 //!   the arm64 library) running the raw seed host of each arm64 CPython through that tree's
 //!   loader under qemu: the preload reaches the arm64 process (its stats line is printed under
 //!   `--stats`) under `--policy abort`: the run ends clean with the stats line, or in the policy's
-//!   abort (the default `park` needs the watchdog, which cannot see the guest's waits under
-//!   qemu-user: harness `watchdog_observable`);
+//!   abort (chosen when the park watchdog could not see the guest's waits under qemu-user; it
+//!   calibrates now, and the default `park` is covered in the arm64 mode by dropin);
 //! - `gilgate-run --check` (the x86-64 `gilgate-check` reading arm64 ELF files) and the arm64
 //!   `gilgate-check` itself under qemu, on: the raw seed host (linked to libpython: 0 covered),
 //!   the host linked with gilgate ahead (0), Debian's static arm64 `python3.X` (3, partly

@@ -105,19 +105,7 @@ fn main() {
             }
         };
         raw_of.insert(i, raw.clone());
-        // Under qemu-user (the arm64 mode) the park watchdog cannot see the guest's waits: the
-        // cases that need it (park_watchdog.c, the seed host and the ctypes host preloaded under
-        // park/hang) are reported as not run there.
-        let wd = watchdog_observable();
-        if !wd {
-            for what in ["park_watchdog.c", "seed host preloaded under park and hang", "ctypes host preloaded (park)"] {
-                let case = format!("{} {what}: not run under qemu-user (the park watchdog cannot read the guest's waits)", p.name);
-                println!("  {case}");
-                record(&p.name, &case, "absent");
-            }
-        }
         match compile_as(p, "park_watchdog.c", Lang::C, Link::Raw) {
-            Ok(exe) if !wd => drop(exe),
             Ok(exe) => {
                 for mode in WATCHDOG_MODES {
                         if wanted(&format!("{} park_watchdog {mode} under LD_PRELOAD", p.name)) {
@@ -142,15 +130,12 @@ fn main() {
                 }
             };
             for policy in ["park", "abort", "hang", "exit"] {
-                if !wd && (policy == "park" || policy == "hang") {
-                    continue;
-                }
                 seed_job(&raw, policy, false, false);
             }
             seed_job(&raw, "abort", true, false);
             seed_job(&ahead, "abort", false, true);
             if cblib.is_some() {
-                if wd && wanted(&ctypes_case_name(p, k)) {
+                if wanted(&ctypes_case_name(p, k)) {
                     jobs.push(Job::Ctypes { py: i, preload: true, seed: k });
                 }
                 if unfiltered() {
@@ -308,8 +293,7 @@ fn main() {
         // run one by one (each checked like the others) until one does, at most
         // GILGATE_DROPIN_MAX_EXTRA (default 24) per policy, so this does not fail by chance.
         let extra_max = env_u64("GILGATE_DROPIN_MAX_EXTRA", 24);
-        let policies: &[&str] = if watchdog_observable() { &["park", "abort", "hang"] } else { &["abort"] };
-        for &policy in policies {
+        for policy in ["park", "abort", "hang"] {
             if !wanted(&exercised_case_name(p, policy)) {
                 continue;
             }
@@ -352,10 +336,8 @@ fn main() {
             // above when the first ones did not reach the refusal).
             tally.case(&exercised_case_name(p, "abort"), r.abort[1] + r.ahead[1] > 0,
                 "no run reached the refusal: the scenario did not hit finalization");
-            if watchdog_observable() {
-                tally.case(&exercised_case_name(p, "hang"), r.hang[1] > 0, "no run parked a thread");
-                tally.case(&exercised_case_name(p, "park"), r.park[1] > 0, "no run parked a thread");
-            }
+            tally.case(&exercised_case_name(p, "hang"), r.hang[1] > 0, "no run parked a thread");
+            tally.case(&exercised_case_name(p, "park"), r.park[1] > 0, "no run parked a thread");
         }
     }
 

@@ -23,6 +23,18 @@
 //!
 //! No allocation and no lock before a park is certain; the parked thread waits on a futex word
 //! of its own entry; the watchdog, on its own thread, uses raw syscalls and static buffers.
+//!
+//! Calibration. Under qemu-user (arm64 images on x86-64 hosts through binfmt_misc) the file shows
+//! the HOST syscall qemu's thread is blocked in (x86-64 `futex` 202, not aarch64's 98) and the host
+//! address of the word (the guest's plus qemu's `guest_base`, 0 by default); the op and the other
+//! arguments are the guest's (qemu-aarch64 7.2: `FUTEX_WAIT_BITSET` of a join, `LOCK_PI` of a PI
+//! mutex pass through). So before trusting what the main thread waits in, the watchdog learns both
+//! from a parked thread, whose wait it knows: `FUTEX_WAIT|FUTEX_PRIVATE_FLAG`, value
+//! `PARKED_STATE`, no timeout, on its entry's `state`. The learned address offset is subtracted
+//! before comparing with recorded pointers (the descriptors a join waits on); `/proc/self/mem` is
+//! read at the reported (host) address. Until calibrated the native values are used (natively a
+//! parked thread shows exactly them, so nothing changes there); a reading that differs from them
+//! is trusted only when seen twice.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
 
@@ -162,7 +174,7 @@ fn start_watchdog() {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Wait {
     Mutex,
     Join,
@@ -176,23 +188,91 @@ struct Seen {
     on: Option<(i32, Wait)>,
 }
 
+/// How the kernel shows a futex wait to this process: the syscall number and the offset from
+/// the address the process uses to the one shown (see the module docs, "Calibration").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Calib {
+    nr: u64,
+    offset: usize,
+}
+
+/// What `/proc/self/task/T/syscall` shows natively for a futex wait.
+const NATIVE: Calib = Calib { nr: libc::SYS_futex as u64, offset: 0 };
+
+/// The watchdog's calibration: the one in use, and a non-native candidate seen once.
+struct Calibration {
+    cal: Calib,
+    done: bool,
+    candidate: Option<Calib>,
+}
+
+impl Calibration {
+    const fn new() -> Self {
+        Calibration { cal: NATIVE, done: false, candidate: None }
+    }
+
+    /// Look at a parked thread still waiting (at most one look per poll until done).
+    fn look(&mut self) {
+        if self.done {
+            return;
+        }
+        let Some(e) = PARKED.iter().take(COUNT.load(Acquire).min(MAX))
+            .find(|e| e.tid.load(Acquire) != 0 && e.state.load(Acquire) == PARKED_STATE) else { return };
+        let mut text = [0u8; 256];
+        let Some(n) = read_syscall(e.tid.load(Acquire), &mut text) else { return };
+        self.learn(&text[..n], e.state.as_ptr() as usize);
+    }
+
+    /// One reading of a parked thread's line; `word`: its `state`.
+    fn learn(&mut self, line: &[u8], word: usize) {
+        let Some(c) = parked_wait(line, word) else {
+            self.candidate = None;
+            return;
+        };
+        // The native reading is what the park's own syscall shows: trusted at once. Another one
+        // only twice in a row (a thread between its publication and its wait is in another call).
+        if c == NATIVE || self.candidate == Some(c) {
+            self.cal = c;
+            self.done = true;
+        } else {
+            self.candidate = Some(c);
+        }
+    }
+}
+
+/// The calibration a parked thread's line gives, if it shows the park's wait: on `word`
+/// (`FUTEX_WAIT`, private or not as the kernel shows it), value `PARKED_STATE`, no timeout,
+/// at a page-aligned offset (qemu's `guest_base` is).
+fn parked_wait(line: &[u8], word: usize) -> Option<Calib> {
+    let (nr, a) = parse_syscall(line)?;
+    let offset = a[0].wrapping_sub(word);
+    (a[1] & !(libc::FUTEX_PRIVATE_FLAG as usize) == libc::FUTEX_WAIT as usize
+        && a[2] as u32 == PARKED_STATE && a[3] == 0 && offset % 4096 == 0)
+        .then_some(Calib { nr, offset })
+}
+
 fn watch() -> ! {
     let mut prev: Option<Seen> = None;
+    let mut cal = Calibration::new();
     loop {
         // SAFETY: plain sleep.
         unsafe {
             let ts = libc::timespec { tv_sec: 0, tv_nsec: (POLL_MS * 1_000_000) as i64 };
             libc::nanosleep(&ts, std::ptr::null_mut());
         }
-        ffi_boundary!(poll(&mut prev));
+        ffi_boundary!({
+            cal.look();
+            poll(&mut prev, cal.cal)
+        });
     }
 }
 
 /// One look at the main thread (see the module docs).
-fn poll(prev: &mut Option<Seen>) {
+fn poll(prev: &mut Option<Seen>, cal: Calib) {
     // SAFETY: getpid has no preconditions.
     let main = unsafe { libc::getpid() };
-    let seen = untimed_futex(main).map(|(addr, op, val)| Seen { addr, on: waits_for(main, addr, op, val) });
+    let seen = untimed_futex(main, cal)
+        .map(|(addr, op, val)| Seen { addr, on: waits_for(main, addr, op, val, cal) });
     let confirmed = seen.is_some() && seen == *prev;
     *prev = seen;
     let Some(seen) = seen.filter(|_| confirmed) else { return };
@@ -201,8 +281,9 @@ fn poll(prev: &mut Option<Seen>) {
         return;
     }
     if let Some((on, wait)) = seen.on {
-        if let Some((end, hops)) = chain_end(on) {
-            report(main, seen.addr, on, wait, end, hops);
+        if let Some((end, hops)) = chain_end(on, cal) {
+            // The address the program knows (the guest's under qemu-user).
+            report(main, seen.addr.wrapping_sub(cal.offset), on, wait, end, hops);
         }
     }
 }
@@ -230,13 +311,13 @@ fn parked_index(tid: i32) -> Option<usize> {
 }
 
 /// Follow mutex waits from `tid` to a parked (or released) thread: (its index, hops).
-fn chain_end(mut tid: i32) -> Option<(usize, u32)> {
+fn chain_end(mut tid: i32, cal: Calib) -> Option<(usize, u32)> {
     for hops in 0..8 {
         if let Some(i) = parked_index(tid) {
             return Some((i, hops));
         }
-        let (addr, op, val) = untimed_futex(tid)?;
-        match waits_for(tid, addr, op, val)? {
+        let (addr, op, val) = untimed_futex(tid, cal)?;
+        match waits_for(tid, addr, op, val, cal)? {
             (next, Wait::Mutex) => tid = next,
             (_, Wait::Join) => return None,
         }
@@ -244,34 +325,53 @@ fn chain_end(mut tid: i32) -> Option<(usize, u32)> {
     None
 }
 
-/// Thread `tid`'s untimed futex wait, if it is in one: (address, op without flags, value).
-/// `/proc/self/task/T/syscall`: "NR a0 a1 a2 a3 a4 a5 sp pc" (hex), "running", or "-1 sp pc".
-fn untimed_futex(tid: i32) -> Option<(usize, usize, i32)> {
-    let mut path = [0u8; 64];
-    let mut p = 0;
-    for part in [&b"/proc/self/task/"[..], itoa(tid as u64, &mut [0u8; 20]), b"/syscall\0"] {
-        path[p..p + part.len()].copy_from_slice(part);
-        p += part.len();
-    }
+/// Thread `tid`'s untimed futex wait, if it is in one: (address as shown, op without flags,
+/// value).
+fn untimed_futex(tid: i32, cal: Calib) -> Option<(usize, usize, i32)> {
     let mut text = [0u8; 256];
-    let n = read_file(&path, &mut text)?;
-    let mut it = text[..n].split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty());
-    if crate::config::parse_u64(it.next()?)? != libc::SYS_futex as u64 {
+    let n = read_syscall(tid, &mut text)?;
+    futex_wait_of(&text[..n], cal)
+}
+
+/// An untimed futex wait in one syscall line, the futex's number being `cal.nr`.
+fn futex_wait_of(line: &[u8], cal: Calib) -> Option<(usize, usize, i32)> {
+    let (nr, a) = parse_syscall(line)?;
+    if nr != cal.nr {
         return None;
-    }
-    let mut a = [0usize; 4];
-    for v in a.iter_mut() {
-        *v = hex(it.next()?)?;
     }
     // Minus FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME; a timed wait ends by itself: not ours.
     let op = a[1] & !(128 | 256);
     (matches!(op, 0 | 6 | 9 | 13) && a[3] == 0).then_some((a[0], op, a[2] as u32 as i32))
 }
 
+/// `/proc/self/task/T/syscall`: "NR a0 a1 a2 a3 a4 a5 sp pc" (hex), "running", or "-1 sp pc".
+fn read_syscall(tid: i32, text: &mut [u8; 256]) -> Option<usize> {
+    let mut path = [0u8; 64];
+    let mut p = 0;
+    for part in [&b"/proc/self/task/"[..], itoa(tid as u64, &mut [0u8; 20]), b"/syscall\0"] {
+        path[p..p + part.len()].copy_from_slice(part);
+        p += part.len();
+    }
+    read_file(&path, text)
+}
+
+/// A syscall line's number and first four arguments.
+fn parse_syscall(line: &[u8]) -> Option<(u64, [usize; 4])> {
+    let mut it = line.split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty());
+    let nr = crate::config::parse_u64(it.next()?)?;
+    let mut a = [0usize; 4];
+    for v in a.iter_mut() {
+        *v = hex(it.next()?)?;
+    }
+    Some((nr, a))
+}
+
 /// The thread a futex wait waits for, when the word says so exactly: a glibc mutex (normal,
 /// error-checking, recursive: the waiter expects 2 and `__owner` names the owner; PI: the word
-/// itself), or a join of a parked thread (a word of the descriptor the park recorded).
-fn waits_for(waiter: i32, addr: usize, op: usize, val: i32) -> Option<(i32, Wait)> {
+/// itself), or a join of a parked thread (a word of the descriptor the park recorded). `addr` is
+/// as shown: read at it (`/proc/self/mem` is the host's memory under qemu-user), compared with
+/// recorded pointers less the calibrated offset.
+fn waits_for(waiter: i32, addr: usize, op: usize, val: i32, cal: Calib) -> Option<(i32, Wait)> {
     if matches!(op, 6 | 13) {
         let owner = read_i32(addr)? & 0x3fff_ffff;
         return (owner > 0 && owner != waiter).then_some((owner, Wait::Mutex));
@@ -279,7 +379,8 @@ fn waits_for(waiter: i32, addr: usize, op: usize, val: i32) -> Option<(i32, Wait
     for e in PARKED.iter().take(COUNT.load(Acquire).min(MAX)) {
         let ptid = e.tid.load(Acquire);
         let base = e.pthread.load(Relaxed);
-        if ptid != 0 && addr >= base && addr < base + 4096 {
+        let at = addr.wrapping_sub(cal.offset);
+        if ptid != 0 && at >= base && at < base + 4096 {
             return Some((ptid, Wait::Join));
         }
     }
@@ -415,6 +516,92 @@ mod tests {
         assert_eq!(hex(b"0xzz"), None);
         assert_eq!(itoa(1234, &mut [0u8; 20]), b"1234");
         assert_eq!(hex_str(0xdead, &mut [0u8; 16]), "dead");
+    }
+
+    // Lines read from /proc/self/task/T/syscall by a probe (2026-12-06): an aarch64 program under
+    // qemu-aarch64 7.2 on x86-64 (host futex 202), default guest_base and `-B 0x1000000000`.
+    const QEMU: u64 = 202;
+    const QEMU_PARK: &[u8] = b"202 0x5500020148 0x80 0x0 0x0 0x0 0x30 0x7fbff97bbcf0 0x7fbffa22bef6\n";
+    const QEMU_JOIN_B: &[u8] = b"202 0x650323e270 0x109 0x48d 0x0 0x0 0xffffffff 0x7f920357acf0 0x7f920402bef6\n";
+    const QEMU_PI: &[u8] = b"202 0x55000200e0 0x86 0x0 0x0 0x0 0x527e1a0 0x7f9203539cf0 0x7f920402bef6\n";
+
+    #[test]
+    fn calibrates_from_a_parked_threads_wait() {
+        // Natively: the park's own syscall, trusted at once.
+        let native = format!("{} 0x7f0000001000 0x80 0x0 0x0 0x0 0x0 0x7ffd0 0x7f1\n", libc::SYS_futex);
+        let mut c = Calibration::new();
+        c.learn(native.as_bytes(), 0x7f00_0000_1000);
+        assert!(c.done);
+        assert_eq!(c.cal, NATIVE);
+        assert_eq!(NATIVE, Calib { nr: libc::SYS_futex as u64, offset: 0 });
+
+        // qemu-user, guest_base 0: the host number (on x86-64 the native one: trusted at once),
+        // else trusted when seen twice in a row.
+        let mut c = Calibration::new();
+        c.learn(QEMU_PARK, 0x55_0002_0148);
+        assert_eq!(c.done, libc::SYS_futex as u64 == QEMU);
+        c.learn(QEMU_PARK, 0x55_0002_0148);
+        assert!(c.done);
+        assert_eq!(c.cal, Calib { nr: QEMU, offset: 0 });
+
+        // guest_base 0x1000000000: the offset is learned, twice in a row.
+        let based: &[u8] = b"202 0x6500020148 0x80 0x0 0x0 0x0 0x30 0x7f9 0x7f9\n";
+        let mut c = Calibration::new();
+        c.learn(based, 0x55_0002_0148);
+        assert!(!c.done);
+        assert_eq!(c.cal, NATIVE);
+        c.learn(based, 0x55_0002_0148);
+        assert!(c.done);
+        assert_eq!(c.cal, Calib { nr: QEMU, offset: 0x10_0000_0000 });
+
+        // Not the park's wait: another op, value, a timeout, an offset off the page, not a
+        // syscall at all.
+        assert_eq!(parked_wait(QEMU_PI, 0x55_0002_00e0), None);
+        assert_eq!(parked_wait(b"202 0x5500020148 0x80 0x1 0x0 0x0 0x0 0x1 0x1\n", 0x55_0002_0148), None);
+        assert_eq!(parked_wait(b"202 0x5500020148 0x80 0x0 0x7ff0 0x0 0x0 0x1 0x1\n", 0x55_0002_0148), None);
+        assert_eq!(parked_wait(QEMU_PARK, 0x55_0002_0140), None);
+        assert_eq!(parked_wait(b"running\n", 0x55_0002_0148), None);
+        assert_eq!(parked_wait(b"-1 0x7ffd0 0x7f1\n", 0x55_0002_0148), None);
+
+        // A different reading in between starts over.
+        let mut c = Calibration::new();
+        c.learn(based, 0x55_0002_0148);
+        c.learn(b"running\n", 0x55_0002_0148);
+        c.learn(based, 0x55_0002_0148);
+        assert!(!c.done);
+        c.learn(based, 0x55_0002_0148);
+        assert!(c.done);
+    }
+
+    #[test]
+    fn reads_waits_with_the_learned_number() {
+        let q = Calib { nr: QEMU, offset: 0x10_0000_0000 };
+        // A join (FUTEX_WAIT_BITSET|PRIVATE|CLOCK_REALTIME, untimed): the address as shown.
+        assert_eq!(futex_wait_of(QEMU_JOIN_B, q), Some((0x65_0323_e270, 9, 0x48d)));
+        assert_eq!(futex_wait_of(QEMU_PI, q), Some((0x55_0002_00e0, 6, 0)));
+        // With the native number the host's futex is another syscall (on aarch64 202 is
+        // accept; on x86-64 the native number is 202 itself).
+        if libc::SYS_futex as u64 != QEMU {
+            assert_eq!(futex_wait_of(QEMU_PARK, NATIVE), None);
+        }
+        // A timed wait is not ours.
+        assert_eq!(futex_wait_of(b"202 0x5500020148 0x80 0x0 0x7ff0 0x0 0x0 0x1 0x1\n", q), None);
+    }
+
+    #[test]
+    fn a_join_is_matched_less_the_offset() {
+        // A join waits on a word of the joined thread's descriptor (its tid, at +0x2d0 on glibc
+        // 2.36 aarch64); shown at guest + offset.
+        let i = COUNT.fetch_add(1, AcqRel);
+        let e = &PARKED[i];
+        e.pthread.store(0x55_0323_e1a0, Relaxed);
+        e.tid.store(4242, Release);
+        let q = Calib { nr: QEMU, offset: 0x10_0000_0000 };
+        assert_eq!(waits_for(1, 0x65_0323_e270, 9, 0x48d, q), Some((4242, Wait::Join)));
+        // Uncalibrated, the shown address is taken for the guest's: no match (and no memory
+        // there to read as a mutex).
+        assert_eq!(waits_for(1, 0x65_0323_e270, 9, 0x48d, Calib { nr: QEMU, offset: 0 }), None);
+        e.tid.store(0, Release);
     }
 
     #[test]
