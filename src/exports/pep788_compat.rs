@@ -68,6 +68,7 @@ const _: () = {
 extern "C" {
     fn gg788c_set_paths(ensure: extern "C" fn(P) -> P, release: extern "C" fn(P));
     fn gg788c_publish(cur: Option<unsafe extern "C" fn() -> TState>, state: *const u64, ti: P, disp: isize);
+    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))] // x86-64's tls_index proof
     fn gg788c_tls_addr(ti: P, disp: isize) -> *const TState;
     /// x86-64 and aarch64 (not portable-entries): <arch>/pep788_entries.S; elsewhere gg788c_ensure.
     fn gg788_compat_ensure(guard: P) -> P;
