@@ -102,6 +102,25 @@ step() { # step NAME CMD...: run, remember a failure, go on (every step reports)
   echo "-- $((SECONDS - t0)) s: $name"
 }
 
+# start_lane NAME FUNCTION: FUNCTION's steps in the background ("lanes", below); its output
+# goes to target/NAME.log, the names of its failed steps to target/NAME.failed. `$!` is its pid.
+start_lane() {
+  : >"target/$1.failed"
+  (
+    failed_steps=()
+    "$2"
+    if ((${#failed_steps[@]})); then printf '%s\n' "${failed_steps[@]}" >"target/$1.failed"; fi
+  ) >"target/$1.log" 2>&1 &
+}
+# join_lane NAME PID: wait for it, print its output, take over its failed steps.
+join_lane() {
+  local t0=$SECONDS f
+  wait "$2" || true
+  echo "== $1 (its output, target/$1.log; waited $((SECONDS - t0)) s for it here)"
+  cat "target/$1.log"
+  while IFS= read -r f; do [ -n "$f" ] && failed_steps+=("$f"); done <"target/$1.failed"
+}
+
 # Every unsafe block says why (clippy::undocumented_unsafe_blocks) and unsafe fns spell out
 # their unsafe operations (unsafe_op_in_unsafe_fn); only these two lints fail the run.
 if [ -n "$case_only" ]; then
@@ -175,31 +194,23 @@ if [ -n "$case_only" ]; then
   echo "arm64 lane: not run (GILGATE_CASE), not counted"
 else
   wait_debian
-  # The side lane: its output goes to target/side-lane.log, printed when it ends; the steps
-  # that failed there to target/side-lane.failed.
-  : >target/side-lane.failed
-  (
-    failed_steps=()
+  side_lane() {
     step "harness suites beside the others: ${side_suites[*]}" cargo test "${test_profile[@]}" -p gilgate-harness \
       --no-fail-fast $(printf -- '--test %s ' "${side_suites[@]}")
     step "portable entries (feature portable-entries): C/C++ hosts" portable
-    if ((${#failed_steps[@]})); then printf '%s\n' "${failed_steps[@]}" >target/side-lane.failed; fi
-  ) >target/side-lane.log 2>&1 &
+  }
+  start_lane side-lane side_lane
   side_pid=$!
   echo "-- side lane started (pid $side_pid): ${side_suites[*]}, then the portable entries; output: target/side-lane.log"
   # The arm64 lane (scripts/arm64.sh --ci): the seed host and api_edges cross-built for aarch64,
   # run under qemu-user on one arm64 CPython; it installs its tools and fetches its CPython, or
-  # records them absent. Output: target/arm64-lane.log, printed when it ends.
+  # records them absent.
   if [ "${GILGATE_ARM64:-1}" = 0 ]; then
     echo "arm64 lane: skipped (GILGATE_ARM64=0), not counted"
     printf 'c_hosts\tarm64 (GILGATE_ARM64=0)\t-\tabsent\n' >>"$GILGATE_RESULTS"
   else
-    : >target/arm64-lane.failed
-    (
-      failed_steps=()
-      step "arm64 lane: seed host and api_edges under qemu-aarch64 (scripts/arm64.sh --ci)" bash scripts/arm64.sh --ci
-      if ((${#failed_steps[@]})); then printf '%s\n' "${failed_steps[@]}" >target/arm64-lane.failed; fi
-    ) >target/arm64-lane.log 2>&1 &
+    arm64_lane() { step "arm64 lane: seed host and api_edges under qemu-aarch64 (scripts/arm64.sh --ci)" bash scripts/arm64.sh --ci; }
+    start_lane arm64-lane arm64_lane
     arm64_pid=$!
     echo "-- arm64 lane started (pid $arm64_pid); output: target/arm64-lane.log"
   fi
@@ -249,22 +260,8 @@ else
   step "valgrind (memcheck) for the Py_DEBUG 3.14d" env VG_CHECKS=memcheck bash c_tests/valgrind.sh "$vg_dbg"
 fi
 
-if [ -n "$side_pid" ]; then
-  t0=$SECONDS
-  wait "$side_pid" || true
-  side_pid=
-  echo "== side lane (its output, target/side-lane.log; waited $((SECONDS - t0)) s for it here)"
-  cat target/side-lane.log
-  while IFS= read -r f; do [ -n "$f" ] && failed_steps+=("$f"); done <target/side-lane.failed
-fi
-if [ -n "$arm64_pid" ]; then
-  t0=$SECONDS
-  wait "$arm64_pid" || true
-  arm64_pid=
-  echo "== arm64 lane (its output, target/arm64-lane.log; waited $((SECONDS - t0)) s for it here)"
-  cat target/arm64-lane.log
-  while IFS= read -r f; do [ -n "$f" ] && failed_steps+=("$f"); done <target/arm64-lane.failed
-fi
+if [ -n "$side_pid" ]; then join_lane side-lane "$side_pid"; side_pid=; fi
+if [ -n "$arm64_pid" ]; then join_lane arm64-lane "$arm64_pid"; arm64_pid=; fi
 
 if [ -n "$case_only" ] && ! awk -F'\t' '$4 == "pass" || $4 == "fail" { n++ } END { exit !n }' "$GILGATE_RESULTS"; then
   echo "FAIL: GILGATE_CASE=$case_only selected no case in any suite (case names: docs/testing.md)" >&2

@@ -64,10 +64,8 @@ mod protocol;
 
 const GEN: u64 = 1;
 const RUNNING: u64 = protocol::pack(protocol::RUNNING, GEN);
-// Ghost tags passed as the depth `d` (the depth proper is the low byte; the drain masks it):
-// they tell which store the drain read. Only values differ from production.
-const LEFT: u32 = 0x100; // first leave/undo
-const SECOND: u32 = 0x200; // second (fast) entry raises to SECOND+1, leaves to SECOND|LEFT
+mod loom_check;
+use loom_check::{assert_gate, LEFT, SECOND};
 
 #[derive(Clone, Copy, Debug)]
 struct Cfg {
@@ -159,18 +157,7 @@ fn run(cfg: Cfg) -> Stats {
             sh.runtime.with_mut(|p| unsafe { *p = 0xdead }); // Py_FinalizeEx
         }
         let results: Vec<(bool, bool)> = entries.into_iter().map(|h| h.join().unwrap()).collect();
-        for (i, &(first, second)) in results.iter().enumerate() {
-            assert!(
-                !(first && drained && seen[i] == 0),
-                "GATE VIOLATION: entry {i} proceeded (saw RUNNING) but the drain concluded \
-                 drained having read its depth from before the raise: {seen:?}"
-            );
-            assert!(
-                !(second && drained && (seen[i] == 0 || seen[i] == LEFT)),
-                "GATE VIOLATION: entry {i}'s fast second entry proceeded but the drain concluded \
-                 drained having read its depth from before that raise: {seen:?}"
-            );
-        }
+        assert_gate(&results, drained, &seen);
         let proceeded: Vec<bool> = results.iter().map(|r| r.0 || r.1).collect();
         let mut s = st.lock().unwrap();
         s.executions += 1;

@@ -106,8 +106,8 @@ mod protocol;
 
 const GEN: u64 = 1;
 const RUNNING: u64 = protocol::pack(protocol::RUNNING, GEN);
-const LEFT: u32 = 0x100; // ghost tags, as loom_gate.rs (the drain masks the low byte)
-const SECOND: u32 = 0x200;
+mod loom_check;
+use loom_check::{assert_gate, LEFT, SECOND};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Announce {
@@ -307,18 +307,7 @@ fn run(cfg: Cfg, ks: [usize; 2]) -> Stats {
             return;
         }
         s.valid += 1;
-        for (i, &(first, second)) in results.iter().enumerate() {
-            assert!(
-                !(first && drained && seen[i] == 0),
-                "GATE VIOLATION: entry {i} proceeded (saw RUNNING) but the drain concluded \
-                 drained having read its depth from before the raise: {seen:?}"
-            );
-            assert!(
-                !(second && drained && (seen[i] == 0 || seen[i] == LEFT)),
-                "GATE VIOLATION: entry {i}'s fast second entry proceeded but the drain concluded \
-                 drained having read its depth from before that raise: {seen:?}"
-            );
-        }
+        assert_gate(&results, drained, &seen);
         let proceeded: Vec<bool> = results.iter().map(|r| r.0 || r.1).collect();
         s.outcomes.insert((proceeded.iter().filter(|p| **p).count(), drained));
         s.drained_after_a_leave |= drained && proceeded.iter().any(|p| *p);
