@@ -24,6 +24,26 @@ static void *loop(void *arg) {
     return NULL;
 }
 
+/* One more thread that makes its first callback only once the file `go` exists (created by a
+ * debugger that holds the main thread at a chosen point of finalization: harness/tests/dropin.rs),
+ * then loops like the others. */
+static char g_go[4096];
+
+static void *loop_on_go(void *arg) {
+    while (access(g_go, F_OK) != 0)
+        usleep(1000);
+    return loop(arg);
+}
+
+int cbthread_start_on_go(cb_t cb, const char *go) {
+    g_cb = cb;
+    snprintf(g_go, sizeof g_go, "%s", go);
+    pthread_t t;
+    if (pthread_create(&t, NULL, loop_on_go, NULL) != 0) return -1;
+    pthread_detach(t);
+    return 0;
+}
+
 int cbthread_start(cb_t cb, int n) {
     g_cb = cb;
     for (int k = 0; k < n; k++) {

@@ -254,6 +254,24 @@ pub fn compile_shared(src: &str, name: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// A helper program from c_tests/ (no Python, no gilgate), for this machine.
+pub fn compile_exe(src: &str, name: &str) -> Result<PathBuf, String> {
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let out = dir.join(name);
+    let o = Command::new(cc(false))
+        .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror"])
+        .arg(repo_root().join("c_tests").join(src))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into());
+    }
+    Ok(out)
+}
+
 /// Where the real-client builds are cached: `$GILGATE_CACHE/clients` (default
 /// `~/.cache/gilgate/clients`), keyed by `content_hash` of what goes into them.
 pub fn clients_cache() -> PathBuf {

@@ -289,6 +289,20 @@ fn debian_unstable(v: &str) -> Result<Python, String> {
     debian_tree(v, "debian-unstable", &[], "")
 }
 
+/// Debian 13's Py_DEBUG 3.13 (3.13.5: ends threads with `pthread_exit`, unlike unstable's 3.13.18),
+/// fetched into `$GILGATE_CACHE/debian-python-trixie`. Only the drop-in suite's finalization-window
+/// case uses it; not a discovered CPython. Not fetched when GILGATE_DEBIAN_PYTHONS=0.
+pub fn debian_trixie_313d() -> Result<Python, String> {
+    if std::env::var("GILGATE_DEBIAN_PYTHONS").as_deref() == Ok("0") || arm64() {
+        return Err("not fetched (GILGATE_DEBIAN_PYTHONS=0 or the arm64 mode)".into());
+    }
+    let cache = std::env::var_os("GILGATE_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/gilgate"))
+        .join("debian-python-trixie");
+    debian_tree("3.13d", "debian-13", &[("GILGATE_DEBIAN_SUITE", "trixie")], cache)
+}
+
 /// A tree fetched by scripts/debian-python.sh `v` (with `env`, into `cache` when given), named
 /// `<prefix>-<version>[d]`.
 fn debian_tree(v: &str, prefix: &str, env: &[(&str, &str)], cache: impl AsRef<std::ffi::OsStr>) -> Result<Python, String> {

@@ -3,6 +3,16 @@
 //! program using a C library whose threads call back through ctypes; and CPython's own
 //! regression tests with and without the preload (nothing observable may change).
 //!
+//! pause_host.py: `signal.pause()` (CPython's own call of the `pause` gilgate interposes) still
+//! returns when a handler runs, and a daemon thread left in it changes nothing at exit.
+//!
+//! The finalization window: on Py_DEBUG builds (whose symbols say where), c_tests/hold_main.c
+//! holds the main thread right after `_Py_Finalize` marks the interpreter finalizing, before the
+//! runtime's flag, while a ctypes callback thread makes its first call: CPython hangs it there
+//! (3.15: its interpreter refuses new guards; Debian's 3.13.18: the interpreter's flag) with the
+//! runtime still saying alive. Raw, the library's destructor then waits forever for the lock
+//! that thread holds; with gilgate it must be named like any other park.
+//!
 //! GILGATE_DROPIN_RUNS (default 4): runs per (CPython, policy) cell.
 //! GILGATE_TRANSPARENCY=0 skips the regression-test comparison (reported, not counted).
 
@@ -30,6 +40,10 @@ enum Job {
     Regr { py: usize, preload: bool },
     /// c_tests/park_watchdog.c in one of its modes (the watchdog's cases), preload on or off.
     Watchdog { py: usize, exe: PathBuf, mode: &'static str, preload: bool },
+    /// c_tests/pause_host.py: signal.pause() woken by a signal, and a daemon thread left in it.
+    Pause { py: usize, preload: bool },
+    /// ctypes_host.py's on-go thread under hold_main, held at `site` (the finalization window).
+    Window { py: usize, site: String, hold: PathBuf, preload: bool, seed: u64 },
 }
 
 const WATCHDOG_MODES: [&str; 4] = ["workers-wait", "timed", "join", "mutex"];
@@ -78,7 +92,22 @@ fn main() {
     let runs = env_u64("GILGATE_DROPIN_RUNS", 4);
     let d = discover();
     announce("gilgate drop-in mode (LD_PRELOAD / linked ahead, unmodified hosts)", &d);
-    let pys = d.found.clone();
+    let mut pys = d.found.clone();
+    // Window-only: Debian 13's Py_DEBUG 3.13.5, which ends threads with pthread_exit (the other
+    // builds with symbols here hang them with pause). Not a discovered CPython: no other case.
+    let n_found = pys.len();
+    if unfiltered() || case_pattern().map_or(false, |c| c.contains("window") || c.contains("debian-13")) {
+        match debian_trixie_313d() {
+            Ok(p) => {
+                println!("window only: {} ({})", p.name, p.exe.display());
+                pys.push(p);
+            }
+            Err(e) => {
+                println!("window only: debian-13-3.13d (Py_DEBUG, pthread_exit): ABSENT ({e})");
+                record("debian-13-3.13d", "debian-13-3.13d ctypes thread in the finalization window under LD_PRELOAD", "absent");
+            }
+        }
+    }
     let mut tally = Tally::default();
     let lib = lib_dir().join("libgilgate.so");
     let cblib = match compile_shared("cbthread.c", "libcbthread.so") {
@@ -89,12 +118,42 @@ fn main() {
         }
     };
 
+    // x86-64 debug registers: not in the arm64 mode (each Python there is recorded absent).
+    let hold = if arm64() {
+        Err("hold_main uses x86-64 debug registers".to_string())
+    } else {
+        compile_exe("hold_main.c", "hold_main")
+    };
     let mut jobs = vec![];
     // CPython's regression tests are the longest jobs (tens of seconds each, `-j2`): queued
     // first, so that the short runs fill the pool around them instead of waiting at the end.
     let mut regr_jobs = vec![];
     let mut raw_of = std::collections::HashMap::new();
     for (i, p) in pys.iter().enumerate() {
+        let wanted_w = |seed| wanted(&window_case_name(p, seed));
+        if p.debug && cblib.is_some() && (wanted_w(0) || wanted_w(1) || unfiltered()) {
+            match (hold.as_ref().map_err(|e| e.clone()), window_site(p)) {
+                (Ok(h), Ok(site)) => {
+                    for seed in 0..2 {
+                        if wanted_w(seed) {
+                            jobs.push(Job::Window { py: i, site: site.clone(), hold: h.clone(), preload: true, seed });
+                        }
+                    }
+                    if unfiltered() {
+                        jobs.push(Job::Window { py: i, site, hold: h.clone(), preload: false, seed: 0 });
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    println!("{:26} | finalization window: absent ({e})", p.name);
+                    for seed in 0..2 {
+                        record(&p.name, &window_case_name(p, seed), "absent");
+                    }
+                }
+            }
+        }
+        if i >= n_found {
+            continue; // window only
+        }
         let raw = compile_as(p, "seed_host.c", Lang::CxxNoExc, Link::Raw);
         let ahead = compile_as(p, "seed_host.c", Lang::C, Link::RawAhead);
         let (raw, ahead) = match (raw, ahead) {
@@ -119,6 +178,12 @@ fn main() {
                 }
             }
             Err(e) => tally.case(&format!("{} build park_watchdog", p.name), false, &e),
+        }
+        if wanted(&pause_case_name(p)) {
+            jobs.push(Job::Pause { py: i, preload: true });
+        }
+        if unfiltered() {
+            jobs.push(Job::Pause { py: i, preload: false });
         }
         for k in 0..runs {
             let mode = if k % 2 == 0 { "gilstate" } else { "tstate" };
@@ -181,6 +246,8 @@ fn main() {
         ct_pre: [u32; 4],
         ct_raw: [u32; OUTCOMES],
         wd_raw: Vec<String>,
+        window_raw: Vec<String>,
+        window_late: u32,
         regr: [Option<(String, Vec<String>)>; 2],
     }
     let mut rows = vec![Row::default(); pys.len()];
@@ -286,6 +353,30 @@ fn main() {
                 tally.case(&format!("{} park_watchdog {mode} under LD_PRELOAD", pys[*py].name), ok,
                     &format!("{} {res} stderr: {}", r.outcome, stderr_tail(r, 3)));
             }
+            Job::Pause { py, preload } => {
+                let woken = r.stdout.contains("RESULT pause woken after");
+                let ok = matches!(r.outcome, Outcome::Clean(_)) && woken && gilgate_unasked(&r.stderr).is_none();
+                if *preload {
+                    tally.case(&pause_case_name(&pys[*py]), ok, &format!("{} stderr: {}", r.outcome, stderr_tail(r, 4)));
+                } else if !ok {
+                    println!("  {:26} pause_host.py raw (the reference) did not end clean: {}", pys[*py].name, r.outcome);
+                }
+            }
+            Job::Window { py, preload, seed, .. } => {
+                let held = r.stderr.contains("hold_main: held");
+                if !*preload {
+                    rows[*py].window_raw.push(format!("{}{}", r.outcome.kind(), if held { "" } else { "(not held)" }));
+                    continue;
+                }
+                // The held thread holds the library's lock where CPython hangs it; the
+                // destructor then waits for it: named and aborted (hold_main exits 128+6).
+                let named = matches!(r.outcome, Outcome::Failed(134))
+                    && r.stderr.contains("gilgate: deadlock: thread ") && r.stderr.contains("which was parked in ");
+                let late = r.stderr.contains("before the runtime showed finalization");
+                rows[*py].window_late += late as u32;
+                tally.case(&window_case_name(&pys[*py], *seed), held && named,
+                    &format!("held={held} {} stderr: {}", r.outcome, stderr_tail(r, 4)));
+            }
             Job::Regr { py, preload } => {
                 let summary = regr_summary(&r.stdout);
                 rows[*py].regr[*preload as usize] = Some((format!("{}", r.outcome.kind()), summary));
@@ -335,7 +426,7 @@ fn main() {
         "park (default)", "abort", "hang", "exit (legacy)", "stop-first", "linked ahead", "ctypes+preload", "ctypes raw");
     println!("{:26} | {:^13} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", "",
         "ok/deadlock/bad", "ok/SIGABRT/bad", "ok/deadlock/bad", "ok/dl/van/cr/fl", "clean/bad", "ok/SIGABRT/bad", "ok/named/bad/SEGV*", "ok/dl/van/crash/fl");
-    for (i, p) in pys.iter().enumerate() {
+    for (i, p) in pys.iter().enumerate().take(n_found) {
         let r = &rows[i];
         let j = |v: &[u32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/");
         println!("{:26} | {:^13} | {:^13} | {:^13} | {:^15} | {:^10} | {:^13} | {:^13} | {:^19}", p.name,
@@ -353,6 +444,10 @@ fn main() {
     for (i, p) in pys.iter().enumerate() {
         if !rows[i].wd_raw.is_empty() {
             println!("  {:26} park_watchdog raw (recorded, not asserted): {}", p.name, rows[i].wd_raw.join(" "));
+        }
+        if !rows[i].window_raw.is_empty() || rows[i].window_late > 0 {
+            println!("  {:26} finalization window: raw {} (recorded, not asserted); hang seen before the runtime's flag in {} gilgate run(s)",
+                p.name, rows[i].window_raw.join(" "), rows[i].window_late);
         }
     }
     println!("(* SEGV: case (c) on 3.14+ (and the Py_DEBUG 3.13; at most one per cell on an older static python), a statically linked python whose own exports gilgate never sees:");
@@ -416,6 +511,30 @@ fn seed_case_name(p: &Python, job: &Job) -> String {
     let Job::Seed { mode, policy, stop_first, ahead, seed, .. } = job else { unreachable!() };
     format!("{} {} seed {mode} policy={policy} seed={seed}{}", p.name,
         if *ahead { "linked-ahead" } else { "LD_PRELOAD" }, if *stop_first { " stop-first" } else { "" })
+}
+
+fn pause_case_name(p: &Python) -> String {
+    format!("{} signal.pause woken, daemon left in it, under LD_PRELOAD", p.name)
+}
+
+fn window_case_name(p: &Python, seed: u64) -> String {
+    format!("{} ctypes thread in the finalization window under LD_PRELOAD seed={seed}", p.name)
+}
+
+/// The instruction after `_Py_Finalize`'s call of `_PyInterpreterState_SetFinalizing` in the
+/// python executable (non-PIE, so a fixed address): read from a build with symbols.
+fn window_site(p: &Python) -> Result<String, String> {
+    let o = Command::new(binutil("objdump")).args(["-d", "--no-show-raw-insn", "--disassemble=_Py_Finalize"]).arg(&p.exe)
+        .output().map_err(|e| format!("objdump: {e}"))?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines().skip_while(|l| !l.contains("call") || !l.contains("<_PyInterpreterState_SetFinalizing>"));
+    lines.next().ok_or("no call of _PyInterpreterState_SetFinalizing in _Py_Finalize (stripped or inlined)")?;
+    let next = lines.next().ok_or("no instruction after the call")?;
+    let addr = next.trim().split(':').next().unwrap_or("").trim();
+    if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("unexpected objdump line: {next}"));
+    }
+    Ok(addr.to_string())
 }
 
 fn ctypes_case_name(p: &Python, seed: u64) -> String {
@@ -482,6 +601,36 @@ fn run_job(pys_r: &[Python], lib_r: &std::path::Path, cb_r: &Option<PathBuf>, jo
                 c.env("LD_PRELOAD", lib_r);
             }
             run(c, Duration::from_secs(20))
+        }
+        Job::Pause { py, preload } => {
+            let p = &pys_r[*py];
+            let mut c = Command::new(&p.python_cmd[0]);
+            c.args(&p.python_cmd[1..]).arg(repo_root().join("c_tests/pause_host.py"));
+            for (k, v) in &p.env {
+                c.env(k, v);
+            }
+            if *preload {
+                c.env("LD_PRELOAD", lib_r);
+            }
+            run(c, Duration::from_secs(20))
+        }
+        Job::Window { py, site, hold, preload, seed } => {
+            let p = &pys_r[*py];
+            let go = out_dir().join(format!("window-go-{}-{}-{}-{}", std::process::id(), py, *preload as u8, seed));
+            let _ = std::fs::remove_file(&go);
+            let mut c = Command::new(hold);
+            c.args([site.as_str(), go.to_str().unwrap_or_default(), "1000", "--"]).args(&p.run_prefix).arg(&p.exe)
+                .arg(repo_root().join("c_tests/ctypes_host.py")).arg(cb_r.as_ref().unwrap()).args(["1", "on-go"]).arg(&go);
+            for (k, v) in &p.env {
+                c.env(k, v);
+            }
+            c.env("GILGATE_VERBOSE", "1").env_remove("GILGATE_ON_FINALIZE");
+            if *preload {
+                c.env("LD_PRELOAD", lib_r);
+            }
+            let r = run(c, Duration::from_secs(if *preload { 30 } else { 8 }));
+            let _ = std::fs::remove_file(&go);
+            r
         }
         Job::Regr { py, preload } => {
             let tests: Vec<String> = REGRTESTS.iter().map(|t| t.to_string()).collect();

@@ -64,7 +64,11 @@ extern "C-unwind" fn pthread_exit_impl(retval: *mut c_void, ra: usize, _sp: usiz
     unsafe { gg_kill_hook(KILL_PTHREAD_EXIT) };
     // The panic boundary covers gilgate's own work only: the real pthread_exit below must run
     // outside any catch (its forced unwind must not meet one). A panic means "not ours".
-    ffi_boundary!(match finalization_kill(ra, true) {
+    let mut hit = ffi_boundary!(finalization_kill(ra, true));
+    if matches!(hit, Hit::No) && ffi_boundary!(may_kill_unseen(ra)) {
+        hit = ffi_boundary!(await_finalization(ra));
+    }
+    ffi_boundary!(match hit {
         Hit::Host => crate::policy::apply("PyThread_exit_thread", "CPython is killing a host thread (finalizing)"),
         Hit::CPython => {
             let _ = crate::policy::cpython_thread("PyThread_exit_thread");
@@ -134,7 +138,14 @@ pub unsafe extern "C" fn pause() -> c_int {
 extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     // SAFETY: as in pthread_exit_impl.
     unsafe { gg_kill_hook(KILL_PAUSE) };
-    let hit = ffi_boundary!(finalization_kill(ra, false));
+    let mut hit = ffi_boundary!(finalization_kill(ra, false));
+    if matches!(hit, Hit::No) && ffi_boundary!(may_hang_unseen(ra)) {
+        match ffi_boundary!(watch(ra)) {
+            Watch::Signal => return -1, // errno is EINTR, as pause() leaves it
+            Watch::Finalizing(h) => hit = h,
+            Watch::Failed => {}
+        }
+    }
     if !matches!(hit, Hit::No) {
         crate::park::cpython_parks();
     }
@@ -153,4 +164,99 @@ extern "C-unwind" fn pause_impl(ra: usize, _sp: usize) -> c_int {
     let f: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(p) };
     // SAFETY: the caller's own pause call.
     unsafe { f() }
+}
+
+/// CPython calls `pause()` from its own code with the runtime flags still saying alive:
+/// `signal.pause()`, or a hang (3.14+, and builds that backported it, e.g. Debian's 3.13.18)
+/// whose cause the runtime flags do not show yet: `_PyThreadState_MustExit` reading the
+/// interpreter's finalizing state, set a few instructions before the runtime's (3.12-3.14.0);
+/// 3.15's `PyGILState_Ensure` hanging a thread without a thread state once the main interpreter
+/// refuses new guards, also just before the runtime's flag. Only under `park` and `hang`, whose
+/// answer is a wait too: under `abort` and `exit` such a thread keeps libc's `pause()`, as
+/// without gilgate.
+fn may_hang_unseen(ra: usize) -> bool {
+    crate::origin::in_cpython(ra)
+        && crate::cpython::api_if_resolved().is_some()
+        && matches!(crate::policy::current(), crate::policy::GILGATE_POLICY_PARK | crate::policy::GILGATE_POLICY_HANG)
+}
+
+enum Watch {
+    /// A signal handler ran: `pause()` returns -1 with `EINTR`.
+    Signal,
+    /// The runtime now shows finalization: the thread is treated as if it had shown at once.
+    Finalizing(Hit),
+    /// The timed wait itself failed: fall back to libc's `pause()`.
+    Failed,
+}
+
+impl crate::OnPanic for Watch {
+    fn on_panic() -> Self {
+        Watch::Failed
+    }
+}
+
+/// Wait as `pause()` does (until a signal handler runs), but in timed slices, re-checking the
+/// runtime after each: once it shows finalization, the thread is one CPython hung (or one that
+/// `signal.pause()` would leave waiting forever now: raw CPython hangs or ends it at its next
+/// attach), and it is parked like any other. A slice starts at 10 ms (the windows above are a
+/// few instructions long) and doubles up to 1 s (a `signal.pause()` in a long-running program
+/// wakes once a second, to no one's notice).
+fn watch(ra: usize) -> Watch {
+    let mut ms: i64 = 10;
+    loop {
+        let ts = libc::timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 };
+        // SAFETY: ppoll with no descriptors, a valid timeout and no signal mask change: a
+        // sleep that, like pause(), ends early with EINTR when a signal handler runs.
+        let r = unsafe { libc::ppoll(std::ptr::null_mut(), 0, &ts, std::ptr::null()) };
+        if r < 0 {
+            // SAFETY: reads this thread's errno.
+            return if unsafe { *libc::__errno_location() } == libc::EINTR { Watch::Signal } else { Watch::Failed };
+        }
+        let hit = finalization_kill(ra, false);
+        if !matches!(hit, Hit::No) {
+            if crate::config::get().verbose {
+                let depth = crate::gate::my_slot_if_any().map_or(0, |s| s.depth.load(Relaxed) as u64);
+                crate::log::Line::new().s("thread ").u(crate::log::tid())
+                    .s(" waited in CPython's pause() before the runtime showed finalization (a hang CPython decided first; region depth ")
+                    .u(depth).s(")").emit();
+            }
+            return Watch::Finalizing(hit);
+        }
+        ms = (ms * 2).min(1000);
+    }
+}
+
+/// CPython 3.12 and 3.13 end a host thread with `pthread_exit` once the *interpreter* shows
+/// finalization (`_PyThreadState_MustExit` falls back to it), a few instructions before the
+/// runtime's flag is set. A host thread never reaches CPython's `pthread_exit` otherwise (its
+/// threads end by returning, not through `PyThread_exit_thread`), short of calling that function
+/// itself.
+fn may_kill_unseen(ra: usize) -> bool {
+    crate::origin::in_cpython(ra)
+        && crate::origin::thread_kind() == crate::origin::HOST
+        && crate::cpython::api_if_resolved().map_or(false, |a| (3, 12) <= a.version && a.version < (3, 14))
+}
+
+/// Wait (at most 1 s, in slices from 1 ms) for the runtime to show the finalization CPython
+/// already acted on; the kill is then treated as if it had shown at once. If it never shows, the
+/// thread called `PyThread_exit_thread` itself: it gets libc's `pthread_exit`, late.
+fn await_finalization(ra: usize) -> Hit {
+    let mut waited: i64 = 0;
+    let mut ms: i64 = 1;
+    while waited < 1000 {
+        let ts = libc::timespec { tv_sec: 0, tv_nsec: ms * 1_000_000 };
+        // SAFETY: a plain sleep with a valid timespec; an early return (signal) only re-checks sooner.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+        waited += ms;
+        let hit = finalization_kill(ra, true);
+        if !matches!(hit, Hit::No) {
+            if crate::config::get().verbose {
+                crate::log::Line::new().s("thread ").u(crate::log::tid())
+                    .s(" reached CPython's pthread_exit before the runtime showed finalization (a kill CPython decided first)").emit();
+            }
+            return hit;
+        }
+        ms = (ms * 2).min(100);
+    }
+    Hit::No
 }
