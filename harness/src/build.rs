@@ -238,28 +238,20 @@ pub fn compile_as(py: &Python, src: &str, lang: Lang, link: Link) -> Result<Path
 
 /// Build `c_tests/<src>` as a plain shared library (no Python, no gilgate).
 pub fn compile_shared(src: &str, name: &str) -> Result<PathBuf, String> {
-    let dir = out_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let out = dir.join(name);
-    let o = Command::new(cc(false))
-        .args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])
-        .arg(repo_root().join("c_tests").join(src))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !o.status.success() {
-        return Err(String::from_utf8_lossy(&o.stderr).into());
-    }
-    Ok(out)
+    compile_plain(src, name, &["-shared", "-fPIC", "-pthread"])
 }
 
 /// A helper program from c_tests/ (no Python, no gilgate), for this machine.
 pub fn compile_exe(src: &str, name: &str) -> Result<PathBuf, String> {
+    compile_plain(src, name, &[])
+}
+
+fn compile_plain(src: &str, name: &str, kind: &[&str]) -> Result<PathBuf, String> {
     let dir = out_dir();
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let out = dir.join(name);
     let o = Command::new(cc(false))
+        .args(kind)
         .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror"])
         .arg(repo_root().join("c_tests").join(src))
         .arg("-o")

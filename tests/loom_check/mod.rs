@@ -23,3 +23,12 @@ pub fn assert_gate(results: &[(bool, bool)], drained: bool, seen: &[u32]) {
         );
     }
 }
+
+/// Not vacuous: every number of proceeding entries, 0 to `entries`, occurs with both drain verdicts.
+pub fn assert_every_outcome(outcomes: &std::collections::BTreeSet<(usize, bool)>, entries: usize) {
+    for n in 0..=entries {
+        for drained in [false, true] {
+            assert!(outcomes.contains(&(n, drained)), "{outcomes:?}");
+        }
+    }
+}
